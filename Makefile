@@ -1,0 +1,41 @@
+# The two commands: `make run` and `make test`. Everything installs into .venv.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PORT
+
+.PHONY: run test install lint schema bench-ingest bench-query clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -U pip
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+## Serve the API on 127.0.0.1:$(PORT). Embedded (SQLite, in-process tasks) unless DATABASE_URL
+## and REDIS_URL are set, in which case web, worker and beat start (and stop) together.
+run: install
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/python manage.py migrate --noinput
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} bin/serve
+
+## The whole suite. Uses DATABASE_URL/REDIS_URL when set (CI sets both), SQLite otherwise.
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+
+schema: install
+	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+bench-ingest: install
+	$(BIN)/python bench/ingest.py
+
+bench-query: install
+	$(BIN)/python bench/query.py
+
+clean:
+	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache

@@ -1,0 +1,18 @@
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cskpi.settings")
+
+app = Celery("cskpi")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# Periodic work lives here, in code. Each entry expires so a backlog of beats never piles up.
+app.conf.beat_schedule = {
+    "metrics-sweep-dirty-buckets": {
+        "task": "metrics.tasks.sweep_dirty_buckets",
+        "schedule": float(os.environ.get("CSKPI_SWEEP_SECONDS", "10")),
+        "options": {"expires": 30},
+    },
+}

@@ -1,0 +1,148 @@
+"""One error shape for every 4xx/5xx: {"code", "detail", "errors": [{index?, field?, code, message}]}."""
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+
+
+class InvalidInput(exceptions.APIException):
+    """A 400 carrying already-flattened errors (used by the batch validators)."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid"
+
+    def __init__(self, detail: str, errors: list[dict]):
+        super().__init__(detail=detail, code=self.default_code)
+        self.errors = errors
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+    default_detail = "The request body is too large."
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+    default_detail = "The request conflicts with stored data."
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "service_unavailable"
+    default_detail = "A backing service is unavailable; retry later."
+
+
+def error_body(code: str, detail: str, errors: list[dict] | None = None) -> dict:
+    return {"code": code, "detail": detail, "errors": errors or []}
+
+
+def flatten_validation_detail(detail, *, batch: bool = False) -> list[dict]:
+    """Turn DRF's nested ValidationError detail into a flat list of {index?, field?, code, message}."""
+    out: list[dict] = []
+
+    def walk(node, path: list):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, path + [key])
+        elif isinstance(node, list):
+            if node and all(isinstance(x, exceptions.ErrorDetail | str) for x in node):
+                for item in node:
+                    emit(item, path)
+            else:
+                for i, item in enumerate(node):
+                    if item:
+                        walk(item, path + [i])
+        else:
+            emit(node, path)
+
+    def emit(item, path: list):
+        entry: dict = {}
+        rest = list(path)
+        if batch and rest and isinstance(rest[0], int):
+            entry["index"] = rest.pop(0)
+        rest = [str(p) for p in rest if p != "non_field_errors"]
+        entry["field"] = ".".join(rest) if rest else None
+        entry["code"] = getattr(item, "code", None) or "invalid"
+        entry["message"] = str(item)
+        out.append(entry)
+
+    walk(detail, [])
+    return out
+
+
+def exception_handler(exc, context):
+    headers = {}
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+    elif isinstance(exc, OperationalError | InterfaceError):
+        # Connection lost, statement timeout, database restarting: transient, never a 500.
+        logger.warning("database unavailable: %s", exc)
+        exc = ServiceUnavailable("The database is unavailable or the query took too long; retry later.")
+    elif isinstance(exc, DatabaseError):
+        logger.exception("database error")
+        exc = ServiceUnavailable("The database refused the operation; retry later.")
+
+    if not isinstance(exc, exceptions.APIException):
+        return None  # a real bug: Django's 500 handler answers (JSON, see server_error)
+
+    if isinstance(exc, InvalidInput):
+        body = error_body(exc.default_code, str(exc.detail), exc.errors)
+    elif isinstance(exc, exceptions.ValidationError):
+        view = context.get("view")
+        batch = bool(getattr(view, "batch_errors", False))
+        errors = flatten_validation_detail(exc.detail, batch=batch)
+        body = error_body("invalid", _summary(errors), errors)
+    else:
+        code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
+        body = error_body(code, str(exc.detail))
+
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait))
+    if exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return Response(body, status=exc.status_code, headers=headers)
+
+
+def _summary(errors: list[dict]) -> str:
+    if not errors:
+        return "Invalid input."
+    first = errors[0]
+    where = first.get("field") or "input"
+    if "index" in first:
+        where = f"item {first['index']}" + (f" field {first['field']}" if first.get("field") else "")
+    more = f" ({len(errors) - 1} more errors)" if len(errors) > 1 else ""
+    return f"{where}: {first['message']}{more}"
+
+
+# Django-level handlers (URLs outside DRF views, errors before a view runs).
+def bad_request(request, exception=None):
+    return JsonResponse(error_body("bad_request", "Bad request."), status=400)
+
+
+def permission_denied(request, exception=None):
+    return JsonResponse(error_body("permission_denied", "Permission denied."), status=403)
+
+
+def page_not_found(request, exception=None):
+    return JsonResponse(error_body("not_found", f"No endpoint at {request.path}."), status=404)
+
+
+def server_error(request):
+    return JsonResponse(error_body("server_error", "Internal error; it has been logged."), status=500)

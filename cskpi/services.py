@@ -1,0 +1,73 @@
+import hashlib
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from cskpi.choices import Role
+from cskpi.models import ApiToken, Department, Grant
+
+TOKEN_PREFIX = "csk_"
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_issue(*, user, name: str = "") -> str:
+    """Create a token for `user` and return it; only its digest is kept."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    ApiToken.objects.create(user=user, name=name, prefix=token[:10], digest=token_digest(token))
+    return token
+
+
+@transaction.atomic
+def department_upsert(*, slug: str, name: str | None = None, timezone: str | None = None) -> Department:
+    """Create the department, or update the name/timezone given; idempotent."""
+    department, created = Department.objects.get_or_create(
+        slug=slug, defaults={"name": name or slug, **({"timezone": timezone} if timezone else {})}
+    )
+    if created:
+        department.full_clean()
+        return department
+    changed = []
+    if name is not None and department.name != name:
+        department.name = name
+        changed.append("name")
+    if timezone is not None and department.timezone != timezone:
+        department.timezone = timezone
+        changed.append("timezone")
+    if changed:
+        department.full_clean()
+        department.save(update_fields=changed)
+        if "timezone" in changed:
+            _department_timezone_changed(department)
+    return department
+
+
+def _department_timezone_changed(department: Department) -> None:
+    # Day buckets are cut in the department's zone: they must be rebuilt in the new one.
+    from metrics.services import department_buckets_invalidate
+
+    department_buckets_invalidate(department_id=department.id)
+
+
+@transaction.atomic
+def user_grants_upsert(
+    *, username: str, staff: bool = False, grants: list[tuple[str, str]] = (), agent: str = ""
+):
+    """Create or update a user with the given (department slug, role) grants, added to any held."""
+    User = get_user_model()
+    user, _ = User.objects.get_or_create(username=username)
+    if staff and not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    for slug, role in grants:
+        department = Department.objects.get(slug=slug)
+        if role == Role.AGENT and not agent:
+            raise ValueError(f"the agent grant on {slug} needs --agent AGENT_ID")
+        Grant.objects.update_or_create(
+            user=user, department=department, role=role,
+            defaults={"agent": agent if role == Role.AGENT else ""},
+        )
+    return user

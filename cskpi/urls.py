@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from cskpi.apis import DepartmentListCreateApi, HealthApi
+
+api_v1 = [
+    path("health", HealthApi.as_view(), name="health"),
+    path("departments", DepartmentListCreateApi.as_view(), name="departments"),
+    path("", include("ingestion.urls")),
+    path("", include("metrics.urls")),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "cskpi.errors.bad_request"
+handler403 = "cskpi.errors.permission_denied"
+handler404 = "cskpi.errors.page_not_found"
+handler500 = "cskpi.errors.server_error"

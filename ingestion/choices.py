@@ -1,0 +1,50 @@
+from django.db import models
+
+
+class RecordType(models.TextChoices):
+    INTERACTION = "interaction", "Interaction"
+    SURVEY = "survey", "Survey response"
+    CASHOUT = "cashout", "Cashout"
+
+
+class InteractionStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    PENDING = "pending", "Pending"
+    RESOLVED = "resolved", "Resolved"
+    ABANDONED = "abandoned", "Abandoned"
+    MISSED = "missed", "Missed"
+
+
+class SurveyKind(models.TextChoices):
+    CSAT = "csat", "CSAT (1-5)"
+    NPS = "nps", "NPS (0-10)"
+    CES = "ces", "Customer effort (1-7)"
+    QA = "qa", "Quality review (0-100)"
+
+
+# (lowest, highest, whole numbers only)
+SURVEY_SCALES: dict[str, tuple[int, int, bool]] = {
+    SurveyKind.CSAT: (1, 5, True),
+    SurveyKind.NPS: (0, 10, True),
+    SurveyKind.CES: (1, 7, True),
+    SurveyKind.QA: (0, 100, False),
+}
+
+
+class CashoutStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROCESSING = "processing", "Processing"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class UpsertResult(models.TextChoices):
+    CREATED = "created", "Created"
+    UPDATED = "updated", "Updated"
+    UNCHANGED = "unchanged", "Unchanged"
+    STALE = "stale", "Stale (older than the stored version; ignored)"
+
+
+# Channels need no registration; these are the common ones, shown in the API docs.
+KNOWN_CHANNELS = ("phone", "email", "chat", "facebook", "zalo", "web", "sms", "app")
+DEFAULT_SOURCE = "api"

@@ -1,0 +1,84 @@
+"""Raw records as the platforms sent them, one row per (source, external_id) per record type.
+
+Durations (`*_seconds`) derived from the timestamps are stored beside them so aggregation is a plain
+SUM on every database; they are written by the upsert service from the same payload.
+"""
+
+from django.db import models
+
+from cskpi.models import Department
+from ingestion.choices import CashoutStatus, InteractionStatus, SurveyKind
+
+
+class RecordBase(models.Model):
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="+")
+    source = models.CharField(max_length=64)
+    external_id = models.CharField(max_length=128)
+    updated_at = models.DateTimeField(null=True, blank=True, help_text="The sender's modification time.")
+    content_hash = models.CharField(max_length=32, help_text="Digest of the content, updated_at excluded.")
+    received_at = models.DateTimeField(help_text="When this version was stored.")
+
+    class Meta:
+        abstract = True
+
+
+class Interaction(RecordBase):
+    channel = models.CharField(max_length=32)
+    agent = models.CharField(max_length=128, null=True, blank=True)
+    customer = models.CharField(max_length=128, null=True, blank=True)
+    customer_region = models.CharField(max_length=128, null=True, blank=True)
+    topic = models.CharField(max_length=128, null=True, blank=True)
+    parent_external_id = models.CharField(max_length=128, null=True, blank=True)
+    created_at = models.DateTimeField()
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=InteractionStatus.choices)
+    wait_seconds = models.FloatField(null=True, blank=True)
+    handle_seconds = models.FloatField(null=True, blank=True)
+    contact_count = models.PositiveIntegerField(default=1)
+    self_service = models.BooleanField(default=False)
+    first_response_seconds = models.FloatField(null=True, blank=True)
+    resolution_seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "external_id"], name="interaction_key")]
+        indexes = [
+            models.Index(fields=["department", "created_at"], name="interaction_dept_time"),
+            models.Index(fields=["department", "agent", "created_at"], name="interaction_dept_agent_time"),
+        ]
+
+
+class SurveyResponse(RecordBase):
+    kind = models.CharField(max_length=8, choices=SurveyKind.choices)
+    score = models.FloatField()
+    submitted_at = models.DateTimeField()
+    interaction_external_id = models.CharField(max_length=128, null=True, blank=True)
+    agent = models.CharField(max_length=128, null=True, blank=True)
+    customer = models.CharField(max_length=128, null=True, blank=True)
+    channel = models.CharField(max_length=32, null=True, blank=True)
+    comment = models.TextField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "external_id"], name="survey_key")]
+        indexes = [
+            models.Index(fields=["department", "submitted_at"], name="survey_dept_time"),
+            models.Index(fields=["department", "agent", "submitted_at"], name="survey_dept_agent_time"),
+        ]
+
+
+class Cashout(RecordBase):
+    customer = models.CharField(max_length=128, null=True, blank=True)
+    amount = models.DecimalField(max_digits=24, decimal_places=6)
+    currency = models.CharField(max_length=3)
+    channel = models.CharField(max_length=32, null=True, blank=True)
+    requested_at = models.DateTimeField()
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=CashoutStatus.choices)
+    failure_reason = models.CharField(max_length=255, null=True, blank=True)
+    processing_seconds = models.FloatField(null=True, blank=True)
+    response_seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "external_id"], name="cashout_key")]
+        indexes = [models.Index(fields=["department", "requested_at"], name="cashout_dept_time")]

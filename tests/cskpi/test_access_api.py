@@ -1,0 +1,111 @@
+"""Authentication, department scoping and the error shape."""
+
+import pytest
+
+from cskpi.models import ApiToken
+
+pytestmark = pytest.mark.django_db
+
+
+def assert_error_shape(body: dict, code: str) -> None:
+    assert set(body) == {"code", "detail", "errors"}
+    assert body["code"] == code
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert isinstance(body["errors"], list)
+
+
+def test_unauthenticated_is_401_with_bearer_challenge(anon_client, department):
+    response = anon_client.get("/api/v1/departments")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert_error_shape(response.json(), "not_authenticated")
+
+
+def test_unknown_token_is_401(anon_client, department):
+    anon_client.credentials(HTTP_AUTHORIZATION="Bearer csk_not-a-real-token")
+    response = anon_client.get("/api/v1/departments")
+    assert response.status_code == 401
+    assert_error_shape(response.json(), "authentication_failed")
+
+
+def test_token_scheme_other_than_bearer_is_not_accepted(make_client, department):
+    client = make_client(grants=[(department.slug, "manager")])
+    token = client._credentials["HTTP_AUTHORIZATION"].split()[1]
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert client.get("/api/v1/departments").status_code == 401
+    client.credentials(HTTP_AUTHORIZATION=f"bearer {token}")
+    assert client.get("/api/v1/departments").status_code == 200
+
+
+def test_revoked_token_is_401(make_client, department):
+    client = make_client(grants=[(department.slug, "manager")])
+    assert client.get("/api/v1/departments").status_code == 200
+    ApiToken.objects.filter(user=client.user).update(revoked_at="2026-01-01T00:00:00Z")
+    assert client.get("/api/v1/departments").status_code == 401
+
+
+def test_only_the_digest_of_a_token_is_stored(make_client, department):
+    client = make_client(grants=[(department.slug, "viewer")])
+    token = client._credentials["HTTP_AUTHORIZATION"].split()[1]
+    row = ApiToken.objects.get(user=client.user)
+    assert token not in (row.digest, row.prefix) and len(row.digest) == 64
+
+
+def test_department_list_is_scoped_to_grants(make_client, department, other_department):
+    client = make_client(grants=[(department.slug, "viewer")])
+    body = client.get("/api/v1/departments").json()
+    assert [d["slug"] for d in body] == [department.slug]
+    assert body[0]["roles"] == ["viewer"]
+    assert body[0]["timezone"] == "Asia/Ho_Chi_Minh"
+
+
+def test_department_list_for_staff_is_everything(staff_client, department, other_department):
+    body = staff_client.get("/api/v1/departments").json()
+    assert sorted(d["slug"] for d in body) == sorted([department.slug, other_department.slug])
+
+
+def test_roles_of_one_department_combine(make_client, department):
+    client = make_client(grants=[(department.slug, "ingest"), (department.slug, "agent")], agent="a-1")
+    assert client.get("/api/v1/departments").json()[0]["roles"] == ["ingest", "agent"]
+
+
+def test_create_department_is_staff_only(make_client, staff_client, department):
+    manager = make_client(grants=[(department.slug, "manager")])
+    response = manager.post("/api/v1/departments", {"slug": "new", "name": "New"}, format="json")
+    assert response.status_code == 403
+    assert_error_shape(response.json(), "permission_denied")
+
+    response = staff_client.post(
+        "/api/v1/departments", {"slug": "new", "name": "New", "timezone": "Asia/Kolkata"}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    assert response.json() == {"slug": "new", "name": "New", "timezone": "Asia/Kolkata", "roles": ["staff"]}
+
+
+def test_create_department_errors_name_the_field(staff_client, department):
+    response = staff_client.post(
+        "/api/v1/departments", {"slug": department.slug, "name": "x", "timezone": "Mars/Olympus"}, format="json"
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert_error_shape(body, "invalid")
+    by_field = {e["field"]: e["code"] for e in body["errors"]}
+    assert by_field == {"slug": "unique", "timezone": "invalid_timezone"}
+
+
+def test_malformed_json_is_400_parse_error(staff_client):
+    response = staff_client.generic("POST", "/api/v1/departments", "{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert_error_shape(response.json(), "parse_error")
+
+
+def test_unknown_url_is_json_404(staff_client):
+    response = staff_client.get("/api/v1/nope")
+    assert response.status_code == 404
+    assert_error_shape(response.json(), "not_found")
+
+
+def test_wrong_method_is_405_in_the_error_shape(staff_client):
+    response = staff_client.delete("/api/v1/departments")
+    assert response.status_code == 405
+    assert_error_shape(response.json(), "method_not_allowed")
