@@ -9,7 +9,7 @@ from cskpi.errors import exceptions
 from cskpi.schema import HealthSerializer, error_response, standard_errors
 from cskpi.selectors import department_list, health_get
 from cskpi.serializers import DepartmentInputSerializer, DepartmentOutputSerializer
-from cskpi.services import department_upsert
+from cskpi.services import department_create
 
 
 class HealthApi(APIView):
@@ -49,6 +49,9 @@ class DepartmentListCreateApi(APIView):
             **standard_errors(),
             403: error_response("Only staff may create departments.", "permission_denied",
                                 "Only staff may create departments."),
+            409: error_response("A department with this slug exists.", "conflict",
+                                "A department with this slug exists.",
+                                [{"field": "slug", "code": "unique", "message": "A department with this slug exists."}]),
         },
         examples=[OpenApiExample("create", value={"slug": "cskh-hn", "name": "CSKH Hà Nội",
                                                   "timezone": "Asia/Ho_Chi_Minh"}, request_only=True)],
@@ -59,7 +62,7 @@ class DepartmentListCreateApi(APIView):
             raise exceptions.PermissionDenied("Only staff may create departments.")
         serializer = DepartmentInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        department = department_upsert(**serializer.validated_data)
+        department = department_create(**serializer.validated_data)
         request._cskpi_access = None  # the new department is visible to staff at once
         access = request_access(request)
         return Response(DepartmentOutputSerializer(department, context={"access": access}).data, status=201)

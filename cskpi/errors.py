@@ -14,30 +14,36 @@ logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
 
 
-class InvalidInput(exceptions.APIException):
+class ApiError(exceptions.APIException):
+    """An API error that may carry already-flattened per-field / per-item errors."""
+
+    def __init__(self, detail: str | None = None, errors: list[dict] | None = None, code: str | None = None):
+        super().__init__(detail=detail, code=code or self.default_code)
+        self.code = code or self.default_code
+        self.errors = errors or []
+
+
+class InvalidInput(ApiError):
     """A 400 carrying already-flattened errors (used by the batch validators)."""
 
     status_code = status.HTTP_400_BAD_REQUEST
     default_code = "invalid"
-
-    def __init__(self, detail: str, errors: list[dict]):
-        super().__init__(detail=detail, code=self.default_code)
-        self.errors = errors
+    default_detail = "Invalid input."
 
 
-class PayloadTooLarge(exceptions.APIException):
+class PayloadTooLarge(ApiError):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "payload_too_large"
     default_detail = "The request body is too large."
 
 
-class Conflict(exceptions.APIException):
+class Conflict(ApiError):
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
     default_detail = "The request conflicts with stored data."
 
 
-class ServiceUnavailable(exceptions.APIException):
+class ServiceUnavailable(ApiError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "service_unavailable"
     default_detail = "A backing service is unavailable; retry later."
@@ -100,8 +106,8 @@ def exception_handler(exc, context):
     if not isinstance(exc, exceptions.APIException):
         return None  # a real bug: Django's 500 handler answers (JSON, see server_error)
 
-    if isinstance(exc, InvalidInput):
-        body = error_body(exc.default_code, str(exc.detail), exc.errors)
+    if isinstance(exc, ApiError):
+        body = error_body(exc.code, str(exc.detail), exc.errors)
     elif isinstance(exc, exceptions.ValidationError):
         view = context.get("view")
         batch = bool(getattr(view, "batch_errors", False))

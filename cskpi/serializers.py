@@ -1,24 +1,20 @@
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from cskpi.choices import ReadLevel
-from cskpi.models import Department
-from cskpi.validators import zone_get
+from cskpi.validators import zone_names
 
 
 class DepartmentInputSerializer(serializers.Serializer):
     slug = serializers.SlugField(max_length=64)
-    name = serializers.CharField(max_length=200)
-    timezone = serializers.CharField(max_length=64, required=False, help_text="IANA zone, e.g. Asia/Ho_Chi_Minh.")
+    name = serializers.CharField(
+        max_length=200, trim_whitespace=False, validators=[RegexValidator(r"\S", message="Must not be blank.")]
+    )
+    timezone = serializers.ChoiceField(
+        choices=sorted(zone_names()), required=False, help_text="IANA zone, e.g. Asia/Ho_Chi_Minh.",
+        error_messages={"invalid_choice": "'{input}' is not an IANA time zone."},
+    )
 
-    def validate_slug(self, value):
-        if Department.objects.filter(slug=value).exists():
-            raise serializers.ValidationError("A department with this slug exists.", code="unique")
-        return value
-
-    def validate_timezone(self, value):
-        if zone_get(value) is None:
-            raise serializers.ValidationError(f"'{value}' is not an IANA time zone.", code="invalid_timezone")
-        return value
 
 
 READ_LEVEL_ROLE = {ReadLevel.AGENT: "agent", ReadLevel.DEPARTMENT: "viewer", ReadLevel.FULL: "manager"}

@@ -21,6 +21,22 @@ def token_issue(*, user, name: str = "") -> str:
     return token
 
 
+def department_create(*, slug: str, name: str, timezone: str | None = None) -> Department:
+    """Create a department; 409 if the slug is taken (a race included)."""
+    from django.db import IntegrityError
+
+    from cskpi.errors import Conflict
+
+    error = [{"field": "slug", "code": "unique", "message": "A department with this slug exists."}]
+    if Department.objects.filter(slug=slug).exists():
+        raise Conflict("A department with this slug exists.", errors=error)
+    try:
+        with transaction.atomic():
+            return Department.objects.create(slug=slug, name=name, **({"timezone": timezone} if timezone else {}))
+    except IntegrityError as exc:
+        raise Conflict("A department with this slug exists.", errors=error) from exc
+
+
 @transaction.atomic
 def department_upsert(*, slug: str, name: str | None = None, timezone: str | None = None) -> Department:
     """Create the department, or update the name/timezone given; idempotent."""

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 
 def zone_get(name: str) -> ZoneInfo | None:
     """The IANA zone called `name`, or None when there is no such zone."""
-    if not isinstance(name, str) or name not in _zone_names():
+    if not isinstance(name, str) or name not in zone_names():
         return None
     return ZoneInfo(name)
 
@@ -18,7 +18,7 @@ def validate_timezone(value: str) -> None:
 _ZONES: frozenset[str] | None = None
 
 
-def _zone_names() -> frozenset[str]:
+def zone_names() -> frozenset[str]:
     global _ZONES
     if _ZONES is None:
         _ZONES = frozenset(available_timezones())

@@ -84,13 +84,21 @@ def test_create_department_is_staff_only(make_client, staff_client, department):
 
 def test_create_department_errors_name_the_field(staff_client, department):
     response = staff_client.post(
-        "/api/v1/departments", {"slug": department.slug, "name": "x", "timezone": "Mars/Olympus"}, format="json"
+        "/api/v1/departments", {"slug": "bad slug", "name": "x", "timezone": "Mars/Olympus"}, format="json"
     )
     assert response.status_code == 400
     body = response.json()
     assert_error_shape(body, "invalid")
     by_field = {e["field"]: e["code"] for e in body["errors"]}
-    assert by_field == {"slug": "unique", "timezone": "invalid_timezone"}
+    assert by_field == {"slug": "invalid", "timezone": "invalid_choice"}
+
+
+def test_create_existing_department_is_409_naming_slug(staff_client, department):
+    response = staff_client.post("/api/v1/departments", {"slug": department.slug, "name": "x"}, format="json")
+    assert response.status_code == 409
+    body = response.json()
+    assert_error_shape(body, "conflict")
+    assert body["errors"] == [{"field": "slug", "code": "unique", "message": "A department with this slug exists."}]
 
 
 def test_malformed_json_is_400_parse_error(staff_client):
