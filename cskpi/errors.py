@@ -25,6 +25,16 @@ class InvalidInput(exceptions.APIException):
         self.errors = errors
 
 
+class Forbidden(exceptions.PermissionDenied):
+    """A 403 that names the batch items (or fields) it refuses."""
+
+    default_code = "permission_denied"
+
+    def __init__(self, detail: str, errors: list[dict]):
+        super().__init__(detail=detail, code=self.default_code)
+        self.errors = errors
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "payload_too_large"
@@ -100,7 +110,7 @@ def exception_handler(exc, context):
     if not isinstance(exc, exceptions.APIException):
         return None  # a real bug: Django's 500 handler answers (JSON, see server_error)
 
-    if isinstance(exc, InvalidInput):
+    if isinstance(exc, InvalidInput | Forbidden):
         body = error_body(exc.default_code, str(exc.detail), exc.errors)
     elif isinstance(exc, exceptions.ValidationError):
         view = context.get("view")
