@@ -94,14 +94,16 @@ class RecordInputSerializer(serializers.Serializer):
     spec: RecordSpec
 
     def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = set(data) - set(self.fields)
-            if unknown:
-                raise serializers.ValidationError(
-                    {name: [serializers.ErrorDetail(f"Unknown field {name!r}.", code="unknown_field")]
-                     for name in sorted(unknown)}
-                )
-        return super().to_internal_value(data)
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
+        problems = {name: [serializers.ErrorDetail(f"Unknown field {name!r}.", code="unknown_field")]
+                    for name in unknown}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({**problems, **exc.detail}) from None
+        if problems:
+            raise serializers.ValidationError(problems)
+        return value
 
     def validate(self, attrs):
         row = {f.target: attrs.get(f.name) if attrs.get(f.name) is not None else f.default for f in self.spec.fields}
