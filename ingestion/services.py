@@ -306,6 +306,7 @@ def _select_for_update(table: _Table, keys: list[tuple[str, str]]) -> dict[tuple
                 f"SELECT {columns} FROM {table.name} WHERE (source, external_id) IN "
                 f"(SELECT * FROM unnest(%b::text[], %b::text[])) ORDER BY source, external_id FOR UPDATE",
                 [[k[0] for k in keys], [k[1] for k in keys]],
+                binary=True,  # binary timestamptz results load ~10x faster than text ones
             )
             fetched = cursor.fetchall()
     else:  # SQLite: the IMMEDIATE transaction already holds the write lock
@@ -341,7 +342,7 @@ def _insert(table: _Table, rows: list[dict]) -> set[tuple[str, str]]:
     columns = table.columns
     if connection.vendor == "postgresql":
         with _pg_cursor() as cursor:
-            cursor.execute(table.pg_insert_sql, [[row.get(c) for row in rows] for c in columns])
+            cursor.execute(table.pg_insert_sql, [[row.get(c) for row in rows] for c in columns], binary=True)
             return set(cursor.fetchall())
     placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
     step = max(1, MAX_PARAMS // len(columns))
