@@ -187,7 +187,8 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
             "different content is `updated`; an `updated_at` older than the stored one is `stale` (ignored). "
             "Items of one key in a batch apply in order. The batch is atomic: one invalid item and the "
             "response is 400 listing every bad item, and nothing is written. Needs the `ingest` role (or "
-            "staff) on every department named. Agents and channels need no registration."
+            "staff) on every department named. Agents and channels need no registration. Unknown fields "
+            "are refused (`unknown_field`); timestamps need a UTC offset."
         ),
         request=batch,
         responses={200: UpsertResultSerializer, **standard_errors(), 400: _BATCH_INVALID,

@@ -234,3 +234,9 @@ def test_survey_and_cashout_marks_use_their_anchor(staff_client, department, dja
                                                                first_response_at=None,
                                                                completed_at="2026-03-02T11:20:00+07:00"))
     assert marks() == [("cashout", "cskh-hn", q(4, 15)), ("survey", "cskh-hn", q(10, 30))]
+
+
+def test_a_body_that_is_not_json_is_415(staff_client, department):
+    response = staff_client.post(URL, "external_id=1", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415
+    assert response.json()["code"] == "unsupported_media_type"
