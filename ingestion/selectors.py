@@ -122,6 +122,8 @@ def record_list(*, spec: RecordSpec, access: Access, query: RecordQuery) -> tupl
 def record_get(*, spec: RecordSpec, access: Access, source: str, external_id: str):
     """-> (record, scopes) or (None, {}) when missing or not readable (indistinguishable)."""
     model = RECORD_KINDS[spec.record_type].model
+    if "\x00" in source or "\x00" in external_id:
+        return None, {}  # no stored key holds a NUL (the validator refuses them; PostgreSQL cannot)
     has_agent = any(f.name == "agent" for f in model._meta.concrete_fields)
     scopes = access.readable()
     record = (

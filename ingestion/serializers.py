@@ -7,7 +7,7 @@ from rest_framework import serializers
 from cskpi.choices import ReadLevel
 from ingestion.choices import UpsertResult
 from ingestion.fields import RECORD_SPECS, FieldSpec, FieldType, RecordSpec
-from ingestion.validation import PG_INT_MAX, Invalid, coercer_build
+from ingestion.validation import PG_INT_MAX, Invalid, coercer_build, field_name_safe
 
 
 class _SpecFieldMixin:
@@ -95,8 +95,8 @@ class RecordInputSerializer(serializers.Serializer):
 
     def to_internal_value(self, data):
         unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
-        problems = {name: [serializers.ErrorDetail(f"Unknown field {name!r}.", code="unknown_field")]
-                    for name in unknown}
+        problems = {safe: [serializers.ErrorDetail(f"Unknown field {safe!r}.", code="unknown_field")]
+                    for safe in map(field_name_safe, unknown)}
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:

@@ -224,6 +224,16 @@ def text_value_read(spec: FieldSpec, value: str):
     return value
 
 
+def field_name_safe(name) -> str:
+    """A field name fit to echo in an error: lone surrogates (valid JSON escapes, invalid UTF-8) escaped."""
+    name = str(name)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return name
+
+
 class BatchValidator:
     """Validates a list of raw items for one record type; every item checked, every error reported."""
 
@@ -251,8 +261,9 @@ class BatchValidator:
             return None
         failed = False
         if not item.keys() <= self.allowed:
-            for name in item.keys() - self.allowed:
-                errors.append({"index": index, "field": str(name), "code": "unknown_field",
+            for name in sorted(item.keys() - self.allowed):
+                name = field_name_safe(name)
+                errors.append({"index": index, "field": name, "code": "unknown_field",
                                "message": f"Unknown field {name!r}."})
             failed = True
         row = {}

@@ -59,3 +59,13 @@ def test_random_bodies_never_500(staff_client, department, data):
 def test_random_list_parameters_never_500(staff_client, department, params):
     response = staff_client.get("/api/v1/interactions", params)
     assert response.status_code in (200, 400, 403), response.content
+
+
+@pytest.mark.parametrize("body", [
+    '{"\\ud800": 1}', '[{"external_id": "\\ud800"}]', '{"channel": "\\udfff\\u0000"}', '[[[[[[[[[[[[1]]]]]]]]]]]]',
+    "[" * 100_000, '{"a": 1e999}',
+])
+def test_escaped_oddities_never_500(staff_client, department, body):
+    response = staff_client.post("/api/v1/interactions", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    response.json()
