@@ -119,10 +119,18 @@ class _Table:
         # a query with 20,000 placeholders costs more than running it).
         fields = {f.column: f for f in model._meta.concrete_fields}
         self.pg_types = {c: fields[c].cast_db_type(connection).split("(")[0] for c in self.columns + ["id"]}
+        listed = ", ".join(self.columns)
+        staging = f"{self.name}_staging"
+        self.pg_staging_sql = (
+            f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
+            f"SELECT {listed} FROM {self.name} WITH NO DATA"
+        )
+        self.pg_copy_sql = f"COPY {staging} ({listed}) FROM STDIN (FORMAT BINARY)"
+        self.pg_copy_types = [self.pg_types[c] for c in self.columns]
         self.pg_insert_sql = (
-            f"INSERT INTO {self.name} ({', '.join(self.columns)}) SELECT * FROM unnest("
-            + ", ".join(f"%b::{self.pg_types[c]}[]" for c in self.columns)
-            + ") ON CONFLICT (source, external_id) DO NOTHING RETURNING source, external_id"
+            f"WITH staged AS (DELETE FROM {staging} RETURNING {listed}) "
+            f"INSERT INTO {self.name} ({listed}) SELECT {listed} FROM staged "
+            f"ON CONFLICT (source, external_id) DO NOTHING RETURNING source, external_id"
         )
         self.pg_update_sql = (
             f"UPDATE {self.name} AS t SET " + ", ".join(f"{c} = v.{c}" for c in self.update_columns)
@@ -341,8 +349,15 @@ def _insert(table: _Table, rows: list[dict]) -> set[tuple[str, str]]:
         return inserted
     columns = table.columns
     if connection.vendor == "postgresql":
+        # COPY (rows dumped in C) into a per-session staging table, then one INSERT that empties it.
         with _pg_cursor() as cursor:
-            cursor.execute(table.pg_insert_sql, [[row.get(c) for row in rows] for c in columns], binary=True)
+            cursor.execute(table.pg_staging_sql)
+            with cursor.copy(table.pg_copy_sql) as copy:
+                copy.set_types(table.pg_copy_types)
+                write = copy.write_row
+                for row in rows:
+                    write([row.get(c) for c in columns])
+            cursor.execute(table.pg_insert_sql, binary=True)
             return set(cursor.fetchall())
     placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
     step = max(1, MAX_PARAMS // len(columns))
