@@ -131,3 +131,19 @@ def test_detail_is_404_when_missing_or_not_readable(make_client, staff_client, r
     assert client.get("/api/v1/cashouts/bank/c-hn").json()["amount"] == "10.500000"
     viewer = make_client(grants=[("cskh-hn", "viewer")])
     assert "amount" not in viewer.get("/api/v1/cashouts/bank/c-hn").json()
+
+
+def test_new_agents_and_channels_need_no_registration(staff_client, department):
+    item = interaction_payload(external_id="new", channel="tiktok-shop", agent="agent-never-seen")
+    assert staff_client.post("/api/v1/interactions", item, format="json").json()["created"] == 1
+    body = staff_client.get("/api/v1/interactions", {"channel": "tiktok-shop", "agent": "agent-never-seen"}).json()
+    assert [(r["external_id"], r["channel"], r["agent"]) for r in body["results"]] == [
+        ("new", "tiktok-shop", "agent-never-seen")]
+
+
+def test_cashout_filters(staff_client, records):
+    staff_client.post("/api/v1/cashouts", cashout_payload("cskh-hn", external_id="c-pending", status="pending",
+                                                          completed_at=None, channel="web"), format="json")
+    assert ids(staff_client.get("/api/v1/cashouts", {"status": "pending"})) == ["c-pending"]
+    assert ids(staff_client.get("/api/v1/cashouts", {"channel": "web"})) == ["c-pending"]
+    assert staff_client.get("/api/v1/cashouts", {"agent": "a1"}).status_code == 400
