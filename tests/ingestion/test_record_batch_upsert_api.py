@@ -240,3 +240,28 @@ def test_a_body_that_is_not_json_is_415(staff_client, department):
     response = staff_client.post(URL, "external_id=1", content_type="application/x-www-form-urlencoded")
     assert response.status_code == 415
     assert response.json()["code"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize(
+    ("url", "item", "field", "code"),
+    [
+        ("interactions", interaction_payload(created_at="2026-03-02T09:00:00"), "created_at", "naive_datetime"),
+        ("interactions", interaction_payload(handle_seconds=-5), "handle_seconds", "negative_duration"),
+        ("interactions", interaction_payload(resolved_at="2026-03-02T08:00:00+07:00"), "resolved_at",
+         "before_anchor"),
+        ("interactions", interaction_payload(status="missed", resolved_at=None), "status", "status_contradiction"),
+        ("interactions", interaction_payload(sentiment="angry"), "sentiment", "unknown_field"),
+        ("surveys", survey_payload(kind="ces", score=8), "score", "out_of_scale"),
+        ("surveys", survey_payload(submitted_at="2026-03-02"), "submitted_at", "invalid_datetime"),
+        ("cashouts", cashout_payload(currency="DOLLAR"), "currency", "invalid_currency"),
+        ("cashouts", cashout_payload(amount=12.5), "amount", "invalid_amount"),
+        ("cashouts", cashout_payload(status="pending"), "status", "status_contradiction"),
+    ],
+)
+def test_each_rule_is_a_clear_400_over_http(staff_client, department, url, item, field, code):
+    response = post(staff_client, f"/api/v1/{url}", [item])
+    assert response.status_code == 400
+    body = response.json()
+    assert [(e["index"], e["field"], e["code"]) for e in body["errors"]] == [(0, field, code)]
+    assert body["detail"] == "1 of 1 items are invalid; nothing was written."
+    assert Interaction.objects.count() + SurveyResponse.objects.count() + Cashout.objects.count() == 0
