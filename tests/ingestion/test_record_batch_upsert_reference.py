@@ -1,5 +1,6 @@
-"""Random batches of random versions, duplicated and shuffled across requests: the stored rows and
-every per-item result equal a plain-Python reference that applies the rules item by item."""
+"""Random batches of random versions, duplicated and shuffled across requests: the stored rows,
+every per-item result and the dirty-bucket marks equal a plain-Python reference that applies the
+rules item by item."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -8,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingestion.models import Interaction
+from metrics.models import DirtyBucket
 
 pytestmark = pytest.mark.django_db
 
@@ -62,6 +64,11 @@ class Reference:
         return "updated"
 
 
+def bucket(held) -> tuple[str, datetime]:
+    (_, _, department, minute), _ = held
+    return department, BASE + timedelta(minutes=minute // 15 * 15)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(requests=st.lists(st.lists(versions, min_size=1, max_size=8), min_size=1, max_size=5), data=st.data())
 def test_stored_rows_equal_the_reference(staff_client, department, other_department, requests, data):
@@ -72,8 +79,16 @@ def test_stored_rows_equal_the_reference(staff_client, department, other_departm
     requests = requests + ([data.draw(st.permutations(replay))] if replay else [])
     reference = Reference()
     for batch in requests:
+        DirtyBucket.objects.all().delete()
+        before = dict(reference.rows)
         body = staff_client.post("/api/v1/interactions", [payload(v) for v in batch], format="json").json()
-        assert [i["result"] for i in body["items"]] == [reference.apply(v) for v in batch]
+        results = [reference.apply(v) for v in batch]
+        assert [i["result"] for i in body["items"]] == results
+        # Marks: the bucket a changed record left and the one it is in now, nothing else.
+        changed = {v["key"] for v, r in zip(batch, results, strict=True) if r in ("created", "updated")}
+        expected = {bucket(reference.rows[k]) for k in changed} | {bucket(before[k]) for k in changed if k in before}
+        marked = {(d.department.slug, d.quarter_start) for d in DirtyBucket.objects.select_related("department")}
+        assert marked == expected
     stored = {
         (r.source, r.external_id): (
             (r.topic, r.wait_seconds, r.department.slug, int((r.created_at - BASE).total_seconds() // 60)),
