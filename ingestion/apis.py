@@ -36,7 +36,11 @@ def batch_items_read(request) -> list:
     """The body as a list of items: one object or an array of up to CSKPI_MAX_BATCH objects."""
     # Touch request.body first: Django enforces DATA_UPLOAD_MAX_MEMORY_SIZE there (RequestDataTooBig
     # -> 413), while DRF's parser would stream the body past the limit.
-    request.body  # noqa: B018
+    if not request.body.strip():
+        # Also what a chunked request looks like under WSGI (no Content-Length: Django reads nothing).
+        raise InvalidInput("The body is empty; send a JSON object or array with a Content-Length.", [
+            {"field": None, "code": "empty_body", "message": "Expected an object or an array of objects."}
+        ])
     data = request.data
     if isinstance(data, dict):
         return [data]

@@ -121,7 +121,7 @@ def test_unknown_department_is_400_naming_it(staff_client, department):
 @pytest.mark.parametrize(
     ("body", "codes"),
     [("42", ["invalid_body"]), ('"text"', ["invalid_body"]), ("null", ["invalid_body"]),
-     ("[]", ["empty_batch"]), ("{bad json", []), ("[NaN]", [])],
+     ("[]", ["empty_batch"]), ("{bad json", []), ("[NaN]", []), ("", ["empty_body"]), ("  ", ["empty_body"])],
 )
 def test_bodies_that_are_not_objects_or_arrays_are_400(staff_client, department, body, codes):
     response = staff_client.post(URL, body, content_type="application/json")
