@@ -44,3 +44,8 @@ def test_list_and_detail_are_documented(schema):
     names = {p["name"] for p in listing["parameters"]}
     assert names == {"department", "start", "end", "cursor", "page_size", "channel", "agent", "status"}
     assert "404" in schema["paths"]["/api/v1/interactions/{source}/{external_id}"]["get"]["responses"]
+
+
+@pytest.mark.parametrize("component", ["InteractionInputRequest", "SurveyInputRequest", "CashoutInputRequest"])
+def test_record_inputs_are_closed(schema, component):
+    assert schema["components"]["schemas"][component]["additionalProperties"] is False
