@@ -76,3 +76,49 @@ def test_overlapping_concurrent_batches(db):
     # Unversioned keys: batches are atomic, so every one of them holds the same (last committed) batch.
     last = {rows[f"K{key}"].topic for key in range(KEYS // 2, KEYS)}
     assert len(last) == 1 and last.pop().endswith(f"-r{ROUNDS - 1}")
+
+
+def test_racing_for_a_key_across_departments_never_moves_another_departments_record(db):
+    """An ingest-only caller of A and staff writing the same new key into B at the same moment:
+    whoever commits first, the A caller never overwrites B's record (403) and staff may move it."""
+    DepartmentFactory(slug="cskh-hn")
+    DepartmentFactory(slug="cskh-hcm")
+    tokens = {
+        "a": token_issue(user=user_grants_upsert(username="ingest-a", grants=[("cskh-hn", "ingest")])),
+        "staff": token_issue(user=user_grants_upsert(username="root", staff=True)),
+    }
+    rounds = 25
+    barrier = threading.Barrier(2)
+    seen: dict[str, list] = {"a": [], "staff": []}
+    failures: list = []
+
+    def worker(who: str, department: str) -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens[who]}")
+        try:
+            for n in range(rounds):
+                barrier.wait(timeout=30)
+                response = client.post("/api/v1/interactions",
+                                        [interaction_payload(department, external_id=f"R{n}")], format="json")
+                body = response.json()
+                seen[who].append((response.status_code, body["items"][0]["result"] if response.status_code == 200
+                                  else [e["code"] for e in body["errors"]]))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append((who, repr(exc)))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=("a", "cskh-hn")),
+               threading.Thread(target=worker, args=("staff", "cskh-hcm"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert failures == []
+    for n in range(rounds):
+        a, staff = seen["a"][n], seen["staff"][n]
+        assert a in ((200, "created"), (403, ["record_in_other_department"]))
+        # staff always wins in the end: it creates the record, or moves A's freshly created one
+        assert staff == ((200, "updated") if a[0] == 200 else (200, "created"))
+    assert set(Interaction.objects.values_list("department__slug", flat=True)) == {"cskh-hcm"}
+    assert Interaction.objects.count() == rounds
