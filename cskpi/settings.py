@@ -142,6 +142,10 @@ SPECTACULAR_SETTINGS = {
         else ["rest_framework.permissions.IsAuthenticated"]
     ),
     "ENUM_NAME_OVERRIDES": {},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "ingestion.schema.closed_record_inputs",
+    ],
 }
 
 # --- the rest -------------------------------------------------------------------------------

@@ -1,0 +1,302 @@
+"""Ingestion benchmark: HTTP bulk upserts of interactions (batches of 1000) against PostgreSQL.
+
+    .venv/bin/python bench/ingest.py [--records 200000] [--clients 3] [--workers 2]
+
+Creates (or reuses) the PostgreSQL database `cskpi_bench` on 127.0.0.1 (user postgres, trust auth),
+migrates it, empties the record tables, creates a department and an ingest token, starts gunicorn
+on a free loopback port and posts pre-built batches over keep-alive connections from several
+client threads. Three passes, each printed as records/second:
+  1. new      every record is new (insert path)
+  2. repeat   the same batches again (every record unchanged)
+  3. mixed    per batch 1/3 new, 1/3 changed (update path), 1/3 repeated, plus stale versions
+Then it profiles one batch in-process (parse / validate / upsert phases and the top functions).
+Recompute work is queued to Redis (REDIS_URL, default db 1) as in production, not run in-request.
+"""
+
+import argparse
+import cProfile
+import http.client
+import io
+import json
+import os
+import pstats
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DB_NAME = "cskpi_bench"
+DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
+BATCH = 1000
+BASE = datetime(2026, 3, 1, tzinfo=UTC)
+CHANNELS = ["phone", "email", "chat", "facebook", "zalo", "web"]
+STATUSES = ["open", "pending", "resolved", "abandoned", "missed"]
+
+
+def database_ensure() -> None:
+    import psycopg
+
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone():
+            conn.execute(f"CREATE DATABASE {DB_NAME}")
+
+
+def django_setup(redis_url: str) -> None:
+    os.environ["DATABASE_URL"] = DATABASE_URL
+    os.environ["REDIS_URL"] = redis_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cskpi.settings")
+    import django
+
+    django.setup()
+
+
+def fixtures_reset() -> str:
+    from django.core.management import call_command
+    from django.db import connection
+
+    from cskpi.services import department_upsert, token_issue, user_grants_upsert
+
+    call_command("migrate", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE ingestion_interaction, metrics_dirtybucket")
+    department_upsert(slug="bench-hn", name="Bench HN")
+    user = user_grants_upsert(username="bench-ingest", grants=[("bench-hn", "ingest")])
+    return token_issue(user=user, name="bench")
+
+
+def interaction(n: int, rng: random.Random | None = None, version: int = 0) -> dict:
+    """Record n; the same (n, version) always gives the same content."""
+    created = BASE + timedelta(seconds=n * 7)
+    status = STATUSES[(n + version) % len(STATUSES)]
+    item = {
+        "external_id": f"B-{n}", "source": "bench", "department": "bench-hn",
+        "channel": CHANNELS[n % len(CHANNELS)], "agent": f"agent-{n % 40}", "customer": f"C-{n % 5000}",
+        "topic": f"topic-{(n + version) % 12}",
+        "created_at": created.isoformat(),
+        "status": status, "wait_seconds": n * 37 % 300, "handle_seconds": 30 + n * 53 % 8700 / 10,
+        "contact_count": 1 + (n % 3 == 0), "self_service": n % 10 == 0,
+        "updated_at": (created + timedelta(hours=1 + version)).isoformat(),
+    }
+    if status not in ("abandoned", "missed"):
+        item["first_response_at"] = (created + timedelta(seconds=20 + n % 100)).isoformat()
+    if status == "resolved":
+        item["resolved_at"] = (created + timedelta(minutes=5 + n % 50)).isoformat()
+    return item
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gunicorn_start(port: int, workers: int, threads: int, redis_url: str) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": DATABASE_URL, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv/bin/gunicorn"), "cskpi.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
+         "--keep-alive", "60", "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/api/v1/health")
+            conn.getresponse().read()
+            return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise SystemExit("gunicorn did not start")
+
+
+def post_all(port: int, token: str, bodies: list[bytes], clients: int) -> tuple[float, list[float], dict]:
+    """Post every body once, spread over `clients` keep-alive connections; -> (seconds, latencies, counts)."""
+    queue = list(enumerate(bodies))
+    lock = threading.Lock()
+    latencies: list[float] = []
+    totals = {"created": 0, "updated": 0, "unchanged": 0, "stale": 0}
+    errors: list[str] = []
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        while True:
+            with lock:
+                if not queue or errors:
+                    break
+                _, body = queue.pop()
+            started = time.perf_counter()
+            conn.request("POST", "/api/v1/interactions", body=body, headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+            elapsed = time.perf_counter() - started
+            with lock:
+                if response.status != 200:
+                    errors.append(f"{response.status}: {payload[:300]!r}")
+                    break
+                latencies.append(elapsed)
+                result = json.loads(payload)
+                for key in totals:
+                    totals[key] += result[key]
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - started
+    if errors:
+        raise SystemExit(f"request failed: {errors[0]}")
+    return seconds, latencies, totals
+
+
+def report(name: str, records: int, seconds: float, latencies: list[float], totals: dict) -> None:
+    latencies = sorted(latencies)
+    p95 = latencies[int(len(latencies) * 0.95) - 1] if len(latencies) > 1 else latencies[0]
+    print(f"{name:<8} {records:>8} records in {seconds:6.2f} s = {records / seconds:>8,.0f} records/s   "
+          f"batch p50 {statistics.median(latencies) * 1000:5.0f} ms  p95 {p95 * 1000:5.0f} ms   {totals}")
+
+
+def profile_one_batch(token: str) -> None:
+    """Where the server-side time goes for one HTTP batch of 1000 new records (in-process)."""
+    from django.db import connection
+    from django.test import Client
+
+    import ingestion.apis
+    import ingestion.parsers
+    import ingestion.services as services
+
+    timings: dict[str, float] = {}
+
+    def timed(owner, name: str, label: str):
+        original = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                timings[label] = timings.get(label, 0.0) + time.perf_counter() - started
+
+        setattr(owner, name, wrapper)
+        return original
+
+    patched = [
+        (ingestion.parsers.FastJSONParser, "parse", "JSON parse"),
+        (ingestion.apis, "record_batch_ingest", "_ingest"),
+        (services, "record_batch_validate", "validate (fast validator, 1000 items)"),
+        (services, "content_hash", "content hash"),
+        (services, "_upsert", "_in_transaction"),
+        (services, "_select_for_update", "SQL: SELECT ... FOR UPDATE"),
+        (services, "_insert", "SQL: INSERT ... ON CONFLICT DO NOTHING"),
+        (services, "_update", "SQL: UPDATE ... FROM unnest"),
+        (services, "dirty_buckets_mark", "SQL: dirty-bucket marks"),
+    ]
+    originals = [(owner, name, timed(owner, name, label)) for owner, name, label in patched]
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_HOST="127.0.0.1")
+    bodies = [json.dumps([interaction(20_000_000 + k * BATCH + i) for i in range(BATCH)]).encode()
+              for k in range(6)]
+    runs = []
+    try:
+        for body in bodies[:5]:
+            timings.clear()
+            started = time.perf_counter()
+            response = client.post("/api/v1/interactions", body, content_type="application/json")
+            total = time.perf_counter() - started
+            assert response.status_code == 200, response.content[:300]
+            runs.append((total, dict(timings)))
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+    total, phases = sorted(runs, key=lambda r: r[0])[len(runs) // 2]  # the median request
+    sql = sum(v for k, v in phases.items() if k.startswith("SQL"))
+    upsert = phases["_ingest"] - phases["validate (fast validator, 1000 items)"]
+    rows = [
+        ("JSON parse", phases["JSON parse"]),
+        ("validate (fast validator, 1000 items)", phases["validate (fast validator, 1000 items)"]),
+        ("content hash", phases["content hash"]),
+        *[(k, v) for k, v in phases.items() if k.startswith("SQL")],
+        ("fold + build arrays (Python)", phases["_in_transaction"] - sql),
+        ("COMMIT + after-commit kick", upsert - phases["_in_transaction"] - phases["content hash"]),
+        ("auth, DRF, response JSON, rest", total - phases["_ingest"] - phases["JSON parse"]),
+    ]
+    print(f"\nwhere the time goes: one HTTP batch of 1000 new interactions, in-process "
+          f"(median of 5): {total * 1000:.0f} ms")
+    for label, seconds in rows:
+        print(f"  {label:<42} {seconds * 1000:6.1f} ms  {seconds / total * 100:4.0f}%")
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    client.post("/api/v1/interactions", bodies[5], content_type="application/json")
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(12)
+    lines = out.getvalue().splitlines()
+    first = next(i for i, line in enumerate(lines) if "ncalls" in line)
+    print("\ntop functions by own time (cProfile, one more batch):")
+    print("\n".join(lines[first:first + 13]))
+    connection.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--clients", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="gunicorn gthread threads per worker")
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/1"))
+    parser.add_argument("--no-profile", action="store_true")
+    args = parser.parse_args()
+
+    database_ensure()
+    django_setup(args.redis_url)
+    token = fixtures_reset()
+    rng = random.Random(7)
+    batches = args.records // BATCH
+    print(f"building {batches} batches of {BATCH} interactions ...", flush=True)
+    new = [json.dumps([interaction(b * BATCH + i, rng) for i in range(BATCH)]).encode() for b in range(batches)]
+
+    port = free_port()
+    server = gunicorn_start(port, args.workers, args.threads, args.redis_url)
+    try:
+        print(f"gunicorn: {args.workers} workers x {args.threads} threads on 127.0.0.1:{port}; "
+              f"{args.clients} client threads; {os.cpu_count()} CPUs\n")
+        post_all(port, token, [json.dumps([interaction(-1 - i, rng) for i in range(BATCH)]).encode()],
+                 1)  # warm-up
+        seconds, latencies, totals = post_all(port, token, new, args.clients)
+        report("new", batches * BATCH, seconds, latencies, totals)
+        seconds, latencies, totals = post_all(port, token, new, args.clients)
+        report("repeat", batches * BATCH, seconds, latencies, totals)
+
+        mixed = []
+        offset = batches * BATCH
+        for b in range(batches):
+            third = BATCH // 3
+            items = [interaction(offset + b * third + i, rng) for i in range(third)]  # new
+            items += [interaction(b * BATCH + i, rng, version=1) for i in range(third)]  # changed
+            items += [interaction(b * BATCH + third + i, rng) for i in range(BATCH - 2 * third - 10)]  # same
+            items += [interaction(b * BATCH + i, rng) for i in range(10)]  # stale (older than version 1)
+            rng.shuffle(items)
+            mixed.append(json.dumps(items).encode())
+        seconds, latencies, totals = post_all(port, token, mixed, args.clients)
+        report("mixed", batches * BATCH, seconds, latencies, totals)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    if not args.no_profile:
+        profile_one_batch(token)
+
+
+if __name__ == "__main__":
+    main()

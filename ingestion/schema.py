@@ -1,0 +1,27 @@
+"""OpenAPI post-processing for the record endpoints."""
+
+from django.conf import settings
+
+from ingestion.serializers import INPUT_SERIALIZERS
+
+
+def closed_record_inputs(result, generator, request, public):
+    """Record inputs refuse unknown fields (`unknown_field`): say so with additionalProperties: false."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for serializer in INPUT_SERIALIZERS.values():
+        name = serializer.Meta.ref_name
+        for component in (name, f"{name}Request"):
+            if component in schemas:
+                schemas[component]["additionalProperties"] = False
+    # A batch is one object or 1..CSKPI_MAX_BATCH of them (drf-spectacular drops list bounds in oneOf).
+    for name, component in schemas.items():
+        if name.endswith("BatchRequest"):
+            for option in component.get("oneOf", []):
+                if option.get("type") == "array":
+                    option.update(minItems=1, maxItems=settings.CSKPI_MAX_BATCH)
+    # A batch endpoint needs a body: say so, rather than answer 400 to a request the schema allows.
+    for path in result.get("paths", {}).values():
+        body = path.get("post", {}).get("requestBody")
+        if body is not None:
+            body["required"] = True
+    return result

@@ -1,0 +1,137 @@
+"""Reads of ingestion: records back, scoped to what the caller may read, keyset-paginated."""
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import F, Q, QuerySet
+
+from cskpi.access import Access, DepartmentAccess
+from cskpi.choices import ReadLevel
+from cskpi.errors import Forbidden, NotFoundError
+from ingestion.fields import RecordSpec
+from ingestion.registry import RECORD_KINDS
+
+# Filters each record type offers besides department and time range.
+RECORD_FILTERS: dict[str, tuple[str, ...]] = {
+    "interactions": ("channel", "agent", "status"),
+    "surveys": ("channel", "agent", "kind"),
+    "cashouts": ("channel", "status"),
+}
+
+
+@dataclass(frozen=True)
+class RecordQuery:
+    departments: tuple[str, ...] = ()
+    start: datetime | None = None
+    end: datetime | None = None
+    channel: str | None = None
+    agent: str | None = None
+    status: str | None = None
+    kind: str | None = None
+    cursor: str | None = None
+    page_size: int = 100
+
+
+def _scopes(*, access: Access, departments: tuple[str, ...]) -> list[DepartmentAccess]:
+    if not departments:
+        return access.readable()
+    unknown_or_hidden = [slug for slug in departments if (a := access.get(slug)) is None or not a.can_read]
+    if unknown_or_hidden:
+        if access.is_staff:
+            raise NotFoundError(f"No department {', '.join(unknown_or_hidden)}.", [
+                {"field": "department", "code": "unknown_department", "message": f"No department {slug!r}."}
+                for slug in unknown_or_hidden
+            ])
+        raise Forbidden(f"You may not read department {', '.join(unknown_or_hidden)}.", [
+            {"field": "department", "code": "permission_denied", "message": f"No read grant on {slug!r}."}
+            for slug in unknown_or_hidden
+        ])
+    return [access.get(slug) for slug in dict.fromkeys(departments)]
+
+
+def _scope_q(spec: RecordSpec, scopes: list[DepartmentAccess], has_agent: bool) -> Q:
+    q = Q(pk__in=[])
+    for scope in scopes:
+        if scope.read_level >= ReadLevel.DEPARTMENT:
+            q |= Q(department_id=scope.department.id)
+        elif scope.read_level == ReadLevel.AGENT and has_agent and scope.agent:
+            q |= Q(department_id=scope.department.id, agent=scope.agent)
+    return q
+
+
+def _queryset(spec: RecordSpec) -> QuerySet:
+    model = RECORD_KINDS[spec.record_type].model
+    return model.objects.annotate(department_slug=F("department__slug"))
+
+
+def cursor_encode(anchor: datetime, pk: int) -> str:
+    raw = json.dumps([anchor.isoformat(), pk]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cursor_decode(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        anchor, pk = json.loads(raw)
+        moment = datetime.fromisoformat(anchor)
+        if moment.tzinfo is None or type(pk) is not int:
+            raise ValueError
+        return moment, pk
+    except (ValueError, TypeError, UnicodeDecodeError):
+        # 404 like DRF's own cursor pagination: the page this cursor names does not exist.
+        raise NotFoundError("Invalid cursor.", [
+            {"field": "cursor", "code": "invalid_cursor", "message": "Use the `next` link of a previous page."}
+        ]) from None
+
+
+def record_list(*, spec: RecordSpec, access: Access, query: RecordQuery) -> tuple[list, dict, str | None]:
+    """-> (one page of records, scopes by department id, cursor of the next page or None)."""
+    model = RECORD_KINDS[spec.record_type].model
+    has_agent = any(f.name == "agent" for f in model._meta.concrete_fields)
+    scopes = _scopes(access=access, departments=query.departments)
+    if query.agent is not None:
+        blind = [s.department.slug for s in scopes if s.read_level == ReadLevel.DEPARTMENT]
+        if blind:
+            raise Forbidden("Filtering by agent needs a manager or agent grant.", [
+                {"field": "agent", "code": "permission_denied",
+                 "message": f"No per-agent access to {', '.join(blind)}."}
+            ])
+    anchor = spec.anchor
+    queryset = _queryset(spec).filter(_scope_q(spec, scopes, has_agent))
+    if query.start is not None:
+        queryset = queryset.filter(**{f"{anchor}__gte": query.start})
+    if query.end is not None:
+        queryset = queryset.filter(**{f"{anchor}__lt": query.end})
+    for name in ("channel", "agent", "status", "kind"):
+        value = getattr(query, name)
+        if value is not None:
+            queryset = queryset.filter(**{name: value})
+    if query.cursor:
+        moment, pk = cursor_decode(query.cursor)
+        queryset = queryset.filter(Q(**{f"{anchor}__gt": moment}) | Q(**{anchor: moment, "pk__gt": pk}))
+    page = list(queryset.order_by(anchor, "pk")[: query.page_size + 1])
+    next_cursor = None
+    if len(page) > query.page_size:
+        page = page[: query.page_size]
+        last = page[-1]
+        next_cursor = cursor_encode(getattr(last, anchor), last.pk)
+    return page, {s.department.id: s for s in scopes}, next_cursor
+
+
+def record_get(*, spec: RecordSpec, access: Access, source: str, external_id: str):
+    """-> (record, scopes) or (None, {}) when missing or not readable (indistinguishable)."""
+    model = RECORD_KINDS[spec.record_type].model
+    if "\x00" in source or "\x00" in external_id:
+        return None, {}  # no stored key holds a NUL (the validator refuses them; PostgreSQL cannot)
+    has_agent = any(f.name == "agent" for f in model._meta.concrete_fields)
+    scopes = access.readable()
+    record = (
+        _queryset(spec)
+        .filter(_scope_q(spec, scopes, has_agent), source=source, external_id=external_id)
+        .first()
+    )
+    if record is None:
+        return None, {}
+    return record, {s.department.id: s for s in scopes}

@@ -1,0 +1,316 @@
+"""The batch validator, compiled from the field declarations: plain Python, no serializer per item.
+
+`coercer_build(spec)` turns one FieldSpec into a function value -> typed value | Invalid; the OpenAPI
+serializer fields (ingestion.serializers) call the same functions, so both accept the same input.
+In JSON mode types must be real JSON types (no "1" for 1); in text mode (CSV) "" is absent and
+"true"/"false" and numbers are read from their text.
+"""
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from ingestion.currencies import ISO_4217_CODES
+from ingestion.fields import FieldSpec, FieldType, RecordSpec
+
+PG_INT_MAX = 2**31 - 1
+AMOUNT_MAX_INTEGER_DIGITS = 18  # DecimalField(max_digits=24, decimal_places=6)
+AMOUNT_PLACES = Decimal("0.000001")
+
+_DATETIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?P<offset>Z|z|[+-]\d{2}(?::?\d{2})?)?"
+)
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+_SLUG = re.compile(SLUG_PATTERN[1:-1])
+_DECIMAL = re.compile(r"(?P<int>\d+)(?:\.(?P<frac>\d+))?")
+_INT_TEXT = re.compile(r"[+-]?\d+")
+_TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    code: str
+    message: str
+
+
+Coercer = Callable[[object], object]  # returns the typed value or an Invalid
+
+
+def _text(spec: FieldSpec) -> Coercer:
+    max_length = spec.max_length
+
+    def coerce(value):
+        if type(value) is not str:
+            return Invalid("invalid_type", "Must be a string.")
+        if not value:
+            return Invalid("blank", "May not be empty.")
+        if max_length is not None and len(value) > max_length:
+            return Invalid("max_length", f"At most {max_length} characters.")
+        if "\x00" in value:
+            return Invalid("invalid_characters", "May not contain NUL characters.")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return Invalid("invalid_characters", "Not valid Unicode text (lone surrogate).")
+        return value
+
+    return coerce
+
+
+def _slug(spec: FieldSpec) -> Coercer:
+    text = _text(spec)
+    match = _SLUG.fullmatch
+
+    def coerce(value):
+        value = text(value)
+        if type(value) is Invalid:
+            return value
+        if match(value) is None:
+            return Invalid("invalid_slug", "Lowercase letters, digits, '-' and '_', starting with a letter or digit.")
+        return value
+
+    return coerce
+
+
+def _datetime(spec: FieldSpec) -> Coercer:
+    match = _DATETIME.fullmatch
+    fromisoformat = datetime.fromisoformat
+
+    def coerce(value):
+        if type(value) is not str:
+            return Invalid("invalid_type", "Must be an ISO 8601 string.")
+        found = match(value)
+        if found is None:
+            return Invalid("invalid_datetime", "Not an ISO 8601 date-time such as 2026-03-02T09:00:00+07:00.")
+        if found["offset"] is None:
+            return Invalid("naive_datetime", "The time has no UTC offset; add one (e.g. +07:00 or Z).")
+        try:
+            return fromisoformat(value).astimezone(UTC)
+        except (ValueError, OverflowError):
+            return Invalid("invalid_datetime", "Not a valid date-time.")
+
+    return coerce
+
+
+def _number(value) -> float | Invalid:
+    if type(value) is float:
+        if not math.isfinite(value):
+            return Invalid("invalid_number", "Must be a finite number.")
+        return value
+    if type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:
+            return Invalid("invalid_number", "Number too large.")
+    return Invalid("invalid_type", "Must be a number.")
+
+
+def _duration(spec: FieldSpec) -> Coercer:
+    def coerce(value):
+        value = _number(value)
+        if type(value) is Invalid:
+            return value
+        if value < 0:
+            return Invalid("negative_duration", "A duration may not be negative.")
+        return value
+
+    return coerce
+
+
+def _score(spec: FieldSpec) -> Coercer:
+    return _number
+
+
+def _int(spec: FieldSpec) -> Coercer:
+    low = spec.min_value
+
+    def coerce(value):
+        if type(value) is not int:
+            return Invalid("invalid_type", "Must be a whole number.")
+        if (low is not None and value < low) or value > PG_INT_MAX:
+            return Invalid("out_of_range", f"Must be from {low} to {PG_INT_MAX}.")
+        return value
+
+    return coerce
+
+
+def _bool(spec: FieldSpec) -> Coercer:
+    def coerce(value):
+        if type(value) is not bool:
+            return Invalid("invalid_type", "Must be true or false.")
+        return value
+
+    return coerce
+
+
+def _decimal(spec: FieldSpec) -> Coercer:
+    match = _DECIMAL.fullmatch
+
+    def coerce(value):
+        if type(value) is int:
+            value = str(value)
+        elif type(value) is not str:
+            return Invalid("invalid_amount", "Must be a decimal string such as \"1500.25\" (floats lose precision).")
+        found = match(value)
+        if found is None:
+            return Invalid("invalid_amount", "Must be a decimal string such as \"1500.25\".")
+        if len(found["int"].lstrip("0")) > AMOUNT_MAX_INTEGER_DIGITS or len(found["frac"] or "") > 6:
+            return Invalid("invalid_amount", "At most 18 digits before the point and 6 after.")
+        amount = Decimal(value)
+        if amount <= 0:
+            return Invalid("invalid_amount", "Must be greater than 0.")
+        return amount.quantize(AMOUNT_PLACES)
+
+    return coerce
+
+
+def _currency(spec: FieldSpec) -> Coercer:
+    def coerce(value):
+        if type(value) is not str or value not in ISO_4217_CODES:
+            return Invalid("invalid_currency", "Must be an ISO 4217 currency code such as VND or USD.")
+        return value
+
+    return coerce
+
+
+def _choice(spec: FieldSpec) -> Coercer:
+    choices = frozenset(spec.choices or ())
+    listed = ", ".join(spec.choices or ())
+
+    def coerce(value):
+        if type(value) is not str or value not in choices:
+            return Invalid("invalid_choice", f"Must be one of: {listed}.")
+        return value
+
+    return coerce
+
+
+_BUILDERS: dict[FieldType, Callable[[FieldSpec], Coercer]] = {
+    FieldType.STR: _text,
+    FieldType.SLUG: _slug,
+    FieldType.DEPARTMENT: _text,  # existence is checked against the department table
+    FieldType.DATETIME: _datetime,
+    FieldType.DURATION: _duration,
+    FieldType.SCORE: _score,
+    FieldType.INT: _int,
+    FieldType.BOOL: _bool,
+    FieldType.DECIMAL: _decimal,
+    FieldType.CURRENCY: _currency,
+    FieldType.CHOICE: _choice,
+}
+
+
+def coercer_build(spec: FieldSpec) -> Coercer:
+    return _BUILDERS[spec.type](spec)
+
+
+def text_value_read(spec: FieldSpec, value: str):
+    """CSV cell -> the JSON value it stands for (None when empty); unreadable text stays a string."""
+    if value == "":
+        return None
+    kind = spec.type
+    if kind is FieldType.INT:
+        return int(value) if _INT_TEXT.fullmatch(value) else value
+    if kind in (FieldType.DURATION, FieldType.SCORE):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if kind is FieldType.BOOL:
+        lowered = value.strip().lower()
+        return True if lowered in _TRUE else False if lowered in _FALSE else value
+    return value
+
+
+def field_name_safe(name) -> str:
+    """A field name fit to echo in an error: lone surrogates (valid JSON escapes, invalid UTF-8) escaped."""
+    name = str(name)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return name
+
+
+class BatchValidator:
+    """Validates a list of raw items for one record type; every item checked, every error reported."""
+
+    def __init__(self, spec: RecordSpec):
+        self.spec = spec
+        self.fields = [(f, f.name, f.target, coercer_build(f), f.required, f.default) for f in spec.fields]
+        self.allowed = frozenset(f.name for f in spec.fields)
+        self.department_field = next(f.name for f in spec.fields if f.type is FieldType.DEPARTMENT)
+
+    def validate(
+        self, items: Sequence, *, departments: Mapping[str, int], text: bool = False
+    ) -> tuple[list[dict | None], list[dict]]:
+        """-> (rows keyed by column, None for a bad item; errors as {index, field, code, message})."""
+        rows: list[dict | None] = []
+        errors: list[dict] = []
+        for index, item in enumerate(items):
+            row = self.item_validate(item, index, departments, text, errors)
+            rows.append(row)
+        return rows, errors
+
+    def item_validate(self, item, index: int, departments: Mapping[str, int], text: bool, errors: list):
+        if type(item) is not dict:
+            errors.append({"index": index, "field": None, "code": "not_an_object",
+                           "message": "Each item must be a JSON object."})
+            return None
+        failed = False
+        if not item.keys() <= self.allowed:
+            for name in sorted(item.keys() - self.allowed):
+                name = field_name_safe(name)
+                errors.append({"index": index, "field": name, "code": "unknown_field",
+                               "message": f"Unknown field {name!r}."})
+            failed = True
+        row = {}
+        get = item.get
+        for spec, name, target, coerce, required, default in self.fields:
+            value = get(name)
+            if text and type(value) is str:
+                value = text_value_read(spec, value)
+            if value is None:
+                if required:
+                    errors.append({"index": index, "field": name, "code": "required",
+                                   "message": "This field is required."})
+                    failed = True
+                row[target] = default
+                continue
+            value = coerce(value)
+            if type(value) is Invalid:
+                errors.append({"index": index, "field": name, "code": value.code, "message": value.message})
+                failed = True
+                continue
+            row[target] = value
+        if failed:
+            return None
+        slug = row[self.department_field]
+        department_id = departments.get(slug)
+        if department_id is None:
+            errors.append({"index": index, "field": self.department_field, "code": "unknown_department",
+                           "message": f"No department {slug!r}."})
+            return None
+        row["department_id"] = department_id
+        for rule in self.spec.rules:
+            for field_name, code, message in rule(row):
+                errors.append({"index": index, "field": field_name, "code": code, "message": message})
+                failed = True
+        if failed:
+            return None
+        if self.spec.derived is not None:
+            row.update(self.spec.derived(row))
+        return row
+
+
+_VALIDATORS: dict[str, BatchValidator] = {}
+
+
+def batch_validator_get(spec: RecordSpec) -> BatchValidator:
+    validator = _VALIDATORS.get(spec.plural)
+    if validator is None:
+        validator = _VALIDATORS[spec.plural] = BatchValidator(spec)
+    return validator
