@@ -9,6 +9,8 @@ and each runs as a plain hypothesis test over the operation's strategy.
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
@@ -29,6 +31,17 @@ CASES = [
     # Negative data needs something to break: operations without parameters or body have none.
     if mode is GenerationMode.POSITIVE or op.path_parameters or op.query or op.body
 ]
+
+
+@pytest.fixture(autouse=True)
+def keep_test_connection():
+    """Django closes connections at the end of each WSGI request; inside a test that would end the
+    test's transaction. Django's test client disconnects the same handlers."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
