@@ -2,6 +2,7 @@
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
@@ -109,10 +110,12 @@ def exception_handler(exc, context):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
+    elif _is_statement_timeout(exc):
+        exc = _statement_timeout_error(context)
     elif isinstance(exc, OperationalError | InterfaceError):
-        # Connection lost, statement timeout, database restarting: transient, never a 500.
+        # Connection lost, database restarting: transient, never a 500.
         logger.warning("database unavailable: %s", exc)
-        exc = ServiceUnavailable("The database is unavailable or the query took too long; retry later.")
+        exc = ServiceUnavailable("The database is unavailable; retry later.", code="database_unavailable")
     elif isinstance(exc, DatabaseError):
         logger.exception("database error")
         exc = ServiceUnavailable("The database refused the operation; retry later.")
@@ -138,6 +141,29 @@ def exception_handler(exc, context):
     if exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return Response(body, status=exc.status_code, headers=headers)
+
+
+def _is_statement_timeout(exc) -> bool:
+    # psycopg's QueryCanceled (SQLSTATE 57014), which Django wraps in OperationalError.
+    return isinstance(exc, OperationalError) and getattr(exc.__cause__, "sqlstate", None) == "57014"
+
+
+def _statement_timeout_error(context) -> ApiError:
+    """A read that hits the statement timeout asked for too much: 400, narrow it. A write that hits
+    it met contention: 503, retry it (a 4xx would tell a platform to drop the batch)."""
+    request = context.get("request")
+    limit = f"{settings.DATABASE_STATEMENT_TIMEOUT_MS} ms"
+    if request is not None and request.method in ("GET", "HEAD"):
+        logger.warning("read stopped by the statement timeout: %s", request.get_full_path())
+        return InvalidInput(
+            f"The query ran past the database statement timeout ({limit}); narrow the range, the "
+            "departments or the grouping.", code="query_timeout",
+        )
+    logger.warning("write stopped by the statement timeout")
+    return ServiceUnavailable(
+        f"The database did not finish in time ({limit}); nothing was written; retry later.",
+        code="statement_timeout",
+    )
 
 
 def _summary(errors: list[dict]) -> str:
