@@ -87,6 +87,7 @@ CUBES: tuple[Cube, ...] = (
     Cube("Q", frozenset({AGENT, CHANNEL}), QUARTER_SECONDS, "UTC quarter-hour × department × agent × channel"),
 )
 CUBES_BY_KEY = {c.key: c for c in CUBES}
+EXACT_CUBE = CUBES_BY_KEY["Q"]  # summed from the raw records; every other cube is summed from it
 CUBE_CHOICES = [(c.key, c.description) for c in CUBES]
 
 _ZONE_NAME = re.compile(r"^[A-Za-z0-9_+\-/]+$")
