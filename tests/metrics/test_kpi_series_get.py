@@ -16,6 +16,7 @@ from tests.metrics.records import (
     ANCHOR,
     cashout_build,
     interaction_build,
+    recompute_all,
     records_store,
     survey_build,
 )
@@ -73,8 +74,13 @@ new_record = st.sampled_from(list(BUILDERS)).flatmap(
 )
 # Change a stored record: a new version (possibly another quarter / department), or a duplicate.
 change = st.tuples(st.just("change"), st.integers(0, 10_000), st.integers(0, 1), st.one_of(st.none(), moments))
-operations = st.lists(st.lists(st.one_of(new_record, new_record, change), min_size=1, max_size=8),
-                      min_size=1, max_size=5)
+# An out-of-order (older) version: ingestion keeps the stored row but may still mark its buckets.
+stale = st.tuples(st.just("stale"), st.integers(0, 10_000), st.integers(0, 1), moments)
+# Each batch is one ingest transaction; some are left for a later recompute (a worker lagging behind).
+operations = st.lists(
+    st.tuples(st.lists(st.one_of(new_record, new_record, change, stale), min_size=1, max_size=8), st.booleans()),
+    min_size=1, max_size=5,
+)
 
 
 @st.composite
@@ -106,7 +112,7 @@ def queries(draw):
 
 def _apply(batches, departments):
     stored: list = []
-    for batch in batches:
+    for batch, recompute_now in batches:
         changed, old_places = [], []
         for op in batch:
             if op[0] == "new":
@@ -116,9 +122,12 @@ def _apply(batches, departments):
                 stored.append(record)
                 changed.append(record)
             elif stored:
-                _, index, dept, moment = op
+                kind, index, dept, moment = op
                 record = stored[index % len(stored)]
                 if record.pk is None:
+                    continue
+                if kind == "stale":  # marks only: the raw rows do not change
+                    old_places.append((record, departments[dept].id, moment))
                     continue
                 anchor = ANCHOR[type(record)]
                 old_places.append((record, record.department_id, getattr(record, anchor)))
@@ -126,7 +135,8 @@ def _apply(batches, departments):
                     setattr(record, anchor, moment)
                     record.department = departments[dept]
                 changed.append(record)
-        records_store(changed, old_places=old_places)
+        records_store(changed, old_places=old_places, then="recompute" if recompute_now else None)
+    recompute_all()
 
 
 def _check(query_args, departments):
