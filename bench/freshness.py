@@ -38,7 +38,8 @@ def main() -> None:
     args = parser.parse_args()
 
     database_create(regenerate=False)
-    os.environ.update(DATABASE_URL=BENCH_URL, REDIS_URL=REDIS_URL, DJANGO_SETTINGS_MODULE="cskpi.settings")
+    os.environ.update(DATABASE_URL=BENCH_URL, REDIS_URL=REDIS_URL, DJANGO_SETTINGS_MODULE="cskpi.settings",
+                      DJANGO_ALLOWED_HOSTS="testserver,127.0.0.1,localhost")
     sys.path.insert(0, str(ROOT))
     import django
 

@@ -27,6 +27,7 @@ def django_setup() -> None:
     os.environ.pop("REDIS_URL", None)  # recomputes in-process; nothing is queued
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cskpi.settings")
     os.environ.setdefault("DATABASE_STATEMENT_TIMEOUT_MS", "600000")
+    os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
     sys.path.insert(0, str(ROOT))
     import django
 

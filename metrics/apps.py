@@ -4,9 +4,10 @@ from django.db.backends.signals import connection_created
 
 def _sqlite_functions(sender, connection, **kwargs):
     if connection.vendor == "sqlite":
-        from metrics.cubes import sqlite_bucket_start
+        from metrics.cubes import sqlite_bucket_start, sqlite_period_index
 
         connection.connection.create_function("cskpi_bucket_start", 3, sqlite_bucket_start, deterministic=True)
+        connection.connection.create_function("cskpi_period_index", 2, sqlite_period_index, deterministic=True)
 
 
 class MetricsConfig(AppConfig):

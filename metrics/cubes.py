@@ -6,12 +6,15 @@ cheapest first; the planner reads the first one that has the dimensions a query 
 buckets fit every period boundary of the query.
 """
 
+import json
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from django.db.models import DateTimeField, Func
+from django.db.models import DateTimeField, Func, IntegerField
 
 AGENT = "agent"
 CHANNEL = "channel"
@@ -121,6 +124,44 @@ class BucketStart(Func):
 
     def as_sql(self, compiler, connection, **extra):  # pragma: no cover - other vendors unsupported
         raise NotImplementedError(f"BucketStart has no SQL for {connection.vendor}")
+
+
+class PeriodIndex(Func):
+    """SQL for the 1-based index of the period holding a bucket start, given sorted boundaries.
+
+    Lets the database sum buckets per period (fewer rows, no timestamps to parse in Python).
+    PostgreSQL: width_bucket over a timestamptz array; SQLite: a registered Python function.
+    """
+
+    output_field = IntegerField()
+
+    def __init__(self, expression, *, boundaries: list[datetime]):
+        self.boundaries = boundaries
+        super().__init__(expression)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"width_bucket({sql}, %s::timestamptz[])", [*params, self.boundaries]
+
+    def as_sqlite(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        stored = [connection.ops.adapt_datetimefield_value(b) for b in self.boundaries]
+        return f"cskpi_period_index({sql}, %s)", [*params, json.dumps(stored)]
+
+    def as_sql(self, compiler, connection, **extra):  # pragma: no cover - other vendors unsupported
+        raise NotImplementedError(f"PeriodIndex has no SQL for {connection.vendor}")
+
+
+@lru_cache(maxsize=64)
+def _stored_boundaries(encoded: str) -> list[str]:
+    return json.loads(encoded)
+
+
+def sqlite_period_index(stored: str | None, encoded: str) -> int | None:
+    """SQLite twin of width_bucket: Django's stored UTC text sorts like the instants it holds."""
+    if stored is None:
+        return None
+    return bisect_right(_stored_boundaries(encoded), stored)
 
 
 def sqlite_bucket_start(stored: str | None, seconds: int, zone: str) -> str | None:

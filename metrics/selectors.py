@@ -1,18 +1,17 @@
 """Reads of the KPI engine: KPI series from the cubes, the catalog, the recompute status."""
 
-from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models import Count, F, Max, Min, Q, Sum
 from django.utils import timezone
 
 from cskpi.access import Access
 from cskpi.models import Department
 from metrics.catalog import KPIS, Kpi
-from metrics.cubes import AGENT, CHANNEL, CUBES, Cube
+from metrics.cubes import AGENT, CHANNEL, CUBES, Cube, PeriodIndex
 from metrics.models import BUCKET_MODELS, DirtyBucket, RecomputeStamp
 from metrics.periods import Granularity, boundaries_get, previous_range
 
@@ -110,7 +109,9 @@ def _components_read(*, record_type: str, components: list[str], query: KpiQuery
         rows = rows.filter(channel__in=query.channels)
     dims = [d for d in query.group_by if d in (AGENT, CHANNEL)]
     series = granularity != Granularity.TOTAL
-    names = (["bucket_start"] if series else []) + dims
+    if series:  # the database sums the buckets of each period
+        rows = rows.annotate(k_period=PeriodIndex(F("bucket_start"), boundaries=boundaries))
+    names = (["k_period"] if series else []) + dims
     sums = {f"s_{c}": Sum(c) for c in components}
     if names:
         rows = rows.values(*names).annotate(**sums).order_by()
@@ -122,7 +123,7 @@ def _components_read(*, record_type: str, components: list[str], query: KpiQuery
     for row in fetched:
         if not names and row[0] is None:
             continue  # no rows at all
-        index = bisect_right(boundaries, row[0]) - 1 if series else 0
+        index = row[0] - 1 if series else 0
         dim_values = dict(zip(dims, row[offset:offset + len(dims)], strict=True))
         key = tuple(
             scope.department.slug if d == DEPARTMENT else (dim_values[d] or None) for d in query.group_by
@@ -171,9 +172,9 @@ def _sort_key(key: GroupKey) -> tuple:
 def kpi_series_get(*, query: KpiQuery) -> dict:
     """The KPI values of the query: per KPI and group, over the range and per period, exact.
 
-    Every value is a formula over components summed in SQL from the cheapest fitting cube; the
-    periods are assigned in Python by bisecting the bucket starts over the period boundaries, so
-    DST and half-hour zones need no vendor-specific SQL.
+    Every value is a formula over components summed in SQL from the cheapest fitting cube, per
+    period: the boundaries (computed in Python with zoneinfo, so DST and half-hour zones are
+    exact) go to the database, which places each bucket start among them (width_bucket).
     """
     tz = query.tz
     boundaries = boundaries_get(start=query.start, end=query.end, zone=tz, granularity=query.granularity)
@@ -186,6 +187,7 @@ def kpi_series_get(*, query: KpiQuery) -> dict:
                                         granularity=query.granularity, compare=query.compare)
         previous = (p_start, p_end, _totals_read(query=query, start=p_start, end=p_end,
                                                  granularity=Granularity.TOTAL, boundaries=[p_start, p_end]))
+    starts = [_iso(b, tz) for b in boundaries[:-1]]
     results = []
     for kpi in query.kpis:
         groups = current[kpi.record_type]
@@ -201,12 +203,11 @@ def kpi_series_get(*, query: KpiQuery) -> dict:
                 "sample_size": sample,
             }
             if query.granularity != Granularity.TOTAL:
-                result["series"] = []
-                for index in range(periods):
-                    p_value, p_sample = kpi.formula.evaluate(by_period.get(index, {}))
-                    result["series"].append(
-                        {"start": _iso(boundaries[index], tz), "value": p_value, "sample_size": p_sample}
-                    )
+                evaluate, empty = kpi.formula.evaluate, {}
+                result["series"] = [
+                    dict(zip(_POINT, (starts[i], *evaluate(by_period.get(i, empty))), strict=True))
+                    for i in range(periods)
+                ]
             if previous is not None:
                 p_start, p_end, p_groups = previous
                 p_value, p_sample = kpi.formula.evaluate(_sum_periods(p_groups[kpi.record_type].get(key, {})))
@@ -222,6 +223,9 @@ def kpi_series_get(*, query: KpiQuery) -> dict:
         "as_of": timezone.now().astimezone(UTC).isoformat(),
         "results": results,
     }
+
+
+_POINT = ("start", "value", "sample_size")
 
 
 def _iso(moment: datetime, tz: ZoneInfo) -> str:

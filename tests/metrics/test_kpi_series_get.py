@@ -132,6 +132,10 @@ def _apply(batches, departments):
                 anchor = ANCHOR[type(record)]
                 old_places.append((record, record.department_id, getattr(record, anchor)))
                 if moment is not None:  # a newer version moved it; None: a duplicate delivery
+                    shift = moment - getattr(record, anchor)
+                    for name in ("first_response_at", "resolved_at", "completed_at"):  # durations kept
+                        if getattr(record, name, None) is not None:
+                            setattr(record, name, getattr(record, name) + shift)
                     setattr(record, anchor, moment)
                     record.department = departments[dept]
                 changed.append(record)
