@@ -1,6 +1,7 @@
 """Periods of a KPI query, cut in the query's zone: boundaries, alignment and comparison ranges."""
 
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from metrics.cubes import QUARTER_SECONDS, is_local_midnight, local_midnight
@@ -57,6 +58,11 @@ def add_months(day: date, months: int) -> date:
 
 def boundaries_get(*, start: datetime, end: datetime, zone: ZoneInfo, granularity: str) -> list[datetime]:
     """[start, ..., end]: every period boundary of the (aligned) range, as UTC instants."""
+    return list(_boundaries(start, end, zone, granularity))
+
+
+@lru_cache(maxsize=512)  # dashboards repeat the same ranges; a year by day is 366 zone conversions
+def _boundaries(start: datetime, end: datetime, zone: ZoneInfo, granularity: str) -> tuple[datetime, ...]:
     if granularity == Granularity.TOTAL:
         return [start, end]
     out: list[datetime] = []
@@ -79,7 +85,13 @@ def boundaries_get(*, start: datetime, end: datetime, zone: ZoneInfo, granularit
             else:
                 day = add_months(day, 1)
     out.append(end)
-    return out
+    return tuple(out)
+
+
+@lru_cache(maxsize=512)
+def period_starts_iso(boundaries: tuple[datetime, ...], zone: ZoneInfo) -> tuple[str, ...]:
+    """The periods' starts as ISO 8601 in the query zone, as the response shows them."""
+    return tuple(b.astimezone(zone).isoformat() for b in boundaries[:-1])
 
 
 def _shift_local(moment: datetime, zone: ZoneInfo, *, days: int = 0, years: int = 0) -> datetime:

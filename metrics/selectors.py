@@ -13,7 +13,7 @@ from cskpi.models import Department
 from metrics.catalog import KPIS, Kpi
 from metrics.cubes import AGENT, CHANNEL, CUBES, Cube, PeriodIndex
 from metrics.models import BUCKET_MODELS, DirtyBucket, RecomputeStamp
-from metrics.periods import Granularity, boundaries_get, previous_range
+from metrics.periods import Granularity, boundaries_get, period_starts_iso, previous_range
 
 DEPARTMENT = "department"
 GROUP_DIMENSIONS = (AGENT, CHANNEL, DEPARTMENT)
@@ -120,17 +120,16 @@ def _components_read(*, record_type: str, components: list[str], query: KpiQuery
         fetched = [tuple(rows.aggregate(**sums).values())]
     out: dict[GroupKey, dict[int, Totals]] = defaultdict(dict)
     offset = 1 if series else 0
+    first_component = offset + len(dims)
+    # Where each group_by entry comes from: a fetched dimension column, or the department itself.
+    key_parts = [(None if d == DEPARTMENT else offset + dims.index(d)) for d in query.group_by]
+    slug = scope.department.slug
     for row in fetched:
         if not names and row[0] is None:
             continue  # no rows at all
-        index = row[0] - 1 if series else 0
-        dim_values = dict(zip(dims, row[offset:offset + len(dims)], strict=True))
-        key = tuple(
-            scope.department.slug if d == DEPARTMENT else (dim_values[d] or None) for d in query.group_by
-        )
-        totals = out[key].setdefault(index, defaultdict(float))
-        for name, value in zip(components, row[offset + len(dims):], strict=True):
-            totals[name] += value or 0
+        key = tuple(slug if i is None else (row[i] or None) for i in key_parts)
+        # SQL grouped by (period, dimensions): each (key, period) arrives once.
+        out[key][row[0] - 1 if series else 0] = dict(zip(components, row[first_component:], strict=True))
     return out
 
 
@@ -148,6 +147,9 @@ def _totals_read(*, query: KpiQuery, start: datetime, end: datetime, granularity
         for scope in query.scopes:
             read = _components_read(record_type=record_type, components=components, query=query, scope=scope,
                                     start=start, end=end, granularity=granularity, boundaries=boundaries)
+            if len(query.scopes) == 1:
+                groups = read
+                break
             for key, periods in read.items():
                 for index, totals in periods.items():
                     target = groups[key].setdefault(index, defaultdict(float))
@@ -187,7 +189,7 @@ def kpi_series_get(*, query: KpiQuery) -> dict:
                                         granularity=query.granularity, compare=query.compare)
         previous = (p_start, p_end, _totals_read(query=query, start=p_start, end=p_end,
                                                  granularity=Granularity.TOTAL, boundaries=[p_start, p_end]))
-    starts = [_iso(b, tz) for b in boundaries[:-1]]
+    starts = period_starts_iso(tuple(boundaries), tz)
     results = []
     for kpi in query.kpis:
         groups = current[kpi.record_type]
