@@ -81,8 +81,10 @@ QUARTER_SECONDS = 900
 # Cheapest first. Q is the exact layer: every period boundary of every zone (half-hour and
 # 45-minute offsets included) is a UTC quarter-hour, so Q answers any query. H serves hour
 # granularity and whole-hour zones without agents. The day cubes are cut at the department's local
-# midnights: the default query (department zone, day/week/month/total) reads ~1/96 of Q's rows.
+# midnights: the default query (department zone, day/week/month/total) reads ~1/96 of Q's rows, and
+# the commonest dashboard (a department's KPI by day) one row per day from DT.
 CUBES: tuple[Cube, ...] = (
+    Cube("DT", frozenset(), None, "local day × department"),
     Cube("DC", frozenset({CHANNEL}), None, "local day × department × channel"),
     Cube("DA", frozenset({AGENT}), None, "local day × department × agent"),
     Cube("H", frozenset({CHANNEL}), 3600, "UTC hour × department × channel"),

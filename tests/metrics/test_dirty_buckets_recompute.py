@@ -64,7 +64,7 @@ def test_record_moved_away_leaves_no_trace(department, other_department):
     record.created_at = T0 + timedelta(days=3)
     records_store([record], old_places=[old])
     assert not InteractionBucket.objects.filter(department=department).exists()
-    assert set(InteractionBucket.objects.values_list("cube", "n")) == {(c, 1) for c in ("Q", "H", "D", "DC", "DA")}
+    assert set(InteractionBucket.objects.values_list("cube", "n")) == {(c, 1) for c in ("Q", "H", "D", "DC", "DA", "DT")}
 
 
 @pytest.mark.django_db
@@ -121,7 +121,7 @@ def test_failures_are_retried_then_parked_and_shown_in_status(department, monkey
 def test_timezone_change_recuts_the_day_cubes(department):
     records_store(_some_traffic(department))
     department_upsert(slug=department.slug, timezone="America/New_York")
-    assert not InteractionBucket.objects.filter(cube__in=["D", "DC", "DA"]).exists()
+    assert not InteractionBucket.objects.filter(cube__in=["D", "DC", "DA", "DT"]).exists()
     assert DirtyBucket.objects.exists()
     dirty_buckets_recompute()
     after_invalidate = _cube_rows()
