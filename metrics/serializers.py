@@ -18,6 +18,10 @@ from metrics.periods import Compare, Granularity, add_months, is_boundary
 from metrics.selectors import GROUP_DIMENSIONS, DepartmentScope, KpiQuery
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Far from datetime's limits, so comparisons a year earlier and zone shifts never overflow.
+_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+_LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+_MAX_FILTER_VALUES = 200
 # "+07:00" arrives as " 07:00" when a client forgets to percent-encode the "+" in a query string.
 _SPACE_OFFSET = re.compile(r" (\d{2}(:?\d{2})?)$")
 
@@ -28,6 +32,13 @@ def _invalid(field: str, message: str, code: str) -> serializers.ValidationError
 
 def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _filter_values(value: str) -> tuple[str, ...]:
+    values = tuple(dict.fromkeys(_split(value)))
+    if len(values) > _MAX_FILTER_VALUES:
+        raise serializers.ValidationError(f"At most {_MAX_FILTER_VALUES} values.", code="too_many")
+    return values
 
 
 class KpiQueryInputSerializer(serializers.Serializer):
@@ -79,10 +90,10 @@ class KpiQueryInputSerializer(serializers.Serializer):
         return value
 
     def validate_agent(self, value):
-        return tuple(dict.fromkeys(_split(value)))
+        return _filter_values(value)
 
     def validate_channel(self, value):
-        return tuple(dict.fromkeys(_split(value)))
+        return _filter_values(value)
 
     def validate(self, attrs):
         access: Access = self.context["access"]
@@ -172,8 +183,10 @@ class KpiQueryInputSerializer(serializers.Serializer):
                     raise _invalid(field, "A datetime needs an offset, e.g. 2026-05-01T00:00:00+07:00.",
                                    "offset_required")
                 moment = parsed.astimezone(UTC)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise _invalid(field, "Enter an ISO date (YYYY-MM-DD) or a datetime with offset.", "invalid") from None
+        if not _EARLIEST <= moment < _LATEST:
+            raise _invalid(field, "Dates must fall between 1900 and 2999.", "out_of_range")
         if not is_boundary(moment, zone=zone, granularity=granularity):
             what = {"hour": "a local hour", "day": "a local midnight", "week": "a local Monday midnight",
                     "month": "the local midnight of a 1st", "total": "a quarter-hour"}[granularity]

@@ -4,6 +4,8 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.metrics.records import interaction_build, records_store
 
@@ -162,3 +164,31 @@ def test_defaults_cover_the_current_periods(department, staff_client):
     response = staff_client.get("/api/v1/metrics", {"kpi": "interactions", "granularity": "week"})
     assert response.status_code == 200
     assert len(response.json()["results"][0]["series"]) == 12
+
+
+def test_in_process_results_are_fresh_when_the_ingest_commit_returns(department, staff_client, settings,
+                                                                     django_capture_on_commit_callbacks):
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        pytest.skip("tasks run in a worker when REDIS_URL is set")
+    with django_capture_on_commit_callbacks(execute=True):
+        records_store([interaction_build(department=department, created_at=DAY + timedelta(hours=9))], then="kick")
+    assert _total(staff_client) == {(): 1}
+
+
+_junk = st.one_of(st.none(), st.text(max_size=30), st.sampled_from([
+    "2026-05-04", "0001-01-01", "9999-12-31", "2026-02-30", "2026-05-04T00:00:00+07:00", "2026-05-04T00:00:00Z",
+    "2026-05-04T00:00:00 07:00", "interactions", "fcr_rate,csat", "agent,channel", "department", "UTC",
+    "Asia/Kolkata", "previous_year", "hour", "week", "month", "total", ",,,", "a-1", "cskh-hn", "cskh-hcm",
+]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=st.fixed_dictionaries({}, optional={name: _junk for name in (
+    "kpi", "department", "start", "end", "granularity", "timezone", "group_by", "agent", "channel", "compare")}))
+def test_no_parameters_produce_a_500(department, other_department, make_client, params):
+    client = make_client(grants=[("cskh-hn", "agent")], agent="a-1", username="fuzz")
+    response = client.get("/api/v1/metrics", {k: v for k, v in params.items() if v is not None})
+    assert response.status_code in (200, 400, 403), response.content
+    body = response.json()
+    if response.status_code != 200:
+        assert set(body) == {"code", "detail", "errors"}
