@@ -5,8 +5,9 @@
 PostgreSQL database cskpi_bench_q on 127.0.0.1 (user postgres): 5M interactions over a year, 20
 departments (Asia/Ho_Chi_Minh), 500 agents, 6 channels (bench/query_data.py; reused when present).
 Prints the cube sizes and rollup ratios, then median and p95 latency of each query through the API
-(Django test client: routing, bearer auth, access, parsing, SQL, JSON), of the engine alone
-(kpi_series_get), and of the on-the-fly SQL GROUP BY over raw rows, with the ratios.
+(Django test client: routing, bearer auth, access, parsing, SQL, JSON), with --gunicorn also over
+HTTP against one gunicorn sync worker on loopback, of the engine alone (kpi_series_get), and of the
+on-the-fly SQL GROUP BY over raw rows, with the ratios (the script asserts the answers are equal).
 """
 
 import argparse
@@ -64,6 +65,8 @@ def main() -> None:
     parser.add_argument("--regenerate", action="store_true")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--raw-runs", type=int, default=10)
+    parser.add_argument("--gunicorn", action="store_true",
+                        help="Also time the API over HTTP against gunicorn on 127.0.0.1 (1 sync worker).")
     args = parser.parse_args()
 
     info = bench_data_ensure(regenerate=args.regenerate)
@@ -117,6 +120,8 @@ def main() -> None:
             return cursor.fetchall()
 
     raws = [raw_a, lambda: raw_b(False), lambda: raw_b(True)]
+    token = client._credentials["HTTP_AUTHORIZATION"]
+    server = _gunicorn_start() if args.gunicorn else None
     print(f"\n{'query':<58} {'median ms':>10} {'p95 ms':>8}   ratio (on the fly ÷ API median)")
     for (name, params), raw_fn in zip(cases.items(), raws, strict=True):
         query_params = {**params, **YEAR, "department": department.slug}
@@ -139,12 +144,53 @@ def main() -> None:
         engine, _ = timed(lambda q=query: kpi_series_get(query=q), args.runs)
         fly, fly_rows = timed(raw_fn, args.raw_runs, warmup=1)
         _check(name, body, fly_rows)
+        http = timed(lambda qp=query_params: _http_get(qp, token), args.runs)[0] if server else None
         ratio = statistics.median(fly) / statistics.median(api)
         print(f"{name:<58}")
         print(f"  {'API /api/v1/metrics':<56} {statistics.median(api):>10.2f} {p95(api):>8.2f}   {ratio:8.0f}×")
         print(f"  {'engine only (kpi_series_get)':<56} {statistics.median(engine):>10.2f} {p95(engine):>8.2f}"
               f"   {statistics.median(fly) / statistics.median(engine):8.0f}×")
+        if http:
+            print(f"  {'API over HTTP (gunicorn, loopback)':<56} {statistics.median(http):>10.2f} {p95(http):>8.2f}"
+                  f"   {statistics.median(fly) / statistics.median(http):8.0f}×")
         print(f"  {'on the fly: SQL GROUP BY over raw rows':<56} {statistics.median(fly):>10.2f} {p95(fly):>8.2f}")
+
+
+PORT = 8791
+
+
+def _gunicorn_start():
+    import atexit
+    import os
+    import socket
+    import subprocess
+
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "cskpi.wsgi:application", "--bind", f"127.0.0.1:{PORT}",
+         "--workers", "1", "--log-level", "warning"],
+        cwd=Path(__file__).resolve().parents[1], env=os.environ.copy(),
+    )
+    atexit.register(lambda: (process.terminate(), process.wait()))
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", PORT), timeout=0.2).close()
+            return process
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("gunicorn did not start")
+
+
+def _http_get(params: dict, authorization: str) -> bytes:
+    import http.client
+    from urllib.parse import urlencode
+
+    conn = http.client.HTTPConnection("127.0.0.1", PORT)
+    conn.request("GET", f"/api/v1/metrics?{urlencode(params)}", headers={"Authorization": authorization})
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    assert response.status == 200, body
+    return body
 
 
 def _check(name: str, body: dict, rows: list) -> None:
