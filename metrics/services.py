@@ -104,8 +104,6 @@ def department_buckets_invalidate(*, department_id: int) -> None:
     one quarter per local day (in the new zone) that holds a record: recomputing a quarter rebuilds
     its whole local day in every day cube. Quarter and hour cubes do not depend on the zone.
     """
-    from cskpi.models import Department
-
     department = Department.objects.get(id=department_id)
     with transaction.atomic():
         for record_type, kind in RECORD_KINDS.items():
