@@ -107,6 +107,9 @@ def department_buckets_invalidate(*, department_id: int) -> None:
     department = Department.objects.get(id=department_id)
     with transaction.atomic():
         for record_type, kind in RECORD_KINDS.items():
+            # A recompute running now finishes first (its old-zone rows are deleted here); one that
+            # starts later reads the new zone under the same lock.
+            _recompute_lock(record_type=record_type, department_id=department_id)
             BUCKET_MODELS[record_type].objects.filter(
                 department_id=department_id, cube__in=[c.key for c in CUBES if c.local_day]
             ).delete()
@@ -282,6 +285,8 @@ def _claims_recompute(*, record_type: str, department, claims: list[dict]) -> bo
     try:
         with transaction.atomic():
             _recompute_lock(record_type=record_type, department_id=department.id)
+            # Under the lock, the zone as committed now (a zone change takes the same lock).
+            department.refresh_from_db(fields=["timezone"])
             cube_buckets_rebuild(record_type=record_type, department=department, intervals=intervals)
             DirtyBucket.objects.filter(_claimed(claims)).delete()
             RecomputeStamp.objects.bulk_create(
