@@ -119,6 +119,19 @@ CSKPI_PUBLIC_DOCS = env.bool("CSKPI_PUBLIC_DOCS", default=True)
 CSKPI_DEFAULT_TIMEZONE = env("CSKPI_DEFAULT_TIMEZONE", default="Asia/Ho_Chi_Minh")
 CSKPI_MAX_BATCH = env.int("CSKPI_MAX_BATCH", default=1000)
 CSKPI_MAX_PAGE_SIZE = env.int("CSKPI_MAX_PAGE_SIZE", default=1000)
+# KPI engine: recompute batches and leases, attempts before a bucket is parked as failed.
+CSKPI_RECOMPUTE_BATCH = env.int("CSKPI_RECOMPUTE_BATCH", default=2000)
+CSKPI_RECOMPUTE_LEASE_SECONDS = env.int("CSKPI_RECOMPUTE_LEASE_SECONDS", default=120)
+CSKPI_RECOMPUTE_TIME_BUDGET = env.float("CSKPI_RECOMPUTE_TIME_BUDGET", default=20.0)
+CSKPI_RECOMPUTE_MAX_ATTEMPTS = env.int("CSKPI_RECOMPUTE_MAX_ATTEMPTS", default=5)
+# KPI queries: the longest range per granularity, in days (longer is a 400).
+CSKPI_MAX_RANGE_DAYS = {
+    "hour": env.int("CSKPI_MAX_RANGE_DAYS_HOUR", default=31),
+    "day": env.int("CSKPI_MAX_RANGE_DAYS_DAY", default=731),
+    "week": env.int("CSKPI_MAX_RANGE_DAYS_WEEK", default=5 * 366),
+    "month": env.int("CSKPI_MAX_RANGE_DAYS_MONTH", default=10 * 366),
+    "total": env.int("CSKPI_MAX_RANGE_DAYS_TOTAL", default=10 * 366),
+}
 # Request bodies above this are refused with 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("CSKPI_MAX_BODY_BYTES", default=8 * 1024 * 1024)
 

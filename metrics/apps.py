@@ -1,6 +1,18 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
+
+
+def _sqlite_functions(sender, connection, **kwargs):
+    if connection.vendor == "sqlite":
+        from metrics.cubes import sqlite_bucket_start, sqlite_period_index
+
+        connection.connection.create_function("cskpi_bucket_start", 3, sqlite_bucket_start, deterministic=True)
+        connection.connection.create_function("cskpi_period_index", 2, sqlite_period_index, deterministic=True)
 
 
 class MetricsConfig(AppConfig):
     name = "metrics"
     verbose_name = "Metrics: KPI aggregates"
+
+    def ready(self):
+        connection_created.connect(_sqlite_functions, dispatch_uid="metrics-sqlite-functions")

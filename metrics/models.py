@@ -2,6 +2,8 @@ from django.db import models
 
 from cskpi.models import Department
 from ingestion.choices import RecordType
+from metrics.catalog import COMPONENTS
+from metrics.cubes import CUBE_CHOICES
 
 
 class DirtyBucket(models.Model):
@@ -28,3 +30,64 @@ class DirtyBucket(models.Model):
             models.UniqueConstraint(fields=["record_type", "department", "quarter_start"], name="dirty_bucket_key")
         ]
         indexes = [models.Index(fields=["first_marked_at"], name="dirty_bucket_age")]
+
+
+class BucketBase(models.Model):
+    """One cube row: the catalog components of one bucket × department × agent × channel.
+
+    `agent`/`channel` are '' when the cube does not keep that dimension or the record had none.
+    The component columns are generated from `metrics.catalog.COMPONENTS`, so the catalog is the
+    only place they are declared (the migration is checked against it by a test).
+    """
+
+    cube = models.CharField(max_length=2, choices=CUBE_CHOICES)
+    # Served by the key's index, which leads with the department (a separate FK index tempted the
+    # PostgreSQL planner into scanning every cube of the department).
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="+", db_index=False)
+    bucket_start = models.DateTimeField(help_text="UTC instant where the bucket starts.")
+    agent = models.CharField(max_length=128, blank=True, default="")
+    channel = models.CharField(max_length=32, blank=True, default="")
+
+    class Meta:
+        abstract = True
+
+
+def _bucket_model(name: str, record_type: str, doc: str) -> type[BucketBase]:
+    attrs = {
+        "__module__": __name__,
+        "__doc__": doc,
+        "Meta": type("Meta", (), {
+            "constraints": [models.UniqueConstraint(
+                fields=["department", "cube", "bucket_start", "agent", "channel"], name=f"{name.lower()}_key",
+            )],
+        }),
+    }
+    for component in COMPONENTS[record_type]:
+        attrs[component.key] = (
+            models.BigIntegerField(default=0) if component.is_count else models.FloatField(default=0)
+        )
+    return type(name, (BucketBase,), attrs)
+
+
+InteractionBucket = _bucket_model("InteractionBucket", RecordType.INTERACTION, "Interaction components per bucket.")
+SurveyBucket = _bucket_model("SurveyBucket", RecordType.SURVEY, "Survey components per bucket.")
+CashoutBucket = _bucket_model("CashoutBucket", RecordType.CASHOUT, "Cashout components per bucket.")
+
+BUCKET_MODELS: dict[str, type[BucketBase]] = {
+    RecordType.INTERACTION: InteractionBucket,
+    RecordType.SURVEY: SurveyBucket,
+    RecordType.CASHOUT: CashoutBucket,
+}
+
+
+class RecomputeStamp(models.Model):
+    """The last completed recompute of one department's record type (for /status and as_of)."""
+
+    record_type = models.CharField(max_length=16, choices=RecordType.choices)
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="+")
+    completed_at = models.DateTimeField()
+    buckets = models.PositiveIntegerField()
+    duration_ms = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["record_type", "department"], name="recompute_stamp_key")]

@@ -2,15 +2,37 @@
 
 import logging
 import secrets
+from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import reduce
+from operator import or_
+from time import monotonic
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import CharField, Count, F, Max, Min, Q, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from metrics.models import DirtyBucket
+from cskpi.models import Department
+from ingestion.choices import RecordType
+from ingestion.registry import RECORD_KINDS
+from metrics.catalog import COMPONENTS, Component
+from metrics.cubes import (
+    AGENT,
+    CHANNEL,
+    CUBES,
+    EXACT_CUBE,
+    BucketStart,
+    Cube,
+    local_midnight,
+    merge_intervals,
+)
+from metrics.models import BUCKET_MODELS, DirtyBucket, RecomputeStamp
 
 logger = logging.getLogger(__name__)
 
@@ -76,18 +98,274 @@ def _kick() -> None:
 
 
 def department_buckets_invalidate(*, department_id: int) -> None:
-    """Mark every quarter-hour holding a record of the department dirty (e.g. its zone changed)."""
-    from ingestion.registry import RECORD_KINDS
+    """The department's zone changed: its local-day cubes must be cut again at the new midnights.
 
-    for kind in RECORD_KINDS.values():
-        anchors = kind.model.objects.filter(department_id=department_id).values_list(kind.anchor, flat=True)
-        dirty_buckets_mark(record_type=kind.record_type, marks=((department_id, a) for a in anchors.iterator()))
-    recompute_kick_on_commit()
-
-
-def dirty_buckets_recompute() -> int:
-    """Recompute the aggregates of every claimable dirty bucket; returns how many were done.
-
-    Until the aggregates exist (KPI engine issue) there is nothing to recompute from them.
+    Deletes the day-cube rows now (old midnights would otherwise linger beside new ones) and marks
+    one quarter per local day (in the new zone) that holds a record: recomputing a quarter rebuilds
+    its whole local day in every day cube. Quarter and hour cubes do not depend on the zone.
     """
-    return 0
+    department = Department.objects.get(id=department_id)
+    with transaction.atomic():
+        for record_type, kind in RECORD_KINDS.items():
+            # A recompute running now finishes first (its old-zone rows are deleted here); one that
+            # starts later reads the new zone under the same lock.
+            _recompute_lock(record_type=record_type, department_id=department_id)
+            BUCKET_MODELS[record_type].objects.filter(
+                department_id=department_id, cube__in=[c.key for c in CUBES if c.local_day]
+            ).delete()
+            days = (
+                kind.model.objects.filter(department_id=department_id)
+                .annotate(day=BucketStart(F(kind.anchor), seconds=None, zone=department.timezone))
+                .values_list("day", flat=True).distinct().order_by()
+            )
+            dirty_buckets_mark(record_type=record_type, marks=((department_id, day) for day in days.iterator()))
+        recompute_kick_on_commit()
+
+
+# --- recompute ------------------------------------------------------------------------------
+
+# First key of the PostgreSQL advisory lock that serialises recomputes of one record type of one
+# department (the second key is the department id).
+_LOCK_NAMESPACE = {RecordType.INTERACTION: 7_301, RecordType.SURVEY: 7_302, RecordType.CASHOUT: 7_303}
+_CHUNK_INTERVALS = 200
+
+
+def cube_buckets_rebuild(*, record_type: str, department, intervals: list[tuple[datetime, datetime]]) -> None:
+    """Recompute every cube bucket that overlaps `intervals`.
+
+    Each cube widens the intervals to its own buckets (a quarter, its UTC hour, its local day),
+    deletes those rows and inserts them again with INSERT ... SELECT ... GROUP BY. The quarter cube
+    is summed from the raw records; the coarser cubes from the quarter cube, so recomputing a
+    local day costs at most 96 quarters × agents × channels rows however busy the day was. Run
+    inside a transaction holding `_recompute_lock`, so the result is exact and idempotent.
+    """
+    zone = ZoneInfo(department.timezone)
+    for cube in sorted(CUBES, key=lambda c: c is not EXACT_CUBE):  # the exact layer first
+        spans = cube.spans(intervals, zone)
+        for i in range(0, len(spans), _CHUNK_INTERVALS):
+            chunk = spans[i:i + _CHUNK_INTERVALS]
+            _cube_rows_delete(record_type=record_type, cube=cube, department=department, spans=chunk)
+            _cube_rows_insert(record_type=record_type, cube=cube, department=department, spans=chunk)
+
+
+def _span_filter(field_name: str, spans) -> Q:
+    return reduce(or_, (Q(**{f"{field_name}__gte": s, f"{field_name}__lt": e}) for s, e in spans))
+
+
+def _cube_rows_delete(*, record_type: str, cube: Cube, department, spans) -> None:
+    BUCKET_MODELS[record_type].objects.filter(cube=cube.key, department_id=department.id).filter(
+        _span_filter("bucket_start", spans)
+    ).delete()
+
+
+def _aggregate(component: Component):
+    if component.is_count:
+        return Count("pk", filter=component.where) if component.where is not None else Count("pk")
+    return Sum(component.value, filter=component.where, default=0.0)
+
+
+def _cube_rows_insert(*, record_type: str, cube: Cube, department, spans) -> None:
+    kind = RECORD_KINDS[record_type]
+    raw_fields = {f.name for f in kind.model._meta.get_fields()}
+
+    def dim(name: str):
+        if name in cube.dims and name in raw_fields:
+            # Raw NULL and the cube's '' are the same "none" (the quarter cube already holds '').
+            return Coalesce(F(name), Value(""), output_field=CharField())
+        return Value("", output_field=CharField())
+
+    components = COMPONENTS[record_type]
+    if cube is EXACT_CUBE:
+        source, anchor, sums = kind.model.objects, kind.anchor, {f"c_{c.key}": _aggregate(c) for c in components}
+    else:
+        source = BUCKET_MODELS[record_type].objects.filter(cube=EXACT_CUBE.key)
+        anchor, sums = "bucket_start", {f"c_{c.key}": Sum(c.key) for c in components}
+    select = (
+        source.filter(department_id=department.id).filter(_span_filter(anchor, spans))
+        .annotate(
+            k_bucket=BucketStart(F(anchor), seconds=cube.seconds, zone=department.timezone),
+            k_agent=dim(AGENT), k_channel=dim(CHANNEL),
+        )
+        .values("k_bucket", "k_agent", "k_channel")
+        .annotate(**sums)
+        .order_by()
+    )
+    sql, params = select.query.sql_with_params()
+    qn = connection.ops.quote_name
+    table = BUCKET_MODELS[record_type]._meta.db_table
+    columns = ", ".join(qn(c.key) for c in components)
+    values = ", ".join(f"s.{qn('c_' + c.key)}" for c in components)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {qn(table)} (cube, department_id, bucket_start, agent, channel, {columns}) "
+            f"SELECT %s, %s, s.k_bucket, s.k_agent, s.k_channel, {values} FROM ({sql}) s",
+            [cube.key, department.id, *params],
+        )
+
+
+def _recompute_lock(*, record_type: str, department_id: int) -> None:
+    """Serialise recomputes of one record type of one department (SQLite serialises all writes)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE[record_type], department_id])
+
+
+@dataclass(frozen=True)
+class RecomputeOutcome:
+    buckets: int  # dirty buckets recomputed
+    failed: int  # groups that raised
+    exhausted: bool  # the time budget ran out with work possibly left
+
+
+def dirty_buckets_recompute(*, time_budget: float | None = None, batch: int | None = None) -> RecomputeOutcome:
+    """Claim dirty buckets in batches and recompute them until none is left or the budget runs out.
+
+    Safe to run twice or concurrently: claims are leased (SKIP LOCKED on PostgreSQL), each
+    (record type, department) is recomputed under a lock in one transaction, and a mark that
+    arrived meanwhile (new version) survives for the next pass.
+    """
+    budget = settings.CSKPI_RECOMPUTE_TIME_BUDGET if time_budget is None else time_budget
+    batch = batch or settings.CSKPI_RECOMPUTE_BATCH
+    deadline = monotonic() + budget
+    done = failed = 0
+    while True:
+        claims = _dirty_buckets_claim(limit=batch)
+        if not claims:
+            return RecomputeOutcome(done, failed, False)
+        groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
+        for claim in claims:
+            groups[(claim["record_type"], claim["department_id"])].append(claim)
+        departments = Department.objects.in_bulk({d for _, d in groups})
+        for (record_type, department_id), group in groups.items():
+            department = departments.get(department_id)
+            if department is None:  # deleted meanwhile; its marks went with it (cascade)
+                continue
+            if _claims_recompute(record_type=record_type, department=department, claims=group):
+                done += len(group)
+            else:
+                failed += 1
+        if monotonic() > deadline:
+            return RecomputeOutcome(done, failed, True)
+
+
+def _dirty_buckets_claim(*, limit: int) -> list[dict]:
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            DirtyBucket.objects.select_for_update(skip_locked=True)
+            .filter(failed_at__isnull=True)
+            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            .order_by("first_marked_at")
+            .values_list("id", flat=True)[:limit]
+        )
+        if not ids:
+            return []
+        DirtyBucket.objects.filter(id__in=ids).update(
+            claimed_until=now + timedelta(seconds=settings.CSKPI_RECOMPUTE_LEASE_SECONDS),
+            attempts=F("attempts") + 1,
+        )
+        return list(
+            DirtyBucket.objects.filter(id__in=ids).values(
+                "id", "version", "record_type", "department_id", "quarter_start", "attempts"
+            )
+        )
+
+
+def _claimed(claims: list[dict]) -> Q:
+    """The claimed rows, as long as no newer mark replaced their version."""
+    by_version: dict[int, list[int]] = defaultdict(list)
+    for claim in claims:
+        by_version[claim["version"]].append(claim["id"])
+    return reduce(or_, (Q(version=v, id__in=ids) for v, ids in by_version.items()))
+
+
+def _claims_recompute(*, record_type: str, department, claims: list[dict]) -> bool:
+    started = monotonic()
+    intervals = merge_intervals((c["quarter_start"], c["quarter_start"] + QUARTER) for c in claims)
+    try:
+        with transaction.atomic():
+            _recompute_lock(record_type=record_type, department_id=department.id)
+            # Under the lock, the zone as committed now (a zone change takes the same lock).
+            department.refresh_from_db(fields=["timezone"])
+            cube_buckets_rebuild(record_type=record_type, department=department, intervals=intervals)
+            DirtyBucket.objects.filter(_claimed(claims)).delete()
+            RecomputeStamp.objects.bulk_create(
+                [RecomputeStamp(record_type=record_type, department=department, completed_at=timezone.now(),
+                                buckets=len(claims), duration_ms=(monotonic() - started) * 1000)],
+                update_conflicts=True, unique_fields=["record_type", "department"],
+                update_fields=["completed_at", "buckets", "duration_ms"],
+            )
+        return True
+    except Exception as exc:  # noqa: BLE001 - recorded on the marks; retried, then parked as failed
+        logger.exception("recompute of %s buckets of department %s failed", record_type, department.id)
+        _claims_fail(claims=claims, error=f"{type(exc).__name__}: {exc}"[:2000])
+        return False
+
+
+def _claims_fail(*, claims: list[dict], error: str) -> None:
+    now = timezone.now()
+    limit = settings.CSKPI_RECOMPUTE_MAX_ATTEMPTS
+    exhausted = [c for c in claims if c["attempts"] >= limit]
+    retry = [c for c in claims if c["attempts"] < limit]
+    if exhausted:
+        DirtyBucket.objects.filter(_claimed(exhausted)).update(last_error=error, failed_at=now)
+    if retry:
+        # Back off so a persistent error does not spin; a new mark clears the claim at once.
+        backoff = min(2 ** max(c["attempts"] for c in retry), 300)
+        DirtyBucket.objects.filter(_claimed(retry)).update(
+            last_error=error, claimed_until=now + timedelta(seconds=backoff)
+        )
+
+
+# --- rebuild --------------------------------------------------------------------------------
+
+
+def department_chunks(*, department, since: datetime | None, chunk_days: int) -> list[tuple[str, tuple]]:
+    """The (record type, [start, end)) chunks a rebuild of the department walks, local-day aligned."""
+    zone = ZoneInfo(department.timezone)
+    chunks = []
+    for record_type, kind in RECORD_KINDS.items():
+        bounds = kind.model.objects.filter(department_id=department.id).aggregate(
+            lo=Min(kind.anchor), hi=Max(kind.anchor)
+        )
+        if bounds["lo"] is None:
+            continue
+        lo = max(bounds["lo"], since) if since else bounds["lo"]
+        day, last = lo.astimezone(zone).date(), bounds["hi"].astimezone(zone).date()
+        while day <= last:
+            following = min(day + timedelta(days=chunk_days), last + timedelta(days=1))
+            chunks.append((record_type, (local_midnight(day, zone), local_midnight(following, zone))))
+            day = following
+    return chunks
+
+
+def department_cubes_rebuild(*, department, since: datetime | None = None, chunk_days: int = 7,
+                             progress=None) -> int:
+    """Rebuild the department's cubes from its raw records, one bounded transaction per chunk.
+
+    Without `since` every cube row of the department is replaced; with it, the buckets from
+    `since` on. Returns the number of chunks; `progress(n)` is called after each.
+    """
+    zone = ZoneInfo(department.timezone)
+    chunks = department_chunks(department=department, since=since, chunk_days=chunk_days)
+    covered: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for record_type, interval in chunks:
+        with transaction.atomic():
+            _recompute_lock(record_type=record_type, department_id=department.id)
+            cube_buckets_rebuild(record_type=record_type, department=department, intervals=[interval])
+        covered[record_type].append(interval)
+        if progress:
+            progress(1)
+    # Rows outside what the raw records cover are stale (e.g. the records moved elsewhere).
+    for record_type, model in BUCKET_MODELS.items():
+        with transaction.atomic():
+            _recompute_lock(record_type=record_type, department_id=department.id)
+            for cube in CUBES:
+                rows = model.objects.filter(department_id=department.id, cube=cube.key)
+                spans = cube.spans(covered.get(record_type, []), zone)
+                if since:
+                    rows = rows.filter(bucket_start__gte=cube.bucket_span(since, zone)[0])
+                if spans:
+                    rows = rows.exclude(_span_filter("bucket_start", spans))
+                rows.delete()
+    return len(chunks)

@@ -1,0 +1,149 @@
+"""Freshness: p95 lag from an ingest commit to the change being visible in /api/v1/metrics.
+
+    .venv/bin/python bench/freshness.py [--seconds 60] [--rate 1000]
+
+A real Celery worker (subprocess, Redis db 2) recomputes; this process ingests like the ingestion
+service does (one transaction per batch: raw rows + dirty-bucket marks, the recompute kicked after
+commit) at `rate` records/s spread over the 20 bench departments, and every batch carries one
+probe record for the department `fresh-probe`. A poller reads the probe department's interaction
+count through /api/v1/metrics every 50 ms; batch k is visible once the count reaches k.
+Runs against the benchmark database (cskpi_bench_q, see bench/query_data.py).
+"""
+
+import argparse
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from query_data import BENCH_URL, database_create  # noqa: E402
+
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--batches-per-second", type=int, default=10)
+    args = parser.parse_args()
+
+    database_create(regenerate=False)
+    os.environ.update(DATABASE_URL=BENCH_URL, REDIS_URL=REDIS_URL, DJANGO_SETTINGS_MODULE="cskpi.settings",
+                      DJANGO_ALLOWED_HOSTS="testserver,127.0.0.1,localhost")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.cache import cache
+    from django.core.management import call_command
+    from django.db import connection, transaction
+    from django.utils import timezone
+    from rest_framework.test import APIClient
+
+    from cskpi.services import department_upsert, token_issue, user_grants_upsert
+    from ingestion.models import Interaction
+    from metrics.models import DirtyBucket
+    from metrics.services import KICK_FLAG, dirty_buckets_mark, recompute_kick_on_commit
+
+    call_command("migrate", verbosity=0)
+    probe = department_upsert(slug="fresh-probe", name="Freshness probe", timezone="Asia/Ho_Chi_Minh")
+    load = [department_upsert(slug=f"bench-{i:02d}", timezone="Asia/Ho_Chi_Minh") for i in range(20)]
+    Interaction.objects.filter(source="fresh").delete()
+    DirtyBucket.objects.all().delete()
+    cache.delete(KICK_FLAG)
+    user = user_grants_upsert(username="fresh-viewer", grants=[("fresh-probe", "viewer")])
+    token = token_issue(user=user)
+
+    log = open("/tmp/cskpi-freshness-worker.log", "w")  # noqa: SIM115
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "celery"), "-A", "cskpi", "worker", "--pool", "solo", "--loglevel",
+         "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
+    )
+    time.sleep(3)
+
+    day = timezone.now().astimezone(ZoneInfo(probe.timezone)).date()
+    params = {"kpi": "interactions", "department": "fresh-probe", "granularity": "day",
+              "start": (day - timedelta(days=1)).isoformat(), "end": (day + timedelta(days=2)).isoformat()}
+    committed: list[float] = []
+    visible: dict[int, float] = {}
+    stop = threading.Event()
+
+    def poll():
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        try:
+            while not stop.is_set():
+                count = client.get("/api/v1/metrics", params).json()["results"][0]["value"]
+                seen = time.perf_counter()
+                for k in range(1, count + 1):
+                    visible.setdefault(k, seen)
+                time.sleep(0.05)
+        finally:
+            connection.close()
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    per_batch = args.rate // args.batches_per_second
+    interval = 1 / args.batches_per_second
+    rng = random.Random(7)
+    started = time.perf_counter()
+    n_batches = int(args.seconds * args.batches_per_second)
+    try:
+        for k in range(n_batches):
+            due = started + k * interval
+            if (pause := due - time.perf_counter()) > 0:
+                time.sleep(pause)
+            now = timezone.now()
+            rows = []
+            for i in range(per_batch):
+                department = probe if i == 0 else load[rng.randrange(20)]
+                created = now - timedelta(seconds=rng.uniform(0, 60))
+                rows.append(Interaction(
+                    department=department, source="fresh", external_id=f"f-{started}-{k}-{i}", content_hash="x" * 32,
+                    received_at=now, channel=rng.choice(["phone", "chat", "email"]),
+                    agent=f"a-{rng.randrange(25)}", created_at=created, status="resolved", contact_count=1,
+                ))
+            with transaction.atomic():
+                Interaction.objects.bulk_create(rows)
+                dirty_buckets_mark(record_type="interaction", marks=[(r.department_id, r.created_at) for r in rows])
+                recompute_kick_on_commit()
+            committed.append(time.perf_counter())
+        ingest_seconds = time.perf_counter() - started
+        deadline = time.monotonic() + 60
+        while len(visible) < n_batches and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        poller.join()
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    lags = sorted(visible[k + 1] - committed[k] for k in range(n_batches) if k + 1 in visible)
+    missing = n_batches - len(lags)
+    print(f"ingested {n_batches * per_batch:,} records in {ingest_seconds:.1f} s "
+          f"({n_batches * per_batch / ingest_seconds:,.0f} records/s, {n_batches} transactions)")
+    print(f"lag commit → visible in /api/v1/metrics: median {statistics.median(lags) * 1000:.0f} ms, "
+          f"p95 {lags[int(0.95 * (len(lags) - 1))] * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms"
+          + (f"; {missing} batches never visible" if missing else ""))
+    # Leave the benchmark data as it was: remove the load and recompute the buckets it touched.
+    from metrics.services import dirty_buckets_recompute
+
+    fresh = Interaction.objects.filter(source="fresh")
+    with transaction.atomic():
+        dirty_buckets_mark(record_type="interaction", marks=list(fresh.values_list("department_id", "created_at")))
+        fresh.delete()
+    dirty_buckets_recompute(time_budget=600)
+
+
+if __name__ == "__main__":
+    main()

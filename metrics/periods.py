@@ -1,0 +1,123 @@
+"""Periods of a KPI query, cut in the query's zone: boundaries, alignment and comparison ranges."""
+
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from metrics.cubes import QUARTER_SECONDS, is_local_midnight, local_midnight
+
+
+class Granularity:
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    TOTAL = "total"
+
+    ALL = (HOUR, DAY, WEEK, MONTH, TOTAL)
+    DAILY = (DAY, WEEK, MONTH)  # periods that start at local midnights
+
+
+class Compare:
+    PREVIOUS_PERIOD = "previous_period"
+    PREVIOUS_WEEK = "previous_week"
+    PREVIOUS_YEAR = "previous_year"
+
+    ALL = (PREVIOUS_PERIOD, PREVIOUS_WEEK, PREVIOUS_YEAR)
+
+
+_QUARTER = timedelta(seconds=QUARTER_SECONDS)
+
+
+def is_quarter(moment: datetime) -> bool:
+    return moment.microsecond == 0 and int(moment.timestamp()) % QUARTER_SECONDS == 0
+
+
+def is_boundary(moment: datetime, *, zone: ZoneInfo, granularity: str) -> bool:
+    """Whether a period of `granularity` in `zone` can start (or end) at `moment`."""
+    if not is_quarter(moment):
+        return False
+    if granularity == Granularity.TOTAL:
+        return True
+    local = moment.astimezone(zone)
+    if granularity == Granularity.HOUR:
+        return local.minute == 0 and local.second == 0
+    if not is_local_midnight(moment, zone):
+        return False
+    if granularity == Granularity.WEEK:
+        return local.weekday() == 0
+    if granularity == Granularity.MONTH:
+        return local.day == 1
+    return True
+
+
+def add_months(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def boundaries_get(*, start: datetime, end: datetime, zone: ZoneInfo, granularity: str) -> list[datetime]:
+    """[start, ..., end]: every period boundary of the (aligned) range, as UTC instants."""
+    return list(_boundaries(start, end, zone, granularity))
+
+
+@lru_cache(maxsize=512)  # dashboards repeat the same ranges; a year by day is 366 zone conversions
+def _boundaries(start: datetime, end: datetime, zone: ZoneInfo, granularity: str) -> tuple[datetime, ...]:
+    if granularity == Granularity.TOTAL:
+        return [start, end]
+    out: list[datetime] = []
+    if granularity == Granularity.HOUR:
+        # Every instant where a local hour starts (twice the same wall hour when clocks go back).
+        moment = start
+        while moment < end:
+            local = moment.astimezone(zone)
+            if local.minute == 0:
+                out.append(moment)
+            moment += _QUARTER
+    else:
+        day = start.astimezone(zone).date()
+        while (moment := local_midnight(day, zone)) < end:
+            out.append(moment)
+            if granularity == Granularity.DAY:
+                day += timedelta(days=1)
+            elif granularity == Granularity.WEEK:
+                day += timedelta(days=7)
+            else:
+                day = add_months(day, 1)
+    out.append(end)
+    return tuple(out)
+
+
+@lru_cache(maxsize=512)
+def period_starts_iso(boundaries: tuple[datetime, ...], zone: ZoneInfo) -> tuple[str, ...]:
+    """The periods' starts as ISO 8601 in the query zone, as the response shows them."""
+    return tuple(b.astimezone(zone).isoformat() for b in boundaries[:-1])
+
+
+def _shift_local(moment: datetime, zone: ZoneInfo, *, days: int = 0, years: int = 0) -> datetime:
+    """The same local wall time `days`/`years` earlier or later (Feb 29 → Feb 28), on a quarter-hour."""
+    local = moment.astimezone(zone).replace(tzinfo=None)
+    if years:
+        day = local.day if not (local.month == 2 and local.day == 29) else 28
+        local = local.replace(year=local.year + years, day=day)
+    local += timedelta(days=days)
+    shifted = local.replace(tzinfo=zone).astimezone(UTC)
+    return datetime.fromtimestamp(int(shifted.timestamp()) // QUARTER_SECONDS * QUARTER_SECONDS, tz=UTC)
+
+
+def previous_range(*, start: datetime, end: datetime, zone: ZoneInfo, granularity: str,
+                   compare: str) -> tuple[datetime, datetime]:
+    """The range a comparison reads: in whole local days or months when the range is made of them."""
+    midnights = is_local_midnight(start, zone) and is_local_midnight(end, zone)
+    if compare == Compare.PREVIOUS_PERIOD:
+        if granularity == Granularity.MONTH:
+            first, last = start.astimezone(zone).date(), end.astimezone(zone).date()
+            months = (last.year - first.year) * 12 + last.month - first.month
+            return local_midnight(add_months(first, -months), zone), start
+        if midnights:
+            first, last = start.astimezone(zone).date(), end.astimezone(zone).date()
+            return local_midnight(first - (last - first), zone), start
+        return start - (end - start), start
+    if compare == Compare.PREVIOUS_WEEK:
+        return _shift_local(start, zone, days=-7), _shift_local(end, zone, days=-7)
+    return _shift_local(start, zone, years=-1), _shift_local(end, zone, years=-1)

@@ -1,0 +1,299 @@
+"""Input parsing of the KPI query (into a frozen KpiQuery, access rules applied) and output shapes."""
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework import exceptions, serializers
+
+from cskpi.access import Access
+from cskpi.choices import ReadLevel
+from cskpi.models import Department
+from cskpi.validators import zone_get
+from metrics.catalog import KPIS, Unit
+from metrics.cubes import AGENT, local_midnight
+from metrics.periods import Compare, Granularity, add_months, is_boundary
+from metrics.selectors import GROUP_DIMENSIONS, DepartmentScope, KpiQuery
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Far from datetime's limits, so comparisons a year earlier and zone shifts never overflow.
+_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+_LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+_MAX_FILTER_VALUES = 200
+# "+07:00" arrives as " 07:00" when a client forgets to percent-encode the "+" in a query string.
+_SPACE_OFFSET = re.compile(r" (\d{2}(:?\d{2})?)$")
+
+
+def _invalid(field: str, message: str, code: str) -> serializers.ValidationError:
+    return serializers.ValidationError({field: [exceptions.ErrorDetail(message, code=code)]})
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _filter_values(value: str) -> tuple[str, ...]:
+    values = tuple(dict.fromkeys(_split(value)))
+    if len(values) > _MAX_FILTER_VALUES:
+        raise serializers.ValidationError(f"At most {_MAX_FILTER_VALUES} values.", code="too_many")
+    return values
+
+
+class KpiQueryInputSerializer(serializers.Serializer):
+    kpi = serializers.CharField(help_text="Comma list of KPI keys (see `GET /api/v1/kpis`), e.g. `fcr_rate,csat`.")
+    department = serializers.CharField(
+        required=False, help_text="Comma list of department slugs. Default: every department the caller can read."
+    )
+    start = serializers.CharField(
+        required=False,
+        help_text="Inclusive start: an ISO date (local midnight in `timezone`) or a datetime with offset "
+                  "(encode `+` as `%2B`). Must be a period boundary of `granularity` (total: a quarter-hour). "
+                  "Default: a recent window ending with the current period.",
+    )
+    end = serializers.CharField(required=False, help_text="Exclusive end; same forms and alignment as `start`.")
+    granularity = serializers.ChoiceField(choices=Granularity.ALL, default=Granularity.DAY,
+                                          help_text="Length of each period of `series`; `total` gives no series.")
+    timezone = serializers.CharField(
+        required=False,
+        help_text="IANA zone the periods are cut in. Default: the departments' zone when they share one, "
+                  "else the service default.",
+    )
+    group_by = serializers.CharField(required=False, help_text="Comma list of `agent`, `channel`, `department`.")
+    agent = serializers.CharField(required=False, help_text="Comma list: only these agents (not for viewers).")
+    channel = serializers.CharField(required=False, help_text="Comma list: only these channels.")
+    compare = serializers.ChoiceField(choices=Compare.ALL, required=False,
+                                      help_text="Add `previous` and `change` for the range this names.")
+
+    def validate_kpi(self, value):
+        keys = _split(value)
+        unknown = [k for k in keys if k not in KPIS]
+        if not keys or unknown:
+            raise serializers.ValidationError(
+                f"Unknown KPI: {', '.join(unknown) or '(none)'}; see GET /api/v1/kpis.", code="unknown_kpi"
+            )
+        return tuple(KPIS[k] for k in dict.fromkeys(keys))
+
+    def validate_group_by(self, value):
+        dims = _split(value)
+        bad = [d for d in dims if d not in GROUP_DIMENSIONS]
+        if bad:
+            raise serializers.ValidationError(
+                f"Cannot group by {', '.join(bad)}; use {', '.join(GROUP_DIMENSIONS)}.", code="invalid_choice"
+            )
+        return tuple(dict.fromkeys(dims))
+
+    def validate_timezone(self, value):
+        if zone_get(value) is None:
+            raise serializers.ValidationError(f"'{value}' is not an IANA time zone.", code="invalid_timezone")
+        return value
+
+    def validate_agent(self, value):
+        return _filter_values(value)
+
+    def validate_channel(self, value):
+        return _filter_values(value)
+
+    def validate(self, attrs):
+        access: Access = self.context["access"]
+        scopes = self._scopes(access, attrs.get("department"))
+        zone_name = attrs.get("timezone") or self._default_zone([s.department for s in scopes])
+        zone = ZoneInfo(zone_name)
+        granularity = attrs["granularity"]
+        start, end = self._range(attrs.get("start"), attrs.get("end"), zone, granularity)
+        group_by = attrs.get("group_by", ())
+        agents = attrs.get("agent", ())
+        scopes = self._agent_rules(access, scopes, group_by, agents)
+        return {"query": KpiQuery(
+            kpis=attrs["kpi"], scopes=tuple(scopes), start=start, end=end, zone=zone_name, granularity=granularity,
+            group_by=group_by, agents=agents, channels=attrs.get("channel", ()), compare=attrs.get("compare"),
+        )}
+
+    # --- departments and access ---------------------------------------------------------
+
+    def _scopes(self, access: Access, departments: str | None) -> list[DepartmentScope]:
+        if departments is None:
+            readable = access.readable()
+            if not readable:
+                raise exceptions.PermissionDenied("You hold no grant to read any department.")
+            return [DepartmentScope(a.department, a.agent) for a in sorted(readable, key=lambda a: a.department.slug)]
+        slugs = list(dict.fromkeys(_split(departments)))
+        if not slugs:
+            raise _invalid("department", "Name at least one department.", "required")
+        scopes = []
+        for slug in slugs:
+            grant = access.get(slug)
+            if grant is None or not grant.can_read:
+                if access.is_staff:  # staff read every department: this one does not exist
+                    raise _invalid("department", f"No department '{slug}'.", "unknown_department")
+                raise exceptions.PermissionDenied(f"department: you may not read department '{slug}'.")
+            scopes.append(DepartmentScope(grant.department, grant.agent))
+        return scopes
+
+    def _agent_rules(self, access: Access, scopes: list[DepartmentScope], group_by, agents) -> list[DepartmentScope]:
+        for scope in scopes:
+            level = access.get(scope.department.slug).read_level
+            if level == ReadLevel.DEPARTMENT:
+                if AGENT in group_by:
+                    raise _invalid("group_by", f"Your role on '{scope.department.slug}' shows department-level "
+                                   "KPIs only; it cannot group by agent.", "not_permitted")
+                if agents:
+                    raise _invalid("agent", f"Your role on '{scope.department.slug}' shows department-level "
+                                   "KPIs only; it cannot filter by agent.", "not_permitted")
+            if level == ReadLevel.AGENT and agents and set(agents) != {scope.agent}:
+                raise exceptions.PermissionDenied(
+                    f"agent: your role on '{scope.department.slug}' shows only your own agent ({scope.agent})."
+                )
+        return scopes
+
+    @staticmethod
+    def _default_zone(departments: list[Department]) -> str:
+        zones = {d.timezone for d in departments}
+        return zones.pop() if len(zones) == 1 else settings.CSKPI_DEFAULT_TIMEZONE
+
+    # --- range ---------------------------------------------------------------------------
+
+    def _range(self, start_text, end_text, zone: ZoneInfo, granularity: str) -> tuple[datetime, datetime]:
+        start = self._moment("start", start_text, zone, granularity) if start_text else None
+        end = self._moment("end", end_text, zone, granularity) if end_text else None
+        if start is None and end is None:
+            end = _current_period_end(zone, granularity)
+        if start is None:
+            start = _default_start(end, zone, granularity)
+        if end is None:
+            end = _default_end(start, zone, granularity)
+        if end <= start:
+            raise _invalid("end", "`end` must be after `start` (the range is half-open).", "end_before_start")
+        limit = settings.CSKPI_MAX_RANGE_DAYS[granularity]
+        if end - start > timedelta(days=limit):
+            raise _invalid("end", f"The range is longer than {limit} days, the most for granularity "
+                           f"'{granularity}'.", "range_too_long")
+        return start, end
+
+    @staticmethod
+    def _moment(field: str, text: str, zone: ZoneInfo, granularity: str) -> datetime:
+        text = text.strip()
+        try:
+            if _DATE.match(text):
+                moment = local_midnight(date.fromisoformat(text), zone)
+            else:
+                parsed = datetime.fromisoformat(_SPACE_OFFSET.sub(r"+\1", text))
+                if parsed.tzinfo is None:
+                    raise _invalid(field, "A datetime needs an offset, e.g. 2026-05-01T00:00:00+07:00.",
+                                   "offset_required")
+                moment = parsed.astimezone(UTC)
+        except (ValueError, OverflowError):
+            raise _invalid(field, "Enter an ISO date (YYYY-MM-DD) or a datetime with offset.", "invalid") from None
+        if not _EARLIEST <= moment < _LATEST:
+            raise _invalid(field, "Dates must fall between 1900 and 2999.", "out_of_range")
+        if not is_boundary(moment, zone=zone, granularity=granularity):
+            what = {"hour": "a local hour", "day": "a local midnight", "week": "a local Monday midnight",
+                    "month": "the local midnight of a 1st", "total": "a quarter-hour"}[granularity]
+            raise _invalid(field, f"For granularity '{granularity}' it must be {what} in {zone.key}.", "unaligned")
+        return moment
+
+
+_DEFAULT_PERIODS = {"hour": 24, "day": 30, "week": 12, "month": 12, "total": 30}
+
+
+def _current_period_end(zone: ZoneInfo, granularity: str) -> datetime:
+    now = timezone.now().astimezone(zone)
+    if granularity == Granularity.HOUR:
+        floor = now.replace(minute=0, second=0, microsecond=0)
+        return floor.astimezone(UTC) + timedelta(hours=1)
+    today = now.date()
+    if granularity == Granularity.WEEK:
+        return local_midnight(today + timedelta(days=7 - today.weekday()), zone)
+    if granularity == Granularity.MONTH:
+        return local_midnight(add_months(today.replace(day=1), 1), zone)
+    return local_midnight(today + timedelta(days=1), zone)
+
+
+def _shift(moment: datetime, zone: ZoneInfo, granularity: str, periods: int) -> datetime:
+    if granularity == Granularity.HOUR:
+        return moment + timedelta(hours=periods)
+    day = moment.astimezone(zone).date()
+    if granularity == Granularity.MONTH:
+        return local_midnight(add_months(day, periods), zone)
+    days = periods * (7 if granularity == Granularity.WEEK else 1)
+    if granularity == Granularity.TOTAL:
+        return moment + timedelta(days=days)
+    return local_midnight(day + timedelta(days=days), zone)
+
+
+def _default_start(end: datetime, zone: ZoneInfo, granularity: str) -> datetime:
+    return _shift(end, zone, granularity, -_DEFAULT_PERIODS[granularity])
+
+
+def _default_end(start: datetime, zone: ZoneInfo, granularity: str) -> datetime:
+    return _shift(start, zone, granularity, _DEFAULT_PERIODS[granularity])
+
+
+# --- output (documentation of the response shapes) -------------------------------------------
+
+
+class PointSerializer(serializers.Serializer):
+    start = serializers.DateTimeField(help_text="Period start, in the query zone.")
+    value = serializers.FloatField(allow_null=True, help_text="Null when the denominator is 0 (counts: 0).")
+    sample_size = serializers.IntegerField(help_text="The denominator, or the count for counts.")
+
+
+class PreviousSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    value = serializers.FloatField(allow_null=True)
+    sample_size = serializers.IntegerField()
+
+
+class KpiResultSerializer(serializers.Serializer):
+    kpi = serializers.CharField()
+    unit = serializers.ChoiceField(choices=Unit.ALL)
+    group = serializers.DictField(
+        child=serializers.CharField(allow_null=True),
+        help_text="The group's dimension values (`{}` without group_by; a record without agent/channel: null).",
+    )
+    value = serializers.FloatField(allow_null=True, help_text="Over the whole range, from summed components.")
+    sample_size = serializers.IntegerField()
+    series = PointSerializer(many=True, required=False, help_text="Every period of the range (not for total).")
+    previous = PreviousSerializer(required=False, help_text="Only with `compare`.")
+    change = serializers.FloatField(allow_null=True, required=False, help_text="value − previous.value.")
+
+
+class KpiSeriesSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    timezone = serializers.CharField()
+    granularity = serializers.ChoiceField(choices=Granularity.ALL)
+    as_of = serializers.DateTimeField(help_text="When the answer was computed.")
+    results = KpiResultSerializer(many=True)
+
+
+class KpiCatalogEntrySerializer(serializers.Serializer):
+    key = serializers.CharField()
+    label = serializers.CharField(help_text="In the language of `Accept-Language` (en or vi).")
+    labels = serializers.DictField(child=serializers.CharField())
+    unit = serializers.ChoiceField(choices=Unit.ALL)
+    higher_is_better = serializers.BooleanField()
+    formula = serializers.CharField()
+    formula_kind = serializers.ChoiceField(choices=["count", "ratio", "mean", "nps"])
+    components = serializers.ListField(child=serializers.CharField())
+    record_type = serializers.CharField()
+    anchor = serializers.CharField(help_text="The record time that places a record in a period.")
+
+
+class LastRecomputeSerializer(serializers.Serializer):
+    completed_at = serializers.DateTimeField()
+    record_type = serializers.CharField()
+    department = serializers.CharField()
+    buckets = serializers.IntegerField()
+    duration_ms = serializers.FloatField()
+
+
+class RecomputeStatusSerializer(serializers.Serializer):
+    pending_buckets = serializers.IntegerField(help_text="Quarter-hour buckets waiting for recompute.")
+    failed_buckets = serializers.IntegerField(help_text="Buckets parked after too many failed attempts.")
+    oldest_pending_at = serializers.DateTimeField(allow_null=True, help_text="First mark of the oldest waiting bucket.")
+    newest_mark_at = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField(allow_null=True)
+    last_recompute = LastRecomputeSerializer(allow_null=True)

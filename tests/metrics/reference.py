@@ -1,0 +1,154 @@
+"""An independent, plain-Python recomputation of the KPIs from the raw records.
+
+It does not use the catalog, the cubes or the engine's period code: it iterates the raw rows,
+converts each anchor with zoneinfo and truncates it to its local period.
+"""
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from ingestion.models import Cashout, Interaction, SurveyResponse
+
+
+def _secs(later, anchor):
+    return (later - anchor).total_seconds()
+
+
+def _count(pred):
+    def f(rs):
+        n = sum(1 for r in rs if pred(r))
+        return n, n
+    return f
+
+
+def _ratio(num, den):
+    def f(rs):
+        base = [r for r in rs if den(r)]
+        if not base:
+            return None, 0
+        return sum(1 for r in base if num(r)) / len(base) * 100, len(base)
+    return f
+
+
+def _mean(value, pred):
+    def f(rs):
+        values = [value(r) for r in rs if pred(r)]
+        if not values:
+            return None, 0
+        return sum(values) / len(values), len(values)
+    return f
+
+
+def _nps(rs):
+    base = [r for r in rs if r.kind == "nps"]
+    if not base:
+        return None, 0
+    promoters = sum(1 for r in base if r.score >= 9)
+    detractors = sum(1 for r in base if r.score <= 6)
+    return (promoters - detractors) / len(base) * 100, len(base)
+
+
+_SETTLED = ("succeeded", "failed")
+
+# key -> (model, function of the records in a group/period -> (value, sample_size))
+REFERENCE = {
+    "interactions": (Interaction, _count(lambda r: True)),
+    "tickets_handled": (Interaction, _count(lambda r: r.status == "resolved")),
+    "first_response_time": (Interaction, _mean(lambda r: _secs(r.first_response_at, r.created_at),
+                                               lambda r: r.first_response_at is not None)),
+    "resolution_time": (Interaction, _mean(lambda r: _secs(r.resolved_at, r.created_at),
+                                           lambda r: r.status == "resolved" and r.resolved_at is not None)),
+    "fcr_rate": (Interaction, _ratio(lambda r: r.contact_count == 1, lambda r: r.status == "resolved")),
+    "abandonment_rate": (Interaction, _ratio(lambda r: r.status == "abandoned", lambda r: True)),
+    "average_wait_time": (Interaction, _mean(lambda r: r.wait_seconds, lambda r: r.wait_seconds is not None)),
+    "average_handle_time": (Interaction, _mean(lambda r: r.handle_seconds,
+                                               lambda r: r.handle_seconds is not None)),
+    "self_service_rate": (Interaction, _ratio(lambda r: r.self_service, lambda r: True)),
+    "missed_calls": (Interaction, _count(lambda r: r.status == "missed")),
+    "csat": (SurveyResponse, _ratio(lambda r: r.score >= 4, lambda r: r.kind == "csat")),
+    "csat_score": (SurveyResponse, _mean(lambda r: r.score, lambda r: r.kind == "csat")),
+    "nps": (SurveyResponse, _nps),
+    "ces": (SurveyResponse, _mean(lambda r: r.score, lambda r: r.kind == "ces")),
+    "qa_score": (SurveyResponse, _mean(lambda r: r.score, lambda r: r.kind == "qa")),
+    "cashout_requests": (Cashout, _count(lambda r: True)),
+    "cashout_processing_time": (Cashout, _mean(lambda r: _secs(r.completed_at, r.requested_at),
+                                               lambda r: r.status in _SETTLED and r.completed_at is not None)),
+    "cashout_response_time": (Cashout, _mean(lambda r: _secs(r.first_response_at, r.requested_at),
+                                             lambda r: r.first_response_at is not None)),
+    "cashout_success_rate": (Cashout, _ratio(lambda r: r.status == "succeeded", lambda r: r.status in _SETTLED)),
+    "cashout_error_rate": (Cashout, _ratio(lambda r: r.status == "failed", lambda r: r.status in _SETTLED)),
+}
+ANCHOR = {Interaction: "created_at", SurveyResponse: "submitted_at", Cashout: "requested_at"}
+
+
+def period_start(moment: datetime, zone: ZoneInfo, granularity: str, range_start: datetime) -> datetime:
+    """The UTC start of the local period holding `moment`."""
+    if granularity == "total":
+        return range_start
+    local = moment.astimezone(zone)
+    if granularity == "hour":
+        return local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+    day = local.date()
+    if granularity == "week":
+        day -= timedelta(days=day.weekday())
+    elif granularity == "month":
+        day = day.replace(day=1)
+    return midnight(day, zone)
+
+
+def midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def next_boundary(moment: datetime, zone: ZoneInfo, granularity: str) -> datetime:
+    if granularity == "total":
+        return moment + timedelta(minutes=15)
+    if granularity == "hour":
+        return moment + timedelta(hours=1)
+    day = moment.astimezone(zone).date()
+    if granularity == "day":
+        return midnight(day + timedelta(days=1), zone)
+    if granularity == "week":
+        return midnight(day + timedelta(days=7), zone)
+    month = day.replace(day=28) + timedelta(days=4)
+    return midnight(month.replace(day=1), zone)
+
+
+def reference_kpi(*, kpi: str, departments: dict, start: datetime, end: datetime, zone: ZoneInfo,
+                  granularity: str, group_by=(), agents=(), channels=(), agent_scope: dict | None = None):
+    """{group key tuple: {"value", "sample_size", "periods": {period start: (value, sample)}}}.
+
+    departments: {department id: slug}; agent_scope: {department id: the only agent it may see}.
+    """
+    model, function = REFERENCE[kpi]
+    anchor = ANCHOR[model]
+    agent_scope = agent_scope or {}
+    grouped: dict[tuple, list] = defaultdict(list)
+    for record in model.objects.filter(department_id__in=list(departments)):
+        moment = getattr(record, anchor)
+        if not (start <= moment < end):
+            continue
+        agent = getattr(record, "agent", None) or None
+        channel = record.channel or None
+        if record.department_id in agent_scope and agent != agent_scope[record.department_id]:
+            continue
+        if agents and agent not in agents:
+            continue
+        if channels and channel not in channels:
+            continue
+        values = {"agent": agent, "channel": channel, "department": departments[record.department_id]}
+        grouped[tuple(values[g] for g in group_by)].append(record)
+    out = {}
+    for key, records in grouped.items():
+        value, sample = function(records)
+        periods: dict[datetime, list] = defaultdict(list)
+        for record in records:
+            periods[period_start(getattr(record, anchor), zone, granularity, start)].append(record)
+        out[key] = {"value": value, "sample_size": sample,
+                    "periods": {p: function(rs) for p, rs in periods.items()}}
+    return out
+
+
+def empty_value(kpi: str):
+    return REFERENCE[kpi][1]([])

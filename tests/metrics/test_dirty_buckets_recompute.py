@@ -1,0 +1,191 @@
+"""dirty_buckets_recompute: exact, idempotent, safe twice and concurrently, failures parked."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from cskpi.services import department_upsert
+from ingestion.models import Interaction
+from metrics import services
+from metrics.models import BUCKET_MODELS, DirtyBucket, InteractionBucket, RecomputeStamp
+from metrics.services import dirty_buckets_mark, dirty_buckets_recompute, quarter_floor
+from tests.factories import DepartmentFactory
+from tests.metrics.records import cashout_build, interaction_build, records_store, survey_build
+
+T0 = datetime(2026, 5, 4, 1, 7, tzinfo=UTC)
+
+
+def _cube_rows():
+    rows = set()
+    for model in BUCKET_MODELS.values():
+        for row in model.objects.values():
+            row.pop("id")
+            rows.add(tuple(sorted(row.items())))
+    return rows
+
+
+def _some_traffic(department, n=40):
+    records = []
+    for i in range(n):
+        at = T0 + timedelta(minutes=37 * i)
+        records.append(interaction_build(department=department, created_at=at, agent=f"a-{i % 3}",
+                                         status=["resolved", "abandoned", "open"][i % 3]))
+        if i % 4 == 0:
+            records.append(survey_build(department=department, submitted_at=at, kind="nps", score=i % 11))
+            records.append(cashout_build(department=department, requested_at=at))
+    return records
+
+
+@pytest.mark.django_db
+def test_recompute_is_idempotent_and_a_second_run_finds_nothing(department):
+    records_store(_some_traffic(department))
+    first = _cube_rows()
+    assert first and not DirtyBucket.objects.exists()
+    assert dirty_buckets_recompute().buckets == 0
+    # Mark everything again: the same rows come out.
+    dirty_buckets_mark(record_type="interaction",
+                       marks=[(department.id, r.created_at) for r in Interaction.objects.all()])
+    assert dirty_buckets_recompute().buckets > 0
+    assert _cube_rows() == first
+    stamp = RecomputeStamp.objects.get(record_type="interaction", department=department)
+    assert stamp.buckets > 0
+
+
+@pytest.mark.django_db
+def test_record_moved_away_leaves_no_trace(department, other_department):
+    record = interaction_build(department=department, created_at=T0)
+    records_store([record])
+    old = (record, record.department_id, record.created_at)
+    record.department = other_department
+    record.created_at = T0 + timedelta(days=3)
+    records_store([record], old_places=[old])
+    assert not InteractionBucket.objects.filter(department=department).exists()
+    assert set(InteractionBucket.objects.values_list("cube", "n")) == {(c, 1) for c in ("Q", "H", "D", "DC", "DA", "DT")}
+
+
+@pytest.mark.django_db
+def test_mark_arriving_during_a_recompute_survives_for_the_next_pass(department, monkeypatch):
+    records_store([interaction_build(department=department, created_at=T0)], then=None)
+    original = services.cube_buckets_rebuild
+
+    def rebuild_with_a_concurrent_mark(**kwargs):
+        original(**kwargs)
+        dirty_buckets_mark(record_type="interaction", marks=[(department.id, T0)])  # new version
+
+    monkeypatch.setattr(services, "cube_buckets_rebuild", rebuild_with_a_concurrent_mark)
+    dirty_buckets_recompute(time_budget=0)  # one batch
+    assert DirtyBucket.objects.count() == 1
+    monkeypatch.setattr(services, "cube_buckets_rebuild", original)
+    dirty_buckets_recompute()
+    assert not DirtyBucket.objects.exists()
+
+
+@pytest.mark.django_db
+def test_failures_are_retried_then_parked_and_shown_in_status(department, monkeypatch, settings, make_client):
+    settings.CSKPI_RECOMPUTE_MAX_ATTEMPTS = 2
+    records_store([interaction_build(department=department, created_at=T0)], then=None)
+
+    def broken(**kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(services, "cube_buckets_rebuild", broken)
+    outcome = dirty_buckets_recompute()
+    assert outcome.failed == 1 and outcome.buckets == 0
+    mark = DirtyBucket.objects.get()
+    assert mark.attempts == 1 and mark.failed_at is None and "disk on fire" in mark.last_error
+    assert mark.claimed_until > timezone.now()  # backing off: not retried in a tight loop
+    DirtyBucket.objects.update(claimed_until=timezone.now() - timedelta(seconds=1))
+    dirty_buckets_recompute()
+    mark.refresh_from_db()
+    assert mark.attempts == 2 and mark.failed_at is not None
+    DirtyBucket.objects.update(claimed_until=None)
+    assert dirty_buckets_recompute().failed == 0  # parked: no endless loop
+
+    status = make_client(grants=[(department.slug, "viewer")]).get("/api/v1/status").json()
+    assert status["failed_buckets"] == 1 and status["pending_buckets"] == 0
+    assert "disk on fire" in status["last_error"]
+    assert make_client(grants=[]).get("/api/v1/status").json()["failed_buckets"] == 0
+
+    # A new mark gives the bucket a fresh start.
+    monkeypatch.undo()
+    dirty_buckets_mark(record_type="interaction", marks=[(department.id, T0)])
+    assert dirty_buckets_recompute().buckets == 1
+    assert not DirtyBucket.objects.exists()
+
+
+@pytest.mark.django_db
+def test_timezone_change_recuts_the_day_cubes(department):
+    records_store(_some_traffic(department))
+    department_upsert(slug=department.slug, timezone="America/New_York")
+    assert not InteractionBucket.objects.filter(cube__in=["D", "DC", "DA", "DT"]).exists()
+    assert DirtyBucket.objects.exists()
+    dirty_buckets_recompute()
+    after_invalidate = _cube_rows()
+    call_command("rebuild_aggregates", "--no-progress")
+    assert _cube_rows() == after_invalidate
+    starts = set(InteractionBucket.objects.filter(cube="D").values_list("bucket_start", flat=True))
+    assert {s.hour for s in starts} == {4}  # New York midnight in May (EDT) is 04:00 UTC
+
+
+@pytest.mark.django_db
+def test_rebuild_aggregates_restores_the_cubes(department, other_department):
+    records_store(_some_traffic(department) + _some_traffic(other_department, n=10))
+    good = _cube_rows()
+    InteractionBucket.objects.filter(cube="DC").delete()
+    InteractionBucket.objects.filter(cube="Q").update(n=999)
+    InteractionBucket.objects.create(cube="D", department=department, bucket_start=T0 - timedelta(days=90), n=5)
+    call_command("rebuild_aggregates", "--department", department.slug, "--no-progress")
+    call_command("rebuild_aggregates", "--department", other_department.slug, "--since", "2026-05-01",
+                 "--no-progress")
+    assert _cube_rows() == good
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_recomputes_and_ingestion_converge(on_postgres):
+    departments = [DepartmentFactory(slug=f"conc-{i}") for i in range(2)]
+    errors = []
+
+    def ingest(worker: int):
+        try:
+            for batch in range(10):
+                records = [interaction_build(department=departments[(worker + j) % 2],
+                                             created_at=T0 + timedelta(minutes=7 * (batch * 5 + j + worker)),
+                                             agent=f"a-{j}") for j in range(5)]
+                records_store(records, then=None)
+                dirty_buckets_recompute(time_budget=0.5, batch=7)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def recompute():
+        try:
+            for _ in range(20):
+                dirty_buckets_recompute(time_budget=0.2, batch=5)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ingest, args=(w,)) for w in range(3)]
+    threads += [threading.Thread(target=recompute) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    dirty_buckets_recompute()
+    assert not DirtyBucket.objects.exists()
+    concurrent = _cube_rows()
+    call_command("rebuild_aggregates", "--no-progress")
+    assert _cube_rows() == concurrent
+    assert sum(InteractionBucket.objects.filter(cube="Q").values_list("n", flat=True)) == 150
+
+
+def test_quarter_floor():
+    assert quarter_floor(datetime(2026, 5, 4, 1, 29, 59, tzinfo=UTC)) == datetime(2026, 5, 4, 1, 15, tzinfo=UTC)

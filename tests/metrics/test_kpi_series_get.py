@@ -1,0 +1,257 @@
+"""kpi_series_get against an independent plain-Python recomputation from the raw records."""
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ingestion.models import Cashout, Interaction, SurveyResponse
+from metrics.catalog import KPIS
+from metrics.models import BUCKET_MODELS, DirtyBucket
+from metrics.selectors import DepartmentScope, KpiQuery, kpi_series_get, query_plan
+from tests.factories import DepartmentFactory
+from tests.metrics.records import (
+    ANCHOR,
+    cashout_build,
+    interaction_build,
+    recompute_all,
+    records_store,
+    survey_build,
+)
+from tests.metrics.reference import empty_value, next_boundary, period_start, reference_kpi
+
+pytestmark = pytest.mark.django_db
+
+ZONES = ["UTC", "Asia/Ho_Chi_Minh", "Asia/Kolkata", "America/New_York"]
+# Two windows, each across a New York DST change (2026-03-08 spring forward, 2026-11-01 fall back).
+WINDOWS = [datetime(2026, 3, 6, tzinfo=UTC), datetime(2026, 10, 30, tzinfo=UTC)]
+WINDOW_MINUTES = 4 * 24 * 60
+AGENTS = ["a-1", "a-2", "a-3", None]
+CHANNELS = ["phone", "chat", "email"]
+
+
+def _assert_close(actual, expected):
+    if expected is None or isinstance(expected, int) and not isinstance(actual, float):
+        assert actual == expected
+    else:
+        assert actual == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+def _moment(window: int, minute: int, second: int) -> datetime:
+    return WINDOWS[window] + timedelta(minutes=minute, seconds=second)
+
+
+moments = st.builds(_moment, st.integers(0, 1), st.integers(0, WINDOW_MINUTES - 1), st.integers(0, 59))
+seconds = st.one_of(st.none(), st.integers(0, 7200).map(float))
+
+interaction_fields = st.fixed_dictionaries({
+    "created_at": moments, "channel": st.sampled_from(CHANNELS), "agent": st.sampled_from(AGENTS),
+    "status": st.sampled_from(["open", "pending", "resolved", "abandoned", "missed"]),
+    "first_response_after": seconds, "resolved_after": seconds, "wait_seconds": seconds,
+    "handle_seconds": seconds, "contact_count": st.integers(1, 3), "self_service": st.booleans(),
+})
+survey_fields = st.one_of(
+    st.fixed_dictionaries({"kind": st.just("csat"), "score": st.integers(1, 5).map(float)}),
+    st.fixed_dictionaries({"kind": st.just("nps"), "score": st.integers(0, 10).map(float)}),
+    st.fixed_dictionaries({"kind": st.just("ces"), "score": st.integers(1, 7).map(float)}),
+    st.fixed_dictionaries({"kind": st.just("qa"), "score": st.integers(0, 200).map(lambda x: x / 2)}),
+).flatmap(lambda base: st.fixed_dictionaries({
+    **{k: st.just(v) for k, v in base.items()}, "submitted_at": moments, "agent": st.sampled_from(AGENTS),
+    "channel": st.sampled_from([*CHANNELS, None]),
+}))
+cashout_fields = st.fixed_dictionaries({
+    "requested_at": moments, "channel": st.sampled_from([*CHANNELS, None]),
+    "status": st.sampled_from(["pending", "processing", "succeeded", "failed"]),
+    "processing_after": seconds, "response_after": seconds,
+})
+BUILDERS = {"interaction": interaction_build, "survey": survey_build, "cashout": cashout_build}
+FIELDS = {"interaction": interaction_fields, "survey": survey_fields, "cashout": cashout_fields}
+
+new_record = st.sampled_from(list(BUILDERS)).flatmap(
+    lambda t: st.tuples(st.just("new"), st.just(t), st.integers(0, 1), FIELDS[t])
+)
+# Change a stored record: a new version (possibly another quarter / department), or a duplicate.
+change = st.tuples(st.just("change"), st.integers(0, 10_000), st.integers(0, 1), st.one_of(st.none(), moments))
+# An out-of-order (older) version: ingestion keeps the stored row but may still mark its buckets.
+stale = st.tuples(st.just("stale"), st.integers(0, 10_000), st.integers(0, 1), moments)
+# Each batch is one ingest transaction; some are left for a later recompute (a worker lagging behind).
+operations = st.lists(
+    st.tuples(st.lists(st.one_of(new_record, new_record, change, stale), min_size=1, max_size=8), st.booleans()),
+    min_size=1, max_size=5,
+)
+
+
+@st.composite
+def queries(draw):
+    granularity = draw(st.sampled_from(["hour", "day", "week", "month", "total"]))
+    zone = ZoneInfo(draw(st.sampled_from(ZONES)))
+    window = draw(st.integers(0, 1))
+    a = _moment(window, draw(st.integers(-600, WINDOW_MINUTES)), 0)
+    start = period_start(a, zone, granularity if granularity != "total" else "hour", a)
+    if granularity == "total":
+        start = datetime.fromtimestamp(int(a.timestamp()) // 900 * 900, tz=UTC)
+    end = start
+    for _ in range(draw(st.integers(1, {"hour": 60, "day": 5, "week": 2, "month": 1, "total": 400}[granularity]))):
+        end = next_boundary(end, zone, granularity)
+    return {
+        "granularity": granularity, "zone": zone, "start": start, "end": end,
+        "group_by": tuple(draw(st.lists(st.sampled_from(["agent", "channel", "department"]), unique=True,
+                                        max_size=2))),
+        "agents": tuple(draw(st.one_of(st.just([]), st.lists(st.sampled_from(["a-1", "a-2"]), min_size=1,
+                                                              max_size=2, unique=True)))),
+        "channels": tuple(draw(st.one_of(st.just([]), st.lists(st.sampled_from(CHANNELS), min_size=1,
+                                                                max_size=2, unique=True)))),
+        "departments": draw(st.sampled_from([(0,), (1,), (0, 1)])),
+        "agent_scope": draw(st.sampled_from([None, "a-1"])),
+        "compare": draw(st.sampled_from([None, "previous_period", "previous_week", "previous_year"])),
+        "kpis": tuple(draw(st.lists(st.sampled_from(list(KPIS)), min_size=1, max_size=4, unique=True))),
+    }
+
+
+def _apply(batches, departments):
+    stored: list = []
+    for batch, recompute_now in batches:
+        changed, old_places = [], []
+        for op in batch:
+            if op[0] == "new":
+                _, kind, dept, fields = op
+                key = {"interaction": "created_at", "survey": "submitted_at", "cashout": "requested_at"}[kind]
+                record = BUILDERS[kind](department=departments[dept], **{**fields, key: fields[key]})
+                stored.append(record)
+                changed.append(record)
+            elif stored:
+                kind, index, dept, moment = op
+                record = stored[index % len(stored)]
+                if record.pk is None:
+                    continue
+                if kind == "stale":  # marks only: the raw rows do not change
+                    old_places.append((record, departments[dept].id, moment))
+                    continue
+                anchor = ANCHOR[type(record)]
+                old_places.append((record, record.department_id, getattr(record, anchor)))
+                if moment is not None:  # a newer version moved it; None: a duplicate delivery
+                    shift = moment - getattr(record, anchor)
+                    for name in ("first_response_at", "resolved_at", "completed_at"):  # durations kept
+                        if getattr(record, name, None) is not None:
+                            setattr(record, name, getattr(record, name) + shift)
+                    setattr(record, anchor, moment)
+                    record.department = departments[dept]
+                changed.append(record)
+        records_store(changed, old_places=old_places, then="recompute" if recompute_now else None)
+    recompute_all()
+
+
+def _check(query_args, departments):
+    tz = query_args["zone"]
+    chosen = [departments[i] for i in query_args["departments"]]
+    agent_scope = {d.id: query_args["agent_scope"] for d in chosen[:1]} if query_args["agent_scope"] else {}
+    query = KpiQuery(
+        kpis=tuple(KPIS[k] for k in query_args["kpis"]),
+        scopes=tuple(DepartmentScope(d, agent_scope.get(d.id)) for d in chosen),
+        start=query_args["start"], end=query_args["end"], zone=str(tz), granularity=query_args["granularity"],
+        group_by=query_args["group_by"], agents=query_args["agents"], channels=query_args["channels"],
+        compare=query_args["compare"],
+    )
+    response = kpi_series_get(query=query)
+    slugs = {d.id: d.slug for d in chosen}
+    for kpi in query_args["kpis"]:
+        expected = reference_kpi(
+            kpi=kpi, departments=slugs, start=query.start, end=query.end, zone=tz,
+            granularity=query.granularity, group_by=query.group_by, agents=query.agents, channels=query.channels,
+            agent_scope=agent_scope,
+        )
+        results = [r for r in response["results"] if r["kpi"] == kpi]
+        got = {tuple(r["group"][g] for g in query.group_by): r for r in results}
+        if query.group_by:
+            assert set(got) == set(expected)
+        else:
+            assert set(got) == {()}
+        for key, result in got.items():
+            want = expected.get(key)
+            value, sample = (want["value"], want["sample_size"]) if want else empty_value(kpi)
+            _assert_close(result["value"], value)
+            assert result["sample_size"] == sample
+            if query.granularity != "total":
+                starts = [datetime.fromisoformat(p["start"]) for p in result["series"]]
+                assert starts == sorted(starts) and starts[0] == query.start
+                assert all(period_start(s, tz, query.granularity, s) == s for s in starts)
+                assert next_boundary(starts[-1], tz, query.granularity) == query.end
+                assert len(set(starts)) == len(starts)
+                periods = want["periods"] if want else {}
+                assert set(periods) <= set(starts)
+                for point, moment in zip(result["series"], starts, strict=True):
+                    p_value, p_sample = periods.get(moment, empty_value(kpi))
+                    _assert_close(point["value"], p_value)
+                    assert point["sample_size"] == p_sample
+            if query.compare:
+                previous = result["previous"]
+                p_start, p_end = (datetime.fromisoformat(previous[k]) for k in ("start", "end"))
+                prev = reference_kpi(
+                    kpi=kpi, departments=slugs, start=p_start, end=p_end, zone=tz, granularity="total",
+                    group_by=query.group_by, agents=query.agents, channels=query.channels,
+                    agent_scope=agent_scope,
+                ).get(key)
+                p_value, p_sample = (prev["value"], prev["sample_size"]) if prev else empty_value(kpi)
+                _assert_close(previous["value"], p_value)
+                assert previous["sample_size"] == p_sample
+                if result["value"] is None or p_value is None:
+                    assert result["change"] is None
+                else:
+                    _assert_close(result["change"], result["value"] - p_value)
+
+
+@pytest.fixture
+def two_departments(db):
+    return [
+        DepartmentFactory(slug="hcm", timezone="Asia/Ho_Chi_Minh"),
+        DepartmentFactory(slug="nyc", timezone="America/New_York"),
+    ]
+
+
+def _reset():
+    for model in (Interaction, SurveyResponse, Cashout, DirtyBucket, *BUCKET_MODELS.values()):
+        model.objects.all().delete()
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(batches=operations, query_list=st.lists(queries(), min_size=3, max_size=6))
+def test_kpi_series_get_equals_plain_python_recomputation(two_departments, batches, query_list):
+    _reset()
+    _apply(batches, two_departments)
+    assert not DirtyBucket.objects.exists()
+    for query_args in query_list:
+        _check(query_args, two_departments)
+
+
+def test_kpi_series_get_hand_computed_day_series(department):
+    tz = ZoneInfo("Asia/Ho_Chi_Minh")
+    day = datetime(2026, 5, 4, tzinfo=tz)
+    records_store([
+        interaction_build(department=department, created_at=day + timedelta(hours=9), status="resolved",
+                          contact_count=1, first_response_after=30, wait_seconds=10),
+        interaction_build(department=department, created_at=day + timedelta(hours=10), status="resolved",
+                          contact_count=2, first_response_after=90, wait_seconds=None),
+        interaction_build(department=department, created_at=day + timedelta(days=1, hours=23, minutes=59),
+                          status="abandoned", first_response_after=None, resolved_after=None, wait_seconds=50),
+        # the next local day (00:00 +07:00): outside the range
+        interaction_build(department=department, created_at=day + timedelta(days=2), status="missed"),
+    ])
+    query = KpiQuery(
+        kpis=(KPIS["interactions"], KPIS["fcr_rate"], KPIS["first_response_time"], KPIS["average_wait_time"],
+              KPIS["abandonment_rate"]),
+        scopes=(DepartmentScope(department),), start=day.astimezone(UTC),
+        end=(day + timedelta(days=2)).astimezone(UTC), zone="Asia/Ho_Chi_Minh",
+    )
+    assert set(query_plan(query=query).values()) == {"DT"}
+    by_kpi = {r["kpi"]: r for r in kpi_series_get(query=query)["results"]}
+    assert by_kpi["interactions"]["value"] == 3
+    assert [p["value"] for p in by_kpi["interactions"]["series"]] == [2, 1]
+    assert by_kpi["fcr_rate"]["value"] == 50.0 and by_kpi["fcr_rate"]["sample_size"] == 2
+    assert by_kpi["fcr_rate"]["series"][1] == {"start": "2026-05-05T00:00:00+07:00", "value": None,
+                                               "sample_size": 0}
+    assert by_kpi["first_response_time"]["value"] == 60.0
+    assert by_kpi["average_wait_time"]["value"] == 30.0
+    assert by_kpi["abandonment_rate"]["value"] == pytest.approx(100 / 3)
