@@ -5,10 +5,27 @@ from cskpi.choices import ReadLevel
 from cskpi.validators import zone_names
 
 
+class StrictStringMixin:
+    """JSON strings only: DRF's CharField would quietly turn 12 or true into "12" or "True"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(StrictStringMixin, serializers.CharField):
+    pass
+
+
+class StrictSlugField(StrictStringMixin, serializers.SlugField):
+    pass
+
+
 class DepartmentInputSerializer(serializers.Serializer):
-    slug = serializers.SlugField(max_length=64)
-    name = serializers.CharField(
-        max_length=200, trim_whitespace=False, validators=[RegexValidator(r"\S", message="Must not be blank.")]
+    slug = StrictSlugField(max_length=64)
+    name = StrictCharField(
+        max_length=200, trim_whitespace=False, validators=[RegexValidator(r"^[^\x00]+$", message="Must not hold NUL characters.")]
     )
     timezone = serializers.ChoiceField(
         choices=sorted(zone_names()), required=False, help_text="IANA zone, e.g. Asia/Ho_Chi_Minh.",
