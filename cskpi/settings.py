@@ -121,7 +121,7 @@ CSKPI_MAX_BATCH = env.int("CSKPI_MAX_BATCH", default=1000)
 CSKPI_MAX_PAGE_SIZE = env.int("CSKPI_MAX_PAGE_SIZE", default=1000)
 # KPI engine: recompute batches and leases, attempts before a bucket is parked as failed.
 CSKPI_RECOMPUTE_BATCH = env.int("CSKPI_RECOMPUTE_BATCH", default=2000)
-CSKPI_RECOMPUTE_LEASE_SECONDS = env.int("CSKPI_RECOMPUTE_LEASE_SECONDS", default=120)
+CSKPI_RECOMPUTE_LEASE_SECONDS = env.int("CSKPI_RECOMPUTE_LEASE_SECONDS", default=60)
 CSKPI_RECOMPUTE_TIME_BUDGET = env.float("CSKPI_RECOMPUTE_TIME_BUDGET", default=20.0)
 CSKPI_RECOMPUTE_MAX_ATTEMPTS = env.int("CSKPI_RECOMPUTE_MAX_ATTEMPTS", default=5)
 # KPI queries: the longest range per granularity, in days (longer is a 400).

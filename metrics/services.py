@@ -248,9 +248,20 @@ def dirty_buckets_recompute(*, time_budget: float | None = None, batch: int | No
             return RecomputeOutcome(done, failed, True)
 
 
+WORKER_LOST = "the worker was lost while recomputing (killed, out of memory or over its time limit)"
+
+
 def _dirty_buckets_claim(*, limit: int) -> list[dict]:
     now = timezone.now()
     with transaction.atomic():
+        # A lease that ran out after the last allowed attempt means every attempt died with its
+        # worker (an exception would have parked it already): park it instead of claiming it
+        # again, so a bucket that kills its worker cannot be redelivered forever.
+        lost = DirtyBucket.objects.filter(
+            failed_at__isnull=True, claimed_until__lt=now, attempts__gte=settings.CSKPI_RECOMPUTE_MAX_ATTEMPTS
+        )
+        lost.filter(last_error="").update(failed_at=now, last_error=WORKER_LOST)
+        lost.update(failed_at=now)
         ids = list(
             DirtyBucket.objects.select_for_update(skip_locked=True)
             .filter(failed_at__isnull=True)
@@ -356,6 +367,11 @@ def department_cubes_rebuild(*, department, since: datetime | None = None, chunk
         covered[record_type].append(interval)
         if progress:
             progress(1)
+    # The rebuild replaces what failed recomputes left behind: their parked marks are done with.
+    parked = DirtyBucket.objects.filter(department_id=department.id, failed_at__isnull=False)
+    if since:
+        parked = parked.filter(quarter_start__gte=since)
+    parked.delete()
     # Rows outside what the raw records cover are stale (e.g. the records moved elsewhere).
     for record_type, model in BUCKET_MODELS.items():
         with transaction.atomic():
