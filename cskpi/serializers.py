@@ -5,10 +5,30 @@ from cskpi.choices import ReadLevel
 from cskpi.validators import zone_names
 
 
+class _StrictString:
+    """DRF's string fields turn 12 into "12"; the schema says string, so a number is refused."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(_StrictString, serializers.CharField):
+    pass
+
+
+class StrictSlugField(_StrictString, serializers.SlugField):
+    pass
+
+
 class DepartmentInputSerializer(serializers.Serializer):
-    slug = serializers.SlugField(max_length=64)
-    name = serializers.CharField(
-        max_length=200, trim_whitespace=False, validators=[RegexValidator(r"\S", message="Must not be blank.")]
+    slug = StrictSlugField(max_length=64)
+    name = StrictCharField(
+        # Something besides whitespace, and no NUL (PostgreSQL cannot store it): one pattern, so the
+        # schema documents it (DRF would refuse a NUL anyway, undocumented).
+        max_length=200, trim_whitespace=False,
+        validators=[RegexValidator(r"^[^\x00]*[^\s\x00][^\x00]*$", message="Must not be blank or hold NUL characters.")],
     )
     timezone = serializers.ChoiceField(
         choices=sorted(zone_names()), required=False, help_text="IANA zone, e.g. Asia/Ho_Chi_Minh.",
