@@ -23,6 +23,7 @@ from ingestion.parsers import FastJSONParser
 from ingestion.selectors import RECORD_FILTERS, RecordQuery, record_get, record_list
 from ingestion.serializers import (
     INPUT_SERIALIZERS,
+    NO_NUL_VALIDATOR,
     OUTPUT_SERIALIZERS,
     SLUG_VALIDATOR,
     SpecDateTimeField,
@@ -63,14 +64,15 @@ def batch_items_read(request) -> list:
 
 class RecordFilterSerializer(serializers.Serializer):
     department = serializers.CharField(
-        required=False, validators=[RegexValidator(r"^[-a-zA-Z0-9_]+(,[-a-zA-Z0-9_]+)*$")],
+        required=False, trim_whitespace=False, validators=[RegexValidator(r"^[-a-zA-Z0-9_]+(,[-a-zA-Z0-9_]+)*$")],
         help_text="Department slugs, comma-separated. Default: every department the caller may read.",
     )
     start = SpecDateTimeField(spec=_TIME_SPEC, required=False, allow_null=False,
                               help_text="Anchor time >= start (ISO 8601 with offset).")
     end = SpecDateTimeField(spec=_TIME_SPEC, required=False, allow_null=False,
                             help_text="Anchor time < end (ISO 8601 with offset).")
-    cursor = serializers.CharField(required=False, help_text="From the `next` link of the previous page.")
+    cursor = serializers.CharField(required=False, trim_whitespace=False, validators=[NO_NUL_VALIDATOR],
+                                   help_text="From the `next` link of the previous page.")
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=settings.CSKPI_MAX_PAGE_SIZE,
                                          default=100)
 
@@ -98,9 +100,11 @@ def _filter_serializer(plural: str) -> type[RecordFilterSerializer]:
         elif name == "kind":
             extra[name] = serializers.ChoiceField(choices=SurveyKind.values, required=False)
         elif name == "channel":
-            extra[name] = serializers.CharField(required=False, max_length=32, validators=[SLUG_VALIDATOR])
+            extra[name] = serializers.CharField(required=False, max_length=32, trim_whitespace=False,
+                                                validators=[SLUG_VALIDATOR])
         else:
-            extra[name] = serializers.CharField(required=False, max_length=128,
+            extra[name] = serializers.CharField(required=False, max_length=128, trim_whitespace=False,
+                                                validators=[NO_NUL_VALIDATOR],
                                                 help_text="Needs a manager or agent grant on the departments.")
     name = spec.record_type.value.capitalize()
     return type(f"{name}FilterSerializer", (RecordFilterSerializer,), extra)

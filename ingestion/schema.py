@@ -2,6 +2,7 @@
 
 from django.conf import settings
 
+from ingestion.choices import SURVEY_SCALES
 from ingestion.serializers import INPUT_SERIALIZERS
 
 
@@ -13,6 +14,10 @@ def closed_record_inputs(result, generator, request, public):
         for component in (name, f"{name}Request"):
             if component in schemas:
                 schemas[component]["additionalProperties"] = False
+    # The score scale depends on the kind: one variant per kind (the validator's `out_of_scale` rule).
+    for component in ("SurveyInput", "SurveyInputRequest"):
+        if component in schemas:
+            schemas[component]["oneOf"] = [_survey_variant(kind, *scale) for kind, scale in SURVEY_SCALES.items()]
     # A batch is one object or 1..CSKPI_MAX_BATCH of them (drf-spectacular drops list bounds in oneOf).
     for name, component in schemas.items():
         if name.endswith("BatchRequest"):
@@ -25,3 +30,13 @@ def closed_record_inputs(result, generator, request, public):
         if body is not None:
             body["required"] = True
     return result
+
+
+def _survey_variant(kind: str, low: int, high: int, whole: bool) -> dict:
+    return {
+        "title": kind,
+        "properties": {
+            "kind": {"type": "string", "enum": [kind]},
+            "score": {"type": "integer" if whole else "number", "minimum": low, "maximum": high},
+        },
+    }

@@ -25,7 +25,20 @@ _DATETIME = re.compile(
 )
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 _SLUG = re.compile(SLUG_PATTERN[1:-1])
-_DECIMAL = re.compile(r"(?P<int>\d+)(?:\.(?P<frac>\d+))?")
+# Department slugs are Django slugs (cskpi's DepartmentInputSerializer): the schema states the pattern.
+DEPARTMENT_PATTERN = r"^[-a-zA-Z0-9_]+$"
+_DEPARTMENT = re.compile(DEPARTMENT_PATTERN[1:-1])
+# Free text may hold anything but NUL (PostgreSQL cannot store it); the schema says so with this pattern.
+NO_NUL_PATTERN = r"^[^\x00]*$"
+# ASCII digits only: Python's \d would also take other scripts' digits, which the schema's pattern does not.
+_DECIMAL = re.compile(r"(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?")
+# The same rule as the coercer below (> 0, at most 18 + 6 digits besides leading zeros), as an ECMA
+# pattern without lookaheads: a non-zero integer part, or a zero one with a non-zero fraction.
+_FRACTION_NOT_ZERO = "|".join(f"0{{{zeros}}}[1-9][0-9]{{0,{5 - zeros}}}" for zeros in range(6))
+AMOUNT_PATTERN = (
+    rf"^0*[1-9][0-9]{{0,17}}(\.[0-9]{{1,6}})?$|^0+\.({_FRACTION_NOT_ZERO})$"
+)
+AMOUNT_INTEGER_MAX = 10**18 - 1
 _INT_TEXT = re.compile(r"[+-]?\d+")
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
 
@@ -70,6 +83,22 @@ def _slug(spec: FieldSpec) -> Coercer:
             return value
         if match(value) is None:
             return Invalid("invalid_slug", "Lowercase letters, digits, '-' and '_', starting with a letter or digit.")
+        return value
+
+    return coerce
+
+
+def _department(spec: FieldSpec) -> Coercer:
+    """Shaped like a slug; whether it exists is checked against the department table."""
+    text = _text(spec)
+    match = _DEPARTMENT.fullmatch
+
+    def coerce(value):
+        value = text(value)
+        if type(value) is Invalid:
+            return value
+        if match(value) is None:
+            return Invalid("unknown_department", "No such department: a slug holds letters, digits, '-' and '_'.")
         return value
 
     return coerce
@@ -191,7 +220,7 @@ def _choice(spec: FieldSpec) -> Coercer:
 _BUILDERS: dict[FieldType, Callable[[FieldSpec], Coercer]] = {
     FieldType.STR: _text,
     FieldType.SLUG: _slug,
-    FieldType.DEPARTMENT: _text,  # existence is checked against the department table
+    FieldType.DEPARTMENT: _department,
     FieldType.DATETIME: _datetime,
     FieldType.DURATION: _duration,
     FieldType.SCORE: _score,
