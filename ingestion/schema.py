@@ -33,10 +33,7 @@ def closed_record_inputs(result, generator, request, public):
 
 
 def _survey_variant(kind: str, low: int, high: int, whole: bool) -> dict:
-    return {
-        "title": kind,
-        "properties": {
-            "kind": {"type": "string", "enum": [kind]},
-            "score": {"type": "integer" if whole else "number", "minimum": low, "maximum": high},
-        },
-    }
+    # Whole scales say multipleOf: 1, not type: integer: the validator takes 5.0 for 5, and under
+    # OpenAPI 3.0 (JSON Schema draft 4) 5.0 is not an integer.
+    score = {"type": "number", "minimum": low, "maximum": high, **({"multipleOf": 1} if whole else {})}
+    return {"title": kind, "properties": {"kind": {"type": "string", "enum": [kind]}, "score": score}}

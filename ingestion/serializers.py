@@ -12,6 +12,7 @@ from ingestion.fields import RECORD_SPECS, FieldSpec, FieldType, RecordSpec
 from ingestion.validation import (
     AMOUNT_INTEGER_MAX,
     AMOUNT_PATTERN,
+    DATETIME_YEAR_PATTERN,
     DEPARTMENT_PATTERN,
     NO_NUL_PATTERN,
     PG_INT_MAX,
@@ -55,6 +56,7 @@ class SpecChoiceField(_SpecFieldMixin, serializers.ChoiceField):
     pass
 
 
+@extend_schema_field({"type": "string", "format": "date-time", "pattern": DATETIME_YEAR_PATTERN})
 class SpecDateTimeField(_SpecFieldMixin, serializers.DateTimeField):
     pass
 

@@ -23,6 +23,10 @@ AMOUNT_PLACES = Decimal("0.000001")
 _DATETIME = re.compile(
     r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?P<offset>Z|z|[+-]\d{2}(?::?\d{2})?)?"
 )
+# Years 0002-9998: at the ends of Python's range a UTC offset pushes the instant out of it (year 0 or
+# 10000), which no column can hold. The schema states it with this prefix pattern (no lookaheads).
+YEAR_MIN, YEAR_MAX = 2, 9998
+DATETIME_YEAR_PATTERN = r"^(000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 _SLUG = re.compile(SLUG_PATTERN[1:-1])
 # Department slugs are Django slugs (cskpi's DepartmentInputSerializer): the schema states the pattern.
@@ -117,9 +121,12 @@ def _datetime(spec: FieldSpec) -> Coercer:
         if found["offset"] is None:
             return Invalid("naive_datetime", "The time has no UTC offset; add one (e.g. +07:00 or Z).")
         try:
-            return fromisoformat(value).astimezone(UTC)
-        except (ValueError, OverflowError):
+            moment = fromisoformat(value)
+        except ValueError:
             return Invalid("invalid_datetime", "Not a valid date-time.")
+        if not YEAR_MIN <= moment.year <= YEAR_MAX:
+            return Invalid("invalid_datetime", f"The year must be from {YEAR_MIN:04} to {YEAR_MAX}.")
+        return moment.astimezone(UTC)
 
     return coerce
 
