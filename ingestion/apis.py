@@ -164,6 +164,8 @@ def _example_item(spec: RecordSpec) -> dict:
 
 _TOO_LARGE = error_response("The body is over the size limit, or the batch over CSKPI_MAX_BATCH records.",
                             "batch_too_large", "A batch holds at most 1000 records; got 1200.")
+_NOT_JSON = error_response("The body is not sent as application/json.", "unsupported_media_type",
+                           'Unsupported media type "text/plain" in request.')
 _BATCH_INVALID = error_response(
     "Some items are invalid: every bad item is listed by index; nothing was written.", "invalid",
     "2 of 3 items are invalid; nothing was written.",
@@ -207,7 +209,7 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
         ),
         request=batch,
         responses={200: UpsertResultSerializer, **standard_errors(), 400: _BATCH_INVALID,
-                   403: _BATCH_FORBIDDEN, 413: _TOO_LARGE},
+                   403: _BATCH_FORBIDDEN, 413: _TOO_LARGE, 415: _NOT_JSON},
         examples=[
             OpenApiExample(f"one {label}", value=item, request_only=True),
             OpenApiExample("a batch", value=[item, {**item, "external_id": item["external_id"] + "-2"}],
