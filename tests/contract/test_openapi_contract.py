@@ -7,7 +7,8 @@ schemathesis' own pytest plugin does not run under pytest 9, so operations are p
 and each runs as a plain hypothesis test over the operation's strategy.
 
 The hooks below only bring what a schema cannot say into the generated data: which departments
-exist, and the cross-field rules of a record. They never touch a value the schema refuses, so a
+exist, that a range's end is after its start, and that a record's later times are not before its
+anchor time. They never touch a value the schema refuses, so a
 negative case stays negative.
 """
 
@@ -21,12 +22,14 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
+from cskpi.access import access_get
 from cskpi.services import token_issue, user_grants_upsert
 from cskpi.wsgi import application
-from ingestion.choices import CashoutStatus, InteractionStatus
 from ingestion.fields import RECORD_SPECS
+from ingestion.services import record_batch_ingest
 from ingestion.validation import batch_validator_get
 from tests.factories import DepartmentFactory
+from tests.ingestion.factories import cashout_payload, interaction_payload, survey_payload
 
 MAX_EXAMPLES = 60
 # The record POSTs have the largest input space (a batch of one of three record shapes).
@@ -50,6 +53,7 @@ CASES = [
 ]
 
 _RECORD_PATH = re.compile(r"^/api/v1/(?P<plural>interactions|surveys|cashouts)$")
+_DETAIL_PATH = re.compile(r"^/api/v1/(?P<plural>interactions|surveys|cashouts)/\{source\}/\{external_id\}$")
 _DEPARTMENT_SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")  # what the schema allows and a department may be
 _DEPARTMENT_LIST = re.compile(r"[-a-zA-Z0-9_]+(,[-a-zA-Z0-9_]+)*")
 
@@ -96,6 +100,7 @@ def filter_query(context, query):
 
 @SCHEMA.hook
 def map_body(context, body):
+    """Record batches: real departments, and times not before the anchor (see below)."""
     plural = _plural(context)
     if plural is None or context.operation.method.upper() != "POST":
         return body
@@ -104,65 +109,59 @@ def map_body(context, body):
         if isinstance(item, dict) and isinstance(item.get("department"), str) \
                 and _DEPARTMENT_SLUG.fullmatch(item["department"]):
             item["department"] = _real_department(item["department"])
-    _cross_field_rules_satisfy(plural, items)
+    _not_before_anchor(plural, items)
     return body
 
 
-# --- cross-field rules of a record (the validator's `rules`), which a flat object schema cannot state --
-_RULE_CODES = frozenset({"before_anchor", "status_contradiction"})
+# --- references: a detail read names a stored record half of the time ------------------------------
+# The fixture stores one record of each type per department, so reads answer 200 with data (and
+# their response schema is checked). Keys: (source, "fuzz-<department>").
+STORED = {"interactions": interaction_payload, "surveys": survey_payload, "cashouts": cashout_payload}
 
 
-def _cross_field_rules_satisfy(plural: str, items: list) -> None:
-    """Rewrite a schema-valid item that breaks only cross-field rules so that it keeps them.
+def _stored_items(plural: str) -> list[dict]:
+    return [STORED[plural](department, external_id=f"fuzz-{department}") for department in DEPARTMENTS]
 
-    An item with any other error (a value the schema refuses: a negative case) is left alone.
-    """
+
+@SCHEMA.hook
+def map_path_parameters(context, path_parameters):
+    """A random key is a 404 (documented, but dull): every other drawn key becomes a stored one."""
+    found = _DETAIL_PATH.match(context.operation.path)
+    if found and path_parameters and isinstance(path_parameters.get("external_id"), str) \
+            and len(path_parameters["external_id"]) % 2:
+        stored = _stored_items(found["plural"])[0]
+        path_parameters = {**path_parameters, "source": stored["source"], "external_id": stored["external_id"]}
+    return path_parameters
+
+
+# --- the one record rule OpenAPI 3.0 cannot state ------------------------------------------------
+# first_response_at / resolved_at / completed_at are not before the anchor time (`before_anchor` in
+# ingestion.fields): a comparison between two fields. The status rules and survey scales are in the
+# schema (oneOf variants), so the generator already keeps them.
+_ANCHORED = {
+    "interactions": ("created_at", ("first_response_at", "resolved_at")),
+    "cashouts": ("requested_at", ("first_response_at", "completed_at")),
+}
+
+
+def _not_before_anchor(plural: str, items: list) -> None:
+    """Move a time that is before the anchor onto the anchor, in an item that breaks no other rule.
+
+    An item with any other error (a value the schema refuses: a negative case) is left alone; the
+    fast validator stands in for the schema here, tests/ingestion/test_input_serializers.py checks
+    that the two agree."""
+    if plural not in _ANCHORED:
+        return
+    anchor, fields = _ANCHORED[plural]
     validator = batch_validator_get(RECORD_SPECS[plural])
-    for index, item in enumerate(items):
+    for item in items:
         _, errors = validator.validate([item], departments=dict.fromkeys(DEPARTMENTS, 1))
-        if not errors or any(e["code"] not in _RULE_CODES for e in errors):
+        if not errors or any(e["code"] != "before_anchor" for e in errors):
             continue
-        RULE_FIXES[plural](item)
-        assert not validator.validate([item], departments=dict.fromkeys(DEPARTMENTS, 1))[1], (index, item)
-
-
-def _not_before_anchor(item: dict, anchor: str, fields: tuple[str, ...]) -> None:
-    """first_response_at, resolved_at, completed_at >= the anchor time (`before_anchor`)."""
-    start = datetime.fromisoformat(item[anchor])
-    for name in fields:
-        if item.get(name) is not None and datetime.fromisoformat(item[name]) < start:
-            item[name] = item[anchor]
-
-
-def _interaction_fix(item: dict) -> None:
-    _not_before_anchor(item, "created_at", ("first_response_at", "resolved_at"))
-    # resolved_at is given exactly when status is resolved (`status_contradiction`).
-    if item.get("resolved_at") is not None:
-        item["status"] = InteractionStatus.RESOLVED.value
-    elif item["status"] == InteractionStatus.RESOLVED:
-        item["status"] = InteractionStatus.OPEN.value
-    # An abandoned or missed contact was never answered: no first_response_at.
-    if item["status"] in (InteractionStatus.ABANDONED, InteractionStatus.MISSED) \
-            and item.get("first_response_at") is not None:
-        item["status"] = InteractionStatus.PENDING.value
-
-
-def _cashout_fix(item: dict) -> None:
-    _not_before_anchor(item, "requested_at", ("first_response_at", "completed_at"))
-    # failure_reason only with status failed; completed_at given exactly when succeeded or failed.
-    if item.get("failure_reason") is not None:
-        item["status"] = CashoutStatus.FAILED.value
-        if item.get("completed_at") is None:
-            item["completed_at"] = item["requested_at"]
-    elif item.get("completed_at") is not None:
-        if item["status"] not in (CashoutStatus.SUCCEEDED, CashoutStatus.FAILED):
-            item["status"] = CashoutStatus.SUCCEEDED.value
-    elif item["status"] in (CashoutStatus.SUCCEEDED, CashoutStatus.FAILED):
-        item["status"] = CashoutStatus.PROCESSING.value
-
-
-# Surveys have no entry: their one rule (score within the kind's scale) is in the schema (oneOf).
-RULE_FIXES = {"interactions": _interaction_fix, "cashouts": _cashout_fix}
+        start = datetime.fromisoformat(item[anchor])
+        for name in fields:
+            if item.get(name) is not None and datetime.fromisoformat(item[name]) < start:
+                item[name] = item[anchor]
 
 
 @pytest.fixture(autouse=True)
@@ -180,7 +179,10 @@ def keep_test_connection():
 def staff_token(db):
     DepartmentFactory(slug="cskh-hn", timezone="Asia/Ho_Chi_Minh")
     DepartmentFactory(slug="cskh-del", timezone="Asia/Kolkata")
-    return token_issue(user=user_grants_upsert(username="fuzz-staff", staff=True))
+    user = user_grants_upsert(username="fuzz-staff", staff=True)
+    for plural in STORED:
+        record_batch_ingest(spec=RECORD_SPECS[plural], items=_stored_items(plural), access=access_get(user=user))
+    return token_issue(user=user)
 
 
 @pytest.mark.parametrize(("operation", "mode"), CASES)
