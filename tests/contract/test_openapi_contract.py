@@ -8,8 +8,7 @@ and each runs as a plain hypothesis test over the operation's strategy.
 
 The hooks below only bring what a schema cannot say into the generated data: which departments
 exist, that a range's end is after its start, and that a record's later times are not before its
-anchor time. They never touch a value the schema refuses, so a
-negative case stays negative.
+anchor time. They never touch a value the schema refuses, so a negative case stays negative.
 """
 
 import re
@@ -38,6 +37,10 @@ MAX_EXAMPLES_BY_PATH = {f"/api/v1/{plural}": 100 for plural in RECORD_SPECS}
 DEPARTMENTS = ("cskh-hn", "cskh-del")
 
 SCHEMA = schemathesis.openapi.from_wsgi("/api/schema/", application)
+# A record batch over maxItems (CSKPI_MAX_BATCH) is refused with 413 batch_too_large, by design
+# (docs/ingestion.md) and documented on the operation. 413 is a rejection like 400: count it as one.
+_REJECTION = SCHEMA.config.checks.negative_data_rejection
+_REJECTION.expected_statuses = [*_REJECTION.expected_statuses, "413"]
 # Every operation is under contract except those listed here (path prefixes), which are still being
 # made to conform (see git log). The metrics endpoints are not merged on this branch yet.
 NOT_YET_UNDER_CONTRACT = ("/api/v1/metrics", "/api/v1/kpis", "/api/v1/status")
