@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test install lint schema bench-ingest bench-query clean
+.PHONY: run test install lint schema bench-ingest bench-query bench-freshness clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ bench-ingest: install
 
 bench-query: install
 	$(BIN)/python bench/query.py
+
+bench-freshness: install
+	$(BIN)/python bench/freshness.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache

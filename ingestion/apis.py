@@ -23,6 +23,7 @@ from ingestion.parsers import FastJSONParser
 from ingestion.selectors import RECORD_FILTERS, RecordQuery, record_get, record_list
 from ingestion.serializers import (
     INPUT_SERIALIZERS,
+    NO_NUL_VALIDATOR,
     OUTPUT_SERIALIZERS,
     SLUG_VALIDATOR,
     SpecDateTimeField,
@@ -63,14 +64,15 @@ def batch_items_read(request) -> list:
 
 class RecordFilterSerializer(serializers.Serializer):
     department = serializers.CharField(
-        required=False, validators=[RegexValidator(r"^[-a-zA-Z0-9_]+(,[-a-zA-Z0-9_]+)*$")],
+        required=False, trim_whitespace=False, validators=[RegexValidator(r"^[-a-zA-Z0-9_]+(,[-a-zA-Z0-9_]+)*$")],
         help_text="Department slugs, comma-separated. Default: every department the caller may read.",
     )
     start = SpecDateTimeField(spec=_TIME_SPEC, required=False, allow_null=False,
                               help_text="Anchor time >= start (ISO 8601 with offset).")
     end = SpecDateTimeField(spec=_TIME_SPEC, required=False, allow_null=False,
                             help_text="Anchor time < end (ISO 8601 with offset).")
-    cursor = serializers.CharField(required=False, help_text="From the `next` link of the previous page.")
+    cursor = serializers.CharField(required=False, trim_whitespace=False, validators=[NO_NUL_VALIDATOR],
+                                   help_text="From the `next` link of the previous page.")
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=settings.CSKPI_MAX_PAGE_SIZE,
                                          default=100)
 
@@ -98,9 +100,11 @@ def _filter_serializer(plural: str) -> type[RecordFilterSerializer]:
         elif name == "kind":
             extra[name] = serializers.ChoiceField(choices=SurveyKind.values, required=False)
         elif name == "channel":
-            extra[name] = serializers.CharField(required=False, max_length=32, validators=[SLUG_VALIDATOR])
+            extra[name] = serializers.CharField(required=False, max_length=32, trim_whitespace=False,
+                                                validators=[SLUG_VALIDATOR])
         else:
-            extra[name] = serializers.CharField(required=False, max_length=128,
+            extra[name] = serializers.CharField(required=False, max_length=128, trim_whitespace=False,
+                                                validators=[NO_NUL_VALIDATOR],
                                                 help_text="Needs a manager or agent grant on the departments.")
     name = spec.record_type.value.capitalize()
     return type(f"{name}FilterSerializer", (RecordFilterSerializer,), extra)
@@ -160,6 +164,8 @@ def _example_item(spec: RecordSpec) -> dict:
 
 _TOO_LARGE = error_response("The body is over the size limit, or the batch over CSKPI_MAX_BATCH records.",
                             "batch_too_large", "A batch holds at most 1000 records; got 1200.")
+_NOT_JSON = error_response("The body is not sent as application/json.", "unsupported_media_type",
+                           'Unsupported media type "text/plain" in request.')
 _BATCH_INVALID = error_response(
     "Some items are invalid: every bad item is listed by index; nothing was written.", "invalid",
     "2 of 3 items are invalid; nothing was written.",
@@ -203,7 +209,7 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
         ),
         request=batch,
         responses={200: UpsertResultSerializer, **standard_errors(), 400: _BATCH_INVALID,
-                   403: _BATCH_FORBIDDEN, 413: _TOO_LARGE},
+                   403: _BATCH_FORBIDDEN, 413: _TOO_LARGE, 415: _NOT_JSON},
         examples=[
             OpenApiExample(f"one {label}", value=item, request_only=True),
             OpenApiExample("a batch", value=[item, {**item, "external_id": item["external_id"] + "-2"}],

@@ -7,11 +7,26 @@ from rest_framework import serializers
 
 from cskpi.choices import ReadLevel
 from ingestion.choices import UpsertResult
+from ingestion.currencies import ISO_4217_CODES
 from ingestion.fields import RECORD_SPECS, FieldSpec, FieldType, RecordSpec
-from ingestion.validation import PG_INT_MAX, SLUG_PATTERN, Invalid, coercer_build, field_name_safe
+from ingestion.validation import (
+    AMOUNT_INTEGER_MAX,
+    AMOUNT_PATTERN,
+    DATETIME_YEAR_PATTERN,
+    DEPARTMENT_PATTERN,
+    NO_NUL_PATTERN,
+    PG_INT_MAX,
+    SLUG_PATTERN,
+    Invalid,
+    coercer_build,
+    field_name_safe,
+)
 
-# Documents the slug rule in the schema (`pattern`); the coercer enforces the same rule.
+# Document the slug and text rules in the schema (`pattern`); the coercers enforce the same rules.
 SLUG_VALIDATOR = RegexValidator(SLUG_PATTERN, message="Use lowercase letters, digits, '-' and '_'.")
+DEPARTMENT_VALIDATOR = RegexValidator(DEPARTMENT_PATTERN, message="No such department.", code="unknown_department")
+NO_NUL_VALIDATOR = RegexValidator(NO_NUL_PATTERN, message="May not contain NUL characters.",
+                                  code="invalid_characters")
 
 
 class _SpecFieldMixin:
@@ -41,6 +56,7 @@ class SpecChoiceField(_SpecFieldMixin, serializers.ChoiceField):
     pass
 
 
+@extend_schema_field({"type": "string", "format": "date-time", "pattern": DATETIME_YEAR_PATTERN})
 class SpecDateTimeField(_SpecFieldMixin, serializers.DateTimeField):
     pass
 
@@ -57,20 +73,25 @@ class SpecBooleanField(_SpecFieldMixin, serializers.BooleanField):
     pass
 
 
-@extend_schema_field({"type": "string", "pattern": r"^\d{1,18}(\.\d{1,6})?$", "example": "1500000.00"})
+@extend_schema_field({"anyOf": [
+    {"type": "string", "pattern": AMOUNT_PATTERN, "example": "1500000.00"},
+    {"type": "integer", "minimum": 1, "maximum": AMOUNT_INTEGER_MAX},
+]})
 class SpecAmountField(_SpecFieldMixin, serializers.Field):
     pass
 
 
-@extend_schema_field({"type": "string", "pattern": "^[A-Z]{3}$", "example": "VND"})
+@extend_schema_field({"type": "string", "enum": sorted(ISO_4217_CODES), "example": "VND"})
 class SpecCurrencyField(_SpecFieldMixin, serializers.Field):
     pass
 
 
 def _drf_field(spec: FieldSpec) -> serializers.Field:
     kind = spec.type
-    if kind in (FieldType.STR, FieldType.DEPARTMENT):
-        return SpecCharField(spec=spec, max_length=spec.max_length)
+    if kind is FieldType.STR:
+        return SpecCharField(spec=spec, max_length=spec.max_length, validators=[NO_NUL_VALIDATOR])
+    if kind is FieldType.DEPARTMENT:
+        return SpecCharField(spec=spec, max_length=spec.max_length, validators=[DEPARTMENT_VALIDATOR])
     if kind is FieldType.SLUG:
         return SpecCharField(spec=spec, max_length=spec.max_length, validators=[SLUG_VALIDATOR])
     if kind is FieldType.DATETIME:

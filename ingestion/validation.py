@@ -23,9 +23,26 @@ AMOUNT_PLACES = Decimal("0.000001")
 _DATETIME = re.compile(
     r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?P<offset>Z|z|[+-]\d{2}(?::?\d{2})?)?"
 )
+# Years 0002-9998: at the ends of Python's range a UTC offset pushes the instant out of it (year 0 or
+# 10000), which no column can hold. The schema states it with this prefix pattern (no lookaheads).
+YEAR_MIN, YEAR_MAX = 2, 9998
+DATETIME_YEAR_PATTERN = r"^(000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 _SLUG = re.compile(SLUG_PATTERN[1:-1])
-_DECIMAL = re.compile(r"(?P<int>\d+)(?:\.(?P<frac>\d+))?")
+# Department slugs are Django slugs (cskpi's DepartmentInputSerializer): the schema states the pattern.
+DEPARTMENT_PATTERN = r"^[-a-zA-Z0-9_]+$"
+_DEPARTMENT = re.compile(DEPARTMENT_PATTERN[1:-1])
+# Free text may hold anything but NUL (PostgreSQL cannot store it); the schema says so with this pattern.
+NO_NUL_PATTERN = r"^[^\x00]*$"
+# ASCII digits only: Python's \d would also take other scripts' digits, which the schema's pattern does not.
+_DECIMAL = re.compile(r"(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?")
+# The same rule as the coercer below (> 0, at most 18 + 6 digits besides leading zeros), as an ECMA
+# pattern without lookaheads: a non-zero integer part, or a zero one with a non-zero fraction.
+_FRACTION_NOT_ZERO = "|".join(f"0{{{zeros}}}[1-9][0-9]{{0,{5 - zeros}}}" for zeros in range(6))
+AMOUNT_PATTERN = (
+    rf"^0*[1-9][0-9]{{0,17}}(\.[0-9]{{1,6}})?$|^0+\.({_FRACTION_NOT_ZERO})$"
+)
+AMOUNT_INTEGER_MAX = 10**18 - 1
 _INT_TEXT = re.compile(r"[+-]?\d+")
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
 
@@ -75,6 +92,22 @@ def _slug(spec: FieldSpec) -> Coercer:
     return coerce
 
 
+def _department(spec: FieldSpec) -> Coercer:
+    """Shaped like a slug; whether it exists is checked against the department table."""
+    text = _text(spec)
+    match = _DEPARTMENT.fullmatch
+
+    def coerce(value):
+        value = text(value)
+        if type(value) is Invalid:
+            return value
+        if match(value) is None:
+            return Invalid("unknown_department", "No such department: a slug holds letters, digits, '-' and '_'.")
+        return value
+
+    return coerce
+
+
 def _datetime(spec: FieldSpec) -> Coercer:
     match = _DATETIME.fullmatch
     fromisoformat = datetime.fromisoformat
@@ -88,9 +121,12 @@ def _datetime(spec: FieldSpec) -> Coercer:
         if found["offset"] is None:
             return Invalid("naive_datetime", "The time has no UTC offset; add one (e.g. +07:00 or Z).")
         try:
-            return fromisoformat(value).astimezone(UTC)
-        except (ValueError, OverflowError):
+            moment = fromisoformat(value)
+        except ValueError:
             return Invalid("invalid_datetime", "Not a valid date-time.")
+        if not YEAR_MIN <= moment.year <= YEAR_MAX:
+            return Invalid("invalid_datetime", f"The year must be from {YEAR_MIN:04} to {YEAR_MAX}.")
+        return moment.astimezone(UTC)
 
     return coerce
 
@@ -191,7 +227,7 @@ def _choice(spec: FieldSpec) -> Coercer:
 _BUILDERS: dict[FieldType, Callable[[FieldSpec], Coercer]] = {
     FieldType.STR: _text,
     FieldType.SLUG: _slug,
-    FieldType.DEPARTMENT: _text,  # existence is checked against the department table
+    FieldType.DEPARTMENT: _department,
     FieldType.DATETIME: _datetime,
     FieldType.DURATION: _duration,
     FieldType.SCORE: _score,

@@ -1,11 +1,18 @@
 """Contract fuzzing: every operation of the live OpenAPI schema, positive and negative data, all of
 schemathesis' default checks (no server errors, documented status codes and content types,
-response schema conformance, negative-data rejection, ignored auth), called in-process through the
-WSGI app with a valid staff token.
+response schema conformance, negative-data rejection, positive-data acceptance, ignored auth), called
+in-process through the WSGI app with a valid staff token.
 
 schemathesis' own pytest plugin does not run under pytest 9, so operations are parametrized here
 and each runs as a plain hypothesis test over the operation's strategy.
+
+The hooks below only bring what a schema cannot say into the generated data: which departments
+exist, that a range's end is after its start, and that a record's later times are not before its
+anchor time. They never touch a value the schema refuses, so a negative case stays negative.
 """
+
+import re
+from datetime import datetime
 
 import pytest
 import schemathesis
@@ -14,16 +21,32 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
+from cskpi.access import access_get
 from cskpi.services import token_issue, user_grants_upsert
 from cskpi.wsgi import application
+from ingestion.fields import RECORD_SPECS
+from ingestion.services import record_batch_ingest
+from ingestion.validation import batch_validator_get
 from tests.factories import DepartmentFactory
+from tests.ingestion.factories import cashout_payload, interaction_payload, survey_payload
 
 MAX_EXAMPLES = 60
+# The record POSTs have the largest input space (a batch of one of three record shapes).
+MAX_EXAMPLES_BY_PATH = {f"/api/v1/{plural}": 100 for plural in RECORD_SPECS}
+
+DEPARTMENTS = ("cskh-hn", "cskh-del")
 
 SCHEMA = schemathesis.openapi.from_wsgi("/api/schema/", application)
-# Operations brought under contract so far (the rest are being made to conform; see git log).
-UNDER_CONTRACT = ("/api/v1/health", "/api/v1/departments")
-OPERATIONS = [op for op in (r.ok() for r in SCHEMA.get_all_operations()) if op.path in UNDER_CONTRACT]
+# A record batch over maxItems (CSKPI_MAX_BATCH) is refused with 413 batch_too_large, by design
+# (docs/ingestion.md) and documented on the operation. 413 is a rejection like 400: count it as one.
+_REJECTION = SCHEMA.config.checks.negative_data_rejection
+_REJECTION.expected_statuses = [*_REJECTION.expected_statuses, "413"]
+# Every operation is under contract except those listed here (path prefixes), which are still being
+# made to conform (see git log). The metrics endpoints are not merged on this branch yet.
+NOT_YET_UNDER_CONTRACT = ("/api/v1/metrics", "/api/v1/kpis", "/api/v1/status")
+OPERATIONS = [
+    op for op in (r.ok() for r in SCHEMA.get_all_operations()) if not op.path.startswith(NOT_YET_UNDER_CONTRACT)
+]
 CASES = [
     pytest.param(op, mode, id=f"{op.label} [{mode.value}]")
     for op in OPERATIONS
@@ -31,6 +54,117 @@ CASES = [
     # Negative data needs something to break: operations without parameters or body have none.
     if mode is GenerationMode.POSITIVE or op.path_parameters or op.query or op.body
 ]
+
+_RECORD_PATH = re.compile(r"^/api/v1/(?P<plural>interactions|surveys|cashouts)$")
+_DETAIL_PATH = re.compile(r"^/api/v1/(?P<plural>interactions|surveys|cashouts)/\{source\}/\{external_id\}$")
+_DEPARTMENT_SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")  # what the schema allows and a department may be
+_DEPARTMENT_LIST = re.compile(r"[-a-zA-Z0-9_]+(,[-a-zA-Z0-9_]+)*")
+
+
+def _real_department(value: str) -> str:
+    """A schema-valid slug becomes one of the fixture's departments (stable for the same input)."""
+    return DEPARTMENTS[sum(map(ord, value)) % len(DEPARTMENTS)]
+
+
+def _plural(context) -> str | None:
+    found = _RECORD_PATH.match(context.operation.path) if context.operation else None
+    return found["plural"] if found else None
+
+
+# --- references: departments must exist ----------------------------------------------------------
+@SCHEMA.hook
+def map_query(context, query):
+    """`department=` names departments; a random slug is a 404 (a documented, but dull, answer)."""
+    if query and isinstance(query.get("department"), str) and _DEPARTMENT_LIST.fullmatch(query["department"]):
+        query["department"] = ",".join(_real_department(slug) for slug in query["department"].split(","))
+    return query
+
+
+@SCHEMA.hook
+def filter_query(context, query):
+    """Drop `end <= start`: a range must not be empty (400), a rule between two parameters that
+    OpenAPI 3.0 cannot state. Only drops well-formed pairs, so negative cases are unaffected.
+
+    Also drop queries holding a None or [] value: nothing of such a parameter goes on the wire, so
+    a negative case whose only violation it is reaches the API as a valid request. (No parameter of
+    ours is nullable or an array, so no positive case is lost.)"""
+    if not query:
+        return True
+    if any(value is None or value == [] for value in query.values()):
+        return False
+    if not isinstance(query.get("start"), str) or not isinstance(query.get("end"), str):
+        return True
+    try:
+        start, end = datetime.fromisoformat(query["start"]), datetime.fromisoformat(query["end"])
+        return start.tzinfo is None or end.tzinfo is None or end > start
+    except (ValueError, OverflowError, TypeError):
+        return True
+
+
+@SCHEMA.hook
+def map_body(context, body):
+    """Record batches: real departments, and times not before the anchor (see below)."""
+    plural = _plural(context)
+    if plural is None or context.operation.method.upper() != "POST":
+        return body
+    items = body if isinstance(body, list) else [body]
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("department"), str) \
+                and _DEPARTMENT_SLUG.fullmatch(item["department"]):
+            item["department"] = _real_department(item["department"])
+    _not_before_anchor(plural, items)
+    return body
+
+
+# --- references: a detail read names a stored record half of the time ------------------------------
+# The fixture stores one record of each type per department, so reads answer 200 with data (and
+# their response schema is checked). Keys: (source, "fuzz-<department>").
+STORED = {"interactions": interaction_payload, "surveys": survey_payload, "cashouts": cashout_payload}
+
+
+def _stored_items(plural: str) -> list[dict]:
+    return [STORED[plural](department, external_id=f"fuzz-{department}") for department in DEPARTMENTS]
+
+
+@SCHEMA.hook
+def map_path_parameters(context, path_parameters):
+    """A random key is a 404 (documented, but dull): every other drawn key becomes a stored one."""
+    found = _DETAIL_PATH.match(context.operation.path)
+    if found and path_parameters and isinstance(path_parameters.get("external_id"), str) \
+            and len(path_parameters["external_id"]) % 2:
+        stored = _stored_items(found["plural"])[0]
+        path_parameters = {**path_parameters, "source": stored["source"], "external_id": stored["external_id"]}
+    return path_parameters
+
+
+# --- the one record rule OpenAPI 3.0 cannot state ------------------------------------------------
+# first_response_at / resolved_at / completed_at are not before the anchor time (`before_anchor` in
+# ingestion.fields): a comparison between two fields. The status rules and survey scales are in the
+# schema (oneOf variants), so the generator already keeps them.
+_ANCHORED = {
+    "interactions": ("created_at", ("first_response_at", "resolved_at")),
+    "cashouts": ("requested_at", ("first_response_at", "completed_at")),
+}
+
+
+def _not_before_anchor(plural: str, items: list) -> None:
+    """Move a time that is before the anchor onto the anchor, in an item that breaks no other rule.
+
+    An item with any other error (a value the schema refuses: a negative case) is left alone; the
+    fast validator stands in for the schema here, tests/ingestion/test_input_serializers.py checks
+    that the two agree."""
+    if plural not in _ANCHORED:
+        return
+    anchor, fields = _ANCHORED[plural]
+    validator = batch_validator_get(RECORD_SPECS[plural])
+    for item in items:
+        _, errors = validator.validate([item], departments=dict.fromkeys(DEPARTMENTS, 1))
+        if not errors or any(e["code"] != "before_anchor" for e in errors):
+            continue
+        start = datetime.fromisoformat(item[anchor])
+        for name in fields:
+            if item.get(name) is not None and datetime.fromisoformat(item[name]) < start:
+                item[name] = item[anchor]
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +182,10 @@ def keep_test_connection():
 def staff_token(db):
     DepartmentFactory(slug="cskh-hn", timezone="Asia/Ho_Chi_Minh")
     DepartmentFactory(slug="cskh-del", timezone="Asia/Kolkata")
-    return token_issue(user=user_grants_upsert(username="fuzz-staff", staff=True))
+    user = user_grants_upsert(username="fuzz-staff", staff=True)
+    for plural in STORED:
+        record_batch_ingest(spec=RECORD_SPECS[plural], items=_stored_items(plural), access=access_get(user=user))
+    return token_issue(user=user)
 
 
 @pytest.mark.parametrize(("operation", "mode"), CASES)
@@ -56,8 +193,8 @@ def test_api_contract(operation, mode, staff_token):
     headers = {"Authorization": f"Bearer {staff_token}"}
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    @settings(max_examples=MAX_EXAMPLES_BY_PATH.get(operation.path, MAX_EXAMPLES), deadline=None,
+              database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
     def check(case):
         case.call_and_validate(headers=headers)
 
