@@ -158,6 +158,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "ingestion.schema.closed_record_inputs",
+        "metrics.schema.metrics_parameters",
     ],
 }
 

@@ -51,7 +51,9 @@ class KpiSeriesApi(APIView):
         examples=[OpenApiExample("fcr by agent with comparison", value=_SERIES_EXAMPLE, response_only=True)],
     )
     def get(self, request):
-        serializer = KpiQueryInputSerializer(data=request.query_params, context={"access": request_access(request)})
+        # A plain dict: with a QueryDict DRF reads `start=` as "not given" instead of refusing it as blank.
+        serializer = KpiQueryInputSerializer(data=request.query_params.dict(),
+                                             context={"access": request_access(request)})
         serializer.is_valid(raise_exception=True)
         return Response(kpi_series_get(query=serializer.validated_data["query"]))
 
