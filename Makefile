@@ -19,6 +19,7 @@ install: $(BIN)/.installed
 ## and REDIS_URL are set, in which case web, worker and beat start (and stop) together.
 run: install
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/python manage.py migrate --noinput
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/python manage.py collectstatic --noinput -v 0
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} bin/serve
 
 ## The whole suite. Uses DATABASE_URL/REDIS_URL when set (CI sets both), SQLite otherwise.
