@@ -66,6 +66,14 @@ class KpiQueryInputSerializer(serializers.Serializer):
     compare = serializers.ChoiceField(choices=Compare.ALL, required=False,
                                       help_text="Add `previous` and `change` for the range this names.")
 
+    def to_internal_value(self, data):
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: [exceptions.ErrorDetail(
+                f"Unknown parameter; use one of {', '.join(self.fields)}.", code="unknown_parameter")]
+                for name in unknown})
+        return super().to_internal_value(data)
+
     def validate_kpi(self, value):
         keys = _split(value)
         unknown = [k for k in keys if k not in KPIS]

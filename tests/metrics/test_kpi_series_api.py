@@ -191,3 +191,9 @@ def test_no_parameters_produce_a_500(department, other_department, make_client, 
     body = response.json()
     if response.status_code != 200:
         assert set(body) == {"code", "detail", "errors"}
+
+
+def test_an_unknown_parameter_is_400_naming_it(department, staff_client):
+    response = staff_client.get("/api/v1/metrics", {"kpi": "interactions", "granularty": "day"})
+    assert response.status_code == 400
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [("granularty", "unknown_parameter")]

@@ -60,4 +60,4 @@ def test_real_worker_recomputes_what_ingestion_marked(celery_worker_process, mak
         for (agent,), want in expected.items():
             assert got[agent]["value"] == pytest.approx(want["value"])
             assert got[agent]["sample_size"] == want["sample_size"]
-    assert "recompute_dirty_buckets" in celery_worker_process.log.read_text()
+    assert "recompute_dirty_buckets" in celery_worker_process.output()
