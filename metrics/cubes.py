@@ -141,21 +141,35 @@ class PeriodIndex(Func):
         self.boundaries = boundaries
         super().__init__(expression)
 
+    @staticmethod
+    def param(connection, boundaries: tuple[datetime, ...]) -> str:
+        """The boundaries as the one SQL parameter of the expression (metrics.selectors binds it
+        itself when it reuses the compiled SQL)."""
+        if connection.vendor == "postgresql":
+            return _epochs_literal(boundaries)
+        return json.dumps([connection.ops.adapt_datetimefield_value(b) for b in boundaries])
+
     def as_postgresql(self, compiler, connection, **extra):
         # Epoch seconds: an int array costs far less to send and parse than timestamptz literals
-        # (every boundary is a whole second: periods start on quarter-hours).
-        # Inlined (integers only, nothing to escape): binding 366 array items client-side costs more.
+        # (every boundary is a whole second: periods start on quarter-hours). One text parameter
+        # (binding 366 array items client-side costs more), so the SQL text does not depend on the
+        # range and metrics.selectors can reuse it across queries of the same shape.
         sql, params = compiler.compile(self.source_expressions[0])
-        epochs = ",".join(str(int(b.timestamp())) for b in self.boundaries)
-        return f"width_bucket(CAST(EXTRACT(EPOCH FROM {sql}) AS bigint), '{{{epochs}}}'::bigint[])", params
+        return (f"width_bucket(CAST(EXTRACT(EPOCH FROM {sql}) AS bigint), CAST(%s AS bigint[]))",
+                [*params, self.param(connection, tuple(self.boundaries))])
 
     def as_sqlite(self, compiler, connection, **extra):
         sql, params = compiler.compile(self.source_expressions[0])
-        stored = [connection.ops.adapt_datetimefield_value(b) for b in self.boundaries]
-        return f"cskpi_period_index({sql}, %s)", [*params, json.dumps(stored)]
+        return f"cskpi_period_index({sql}, %s)", [*params, self.param(connection, tuple(self.boundaries))]
 
     def as_sql(self, compiler, connection, **extra):  # pragma: no cover - other vendors unsupported
         raise NotImplementedError(f"PeriodIndex has no SQL for {connection.vendor}")
+
+
+@lru_cache(maxsize=512)  # dashboards repeat the same ranges; a year by day is 366 conversions
+def _epochs_literal(boundaries: tuple[datetime, ...]) -> str:
+    return "{" + ",".join(str(int(b.timestamp())) for b in boundaries) + "}"
+
 
 
 @lru_cache(maxsize=64)
