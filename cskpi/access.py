@@ -51,19 +51,25 @@ def access_get(*, user) -> Access:
                 for d in Department.objects.all()
             },
         )
+    grants = Grant.objects.filter(user=user).select_related("department")
+    return access_from_grants([(g.department, g.role, g.agent) for g in grants])
+
+
+def access_from_grants(grants: list[tuple[Department, str, str]]) -> Access:
+    """A non-staff caller's access from their grants: (department, role, agent) each."""
     held: dict[str, dict] = {}
-    for grant in Grant.objects.filter(user=user).select_related("department"):
+    for department, role, agent in grants:
         entry = held.setdefault(
-            grant.department.slug,
-            {"department": grant.department, "read_level": ReadLevel.NONE, "can_ingest": False, "agent": None},
+            department.slug,
+            {"department": department, "read_level": ReadLevel.NONE, "can_ingest": False, "agent": None},
         )
-        if grant.role == Role.INGEST:
+        if role == Role.INGEST:
             entry["can_ingest"] = True
-        level = ROLE_READ_LEVEL[Role(grant.role)]
+        level = ROLE_READ_LEVEL[Role(role)]
         if level > entry["read_level"]:
             entry["read_level"] = level
-        if grant.role == Role.AGENT:
-            entry["agent"] = grant.agent
+        if role == Role.AGENT:
+            entry["agent"] = agent
     return Access(
         is_staff=False,
         by_slug={

@@ -1,7 +1,11 @@
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.contrib.auth import get_user_model
 from django.db import connection
 
 from cskpi.access import Access
-from cskpi.models import Department
+from cskpi.models import ApiToken, Department, Grant
 
 
 def department_list(*, access: Access) -> list[Department]:
@@ -42,3 +46,88 @@ def _redis_ping(url: str) -> str:
         return "ok"
     except redis.RedisError as exc:
         return f"error: {type(exc).__name__}"
+
+
+# --- the caller: token, user and grants -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Principal:
+    token: ApiToken  # .user is set
+    grants: list[tuple[Department, str, str]]  # (department, role, agent) of each of the user's grants
+
+
+def principal_get(*, digest: str) -> Principal | None:
+    """The live (unrevoked) token with this digest, its user and the user's grants, in one query.
+
+    Why not the ORM: this runs on every request, where the ORM needs two queries (token with
+    user, then the grants) and compiling each costs about a millisecond. The SQL text is built
+    once from the models' metadata and the rows go through the ORM's converters. Nothing is kept
+    across requests: a revoked token or a removed grant counts from the next request on.
+    """
+    plan = _principal_plan()
+    with connection.cursor() as cursor:
+        cursor.execute(plan.sql, [digest])
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    db = connection.alias
+    values = [plan.convert(row) for row in rows]
+    token_end, user_end = len(plan.token_names), len(plan.token_names) + len(plan.user_names)
+    token = ApiToken.from_db(db, plan.token_names, values[0][:token_end])
+    token.user = get_user_model().from_db(db, plan.user_names, values[0][token_end:user_end])
+    grants = [
+        (Department.from_db(db, plan.department_names, row[user_end + 2:]), row[user_end], row[user_end + 1])
+        for row in values if row[user_end] is not None  # LEFT JOIN: a user without grants has one NULL row
+    ]
+    return Principal(token=token, grants=grants)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    sql: str
+    token_names: list[str]
+    user_names: list[str]
+    department_names: list[str]
+    converters: list[tuple]  # (column expression, [converter, ...]) per selected column
+
+    def convert(self, row) -> list:
+        out = list(row)
+        for i, (expression, converters) in enumerate(self.converters):
+            for convert in converters:
+                out[i] = convert(out[i], expression, connection)
+        return out
+
+
+@lru_cache(maxsize=1)
+def _principal_plan() -> _Plan:
+    user_model = get_user_model()
+    token_fields = ApiToken._meta.concrete_fields
+    user_fields = user_model._meta.concrete_fields
+    grant_fields = [Grant._meta.get_field("role"), Grant._meta.get_field("agent")]
+    department_fields = Department._meta.concrete_fields
+    quote = connection.ops.quote_name
+    tables = {ApiToken: "t", user_model: "u", Grant: "g", Department: "d"}
+
+    def column(field) -> str:
+        return f"{tables[field.model]}.{quote(field.column)}"
+
+    def table(model) -> str:
+        return f"{quote(model._meta.db_table)} {tables[model]}"
+
+    selected = [*token_fields, *user_fields, *grant_fields, *department_fields]
+    sql = (
+        f"SELECT {', '.join(column(f) for f in selected)} FROM {table(ApiToken)}"
+        f" JOIN {table(user_model)} ON u.{quote(user_model._meta.pk.column)} = t.{quote('user_id')}"
+        f" LEFT JOIN {table(Grant)} ON g.{quote('user_id')} = u.{quote(user_model._meta.pk.column)}"
+        f" LEFT JOIN {table(Department)} ON d.{quote('id')} = g.{quote('department_id')}"
+        f" WHERE t.{quote('digest')} = %s AND t.{quote('revoked_at')} IS NULL"
+        f" ORDER BY g.{quote('id')}"
+    )
+    converters = []
+    for field in selected:
+        expression = field.get_col(field.model._meta.db_table)
+        converters.append((expression, connection.ops.get_db_converters(expression)
+                           + expression.get_db_converters(connection)))
+    return _Plan(sql=sql, token_names=[f.attname for f in token_fields], user_names=[f.attname for f in user_fields],
+                 department_names=[f.attname for f in department_fields], converters=converters)
