@@ -77,35 +77,31 @@ def _text(spec: FieldSpec) -> Coercer:
     return coerce
 
 
-def _slug(spec: FieldSpec) -> Coercer:
+def _matching(spec: FieldSpec, pattern: re.Pattern, code: str, message: str) -> Coercer:
+    """Text that must match `pattern` whole."""
     text = _text(spec)
-    match = _SLUG.fullmatch
+    match = pattern.fullmatch
 
     def coerce(value):
         value = text(value)
         if type(value) is Invalid:
             return value
         if match(value) is None:
-            return Invalid("invalid_slug", "Lowercase letters, digits, '-' and '_', starting with a letter or digit.")
+            return Invalid(code, message)
         return value
 
     return coerce
+
+
+def _slug(spec: FieldSpec) -> Coercer:
+    return _matching(spec, _SLUG, "invalid_slug",
+                     "Lowercase letters, digits, '-' and '_', starting with a letter or digit.")
 
 
 def _department(spec: FieldSpec) -> Coercer:
     """Shaped like a slug; whether it exists is checked against the department table."""
-    text = _text(spec)
-    match = _DEPARTMENT.fullmatch
-
-    def coerce(value):
-        value = text(value)
-        if type(value) is Invalid:
-            return value
-        if match(value) is None:
-            return Invalid("unknown_department", "No such department: a slug holds letters, digits, '-' and '_'.")
-        return value
-
-    return coerce
+    return _matching(spec, _DEPARTMENT, "unknown_department",
+                     "No such department: a slug holds letters, digits, '-' and '_'.")
 
 
 def _datetime(spec: FieldSpec) -> Coercer:
