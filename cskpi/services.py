@@ -2,9 +2,10 @@ import hashlib
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from cskpi.choices import Role
+from cskpi.errors import Conflict
 from cskpi.models import ApiToken, Department, Grant
 
 TOKEN_PREFIX = "csk_"
@@ -22,19 +23,14 @@ def token_issue(*, user, name: str = "") -> str:
 
 
 def department_create(*, slug: str, name: str, timezone: str | None = None) -> Department:
-    """Create a department; 409 if the slug is taken (a race included)."""
-    from django.db import IntegrityError
-
-    from cskpi.errors import Conflict
-
-    error = [{"field": "slug", "code": "unique", "message": "A department with this slug exists."}]
-    if Department.objects.filter(slug=slug).exists():
-        raise Conflict("A department with this slug exists.", errors=error)
+    """Create a department; 409 if the slug is taken (the unique constraint decides, races included)."""
     try:
         with transaction.atomic():
             return Department.objects.create(slug=slug, name=name, **({"timezone": timezone} if timezone else {}))
     except IntegrityError as exc:
-        raise Conflict("A department with this slug exists.", errors=error) from exc
+        raise Conflict("A department with this slug exists.", errors=[
+            {"field": "slug", "code": "unique", "message": "A department with this slug exists."}
+        ]) from exc
 
 
 @transaction.atomic
