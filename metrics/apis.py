@@ -69,7 +69,8 @@ class KpiCatalogApi(APIView):
             "labels": {"en": "First contact resolution (FCR)", "vi": "Giải quyết ngay lần đầu (FCR)"},
             "unit": "percent", "higher_is_better": True,
             "formula": "resolved with contact_count = 1 / resolved × 100", "formula_kind": "ratio",
-            "components": ["fcr_n", "resolved"], "record_type": "interaction", "anchor": "created_at",
+            "components": ["resolved_first_contact", "resolved"], "record_type": "interaction",
+            "record_types": ["interaction"], "anchor": "created_at",
         }])],
     )
     def get(self, request):

@@ -1,40 +1,20 @@
-"""The KPI catalog: additive components per record type, and every KPI as one declaration over them.
+"""The KPI catalog: the measures of each record type, and every KPI as one declaration over them.
 
-A component is a COUNT or a SUM over the raw records of one type, restricted by a filter. Aggregate
-tables store components per bucket; a KPI's value over any range is a formula over the summed
-components (never an average of per-period values). Adding a KPI is adding an entry to `KPIS`.
+A measure is a COUNT, a SUM or a quantile sketch over the raw records of one type, restricted by a
+filter (`metrics.measures`). Cube tables store one state per measure per bucket; a KPI's value over
+any range is a formula over the merged states (never an average of per-period values). A formula
+may combine measures of several record types. Adding a KPI is adding an entry to `KPIS`.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 from django.db.models import Q
 
 from ingestion.choices import CashoutStatus, InteractionStatus, RecordType, SurveyKind
+from metrics.measures import COUNT, QUANTILE, SUM, Measure, sketch_quantile
 
-
-@dataclass(frozen=True)
-class Component:
-    key: str
-    kind: str  # COUNT or SUM
-    where: Q | None = None
-    value: str | None = None  # the summed field, for SUM
-
-    @property
-    def is_count(self) -> bool:
-        return self.kind == COUNT
-
-
-COUNT = "count"
-SUM = "sum"
-
-
-def _count(key: str, where: Q | None = None) -> Component:
-    return Component(key, COUNT, where)
-
-
-def _sum(key: str, value: str, where: Q | None = None) -> Component:
-    return Component(key, SUM, where, value)
-
+_I, _S, _C = RecordType.INTERACTION, RecordType.SURVEY, RecordType.CASHOUT
 
 _RESOLVED = Q(status=InteractionStatus.RESOLVED)
 _SETTLED = Q(status__in=[CashoutStatus.SUCCEEDED, CashoutStatus.FAILED])
@@ -44,46 +24,79 @@ def _has(field_name: str) -> Q:
     return Q(**{f"{field_name}__isnull": False})
 
 
-COMPONENTS: dict[str, tuple[Component, ...]] = {
-    RecordType.INTERACTION: (
-        _count("n"),
-        _count("resolved", _RESOLVED),
-        _sum("frt_sum", "first_response_seconds", _has("first_response_seconds")),
-        _count("frt_n", _has("first_response_seconds")),
-        _sum("res_sum", "resolution_seconds", _RESOLVED & _has("resolution_seconds")),
-        _count("res_n", _RESOLVED & _has("resolution_seconds")),
-        _count("fcr_n", _RESOLVED & Q(contact_count=1)),
-        _count("abandoned", Q(status=InteractionStatus.ABANDONED)),
-        _sum("wait_sum", "wait_seconds", _has("wait_seconds")),
-        _count("wait_n", _has("wait_seconds")),
-        _sum("handle_sum", "handle_seconds", _has("handle_seconds")),
-        _count("handle_n", _has("handle_seconds")),
-        _count("self_service", Q(self_service=True)),
-        _count("missed", Q(status=InteractionStatus.MISSED)),
+def _count(record_type, key, where=None, doc=""):
+    return Measure(key, record_type, COUNT, None, where, doc)
+
+
+def _sum(record_type, key, field, where=None, doc=""):
+    return Measure(key, record_type, SUM, field, where, doc)
+
+
+def _sketch(record_type, key, field, where=None, doc=""):
+    return Measure(key, record_type, QUANTILE, field, where, doc)
+
+
+# Durations: the same filter for the mean's sum and count and for the quantile sketch.
+_FIRST_RESPONSE = _has("first_response_seconds")
+_RESOLUTION = _RESOLVED & _has("resolution_seconds")
+_WAIT = _has("wait_seconds")
+_HANDLE = _has("handle_seconds")
+_PROCESSING = _SETTLED & _has("processing_seconds")
+_RESPONSE = _has("response_seconds")
+
+MEASURES: dict[str, tuple[Measure, ...]] = {
+    _I: (
+        _count(_I, "interactions", doc="interactions"),
+        _count(_I, "resolved", _RESOLVED, "status resolved"),
+        _sum(_I, "first_response_seconds_sum", "first_response_seconds", _FIRST_RESPONSE),
+        _count(_I, "first_responses", _FIRST_RESPONSE, "with a first response"),
+        _sketch(_I, "first_response_seconds_sketch", "first_response_seconds", _FIRST_RESPONSE),
+        _sum(_I, "resolution_seconds_sum", "resolution_seconds", _RESOLUTION),
+        _count(_I, "resolutions", _RESOLUTION, "resolved, with resolved_at"),
+        _sketch(_I, "resolution_seconds_sketch", "resolution_seconds", _RESOLUTION),
+        _count(_I, "resolved_first_contact", _RESOLVED & Q(contact_count=1), "resolved on the 1st contact"),
+        _count(_I, "resolved_second_contact", _RESOLVED & Q(contact_count=2), "resolved on the 2nd contact"),
+        _count(_I, "resolved_third_contact", _RESOLVED & Q(contact_count=3), "resolved on the 3rd contact"),
+        _count(_I, "resolved_later_contact", _RESOLVED & Q(contact_count__gte=4), "resolved on the 4th or later"),
+        _count(_I, "unresolved", Q(status__in=[InteractionStatus.OPEN, InteractionStatus.PENDING]),
+               "status open or pending"),
+        _count(_I, "abandoned", Q(status=InteractionStatus.ABANDONED), "status abandoned"),
+        _sum(_I, "wait_seconds_sum", "wait_seconds", _WAIT),
+        _count(_I, "waits", _WAIT, "with wait_seconds"),
+        _sketch(_I, "wait_seconds_sketch", "wait_seconds", _WAIT),
+        _sum(_I, "handle_seconds_sum", "handle_seconds", _HANDLE),
+        _count(_I, "handles", _HANDLE, "with handle_seconds"),
+        _sketch(_I, "handle_seconds_sketch", "handle_seconds", _HANDLE),
+        _count(_I, "self_served", Q(self_service=True), "self_service true"),
+        _count(_I, "missed", Q(status=InteractionStatus.MISSED), "status missed"),
     ),
-    RecordType.SURVEY: (
-        _count("csat_n", Q(kind=SurveyKind.CSAT)),
-        _count("csat_pos", Q(kind=SurveyKind.CSAT, score__gte=4)),
-        _sum("csat_sum", "score", Q(kind=SurveyKind.CSAT)),
-        _count("nps_n", Q(kind=SurveyKind.NPS)),
-        _count("nps_promoters", Q(kind=SurveyKind.NPS, score__gte=9)),
-        _count("nps_detractors", Q(kind=SurveyKind.NPS, score__lte=6)),
-        _sum("ces_sum", "score", Q(kind=SurveyKind.CES)),
-        _count("ces_n", Q(kind=SurveyKind.CES)),
-        _sum("qa_sum", "score", Q(kind=SurveyKind.QA)),
-        _count("qa_n", Q(kind=SurveyKind.QA)),
+    _S: (
+        _count(_S, "csat_responses", Q(kind=SurveyKind.CSAT)),
+        _count(_S, "csat_satisfied", Q(kind=SurveyKind.CSAT, score__gte=4), "csat score >= 4"),
+        _sum(_S, "csat_score_sum", "score", Q(kind=SurveyKind.CSAT)),
+        _count(_S, "nps_responses", Q(kind=SurveyKind.NPS)),
+        _count(_S, "nps_promoters", Q(kind=SurveyKind.NPS, score__gte=9), "nps score 9-10"),
+        _count(_S, "nps_detractors", Q(kind=SurveyKind.NPS, score__lte=6), "nps score 0-6"),
+        _sum(_S, "ces_score_sum", "score", Q(kind=SurveyKind.CES)),
+        _count(_S, "ces_responses", Q(kind=SurveyKind.CES)),
+        _sum(_S, "qa_score_sum", "score", Q(kind=SurveyKind.QA)),
+        _count(_S, "qa_reviews", Q(kind=SurveyKind.QA)),
     ),
-    RecordType.CASHOUT: (
-        _count("n"),
-        _count("settled", _SETTLED),
-        _count("succeeded", Q(status=CashoutStatus.SUCCEEDED)),
-        _count("failed", Q(status=CashoutStatus.FAILED)),
-        _sum("proc_sum", "processing_seconds", _SETTLED & _has("processing_seconds")),
-        _count("proc_n", _SETTLED & _has("processing_seconds")),
-        _sum("resp_sum", "response_seconds", _has("response_seconds")),
-        _count("resp_n", _has("response_seconds")),
+    _C: (
+        _count(_C, "cashouts"),
+        _count(_C, "settled", _SETTLED, "succeeded or failed"),
+        _count(_C, "succeeded", Q(status=CashoutStatus.SUCCEEDED)),
+        _count(_C, "failed", Q(status=CashoutStatus.FAILED)),
+        _sum(_C, "processing_seconds_sum", "processing_seconds", _PROCESSING),
+        _count(_C, "processed", _PROCESSING, "settled, with completed_at"),
+        _sketch(_C, "processing_seconds_sketch", "processing_seconds", _PROCESSING),
+        _sum(_C, "response_seconds_sum", "response_seconds", _RESPONSE),
+        _count(_C, "responses", _RESPONSE, "with a first response"),
+        _sketch(_C, "response_seconds_sketch", "response_seconds", _RESPONSE),
     ),
 }
+MEASURES_BY_KEY: dict[str, Measure] = {m.key: m for measures in MEASURES.values() for m in measures}
+assert len(MEASURES_BY_KEY) == sum(map(len, MEASURES.values())), "measure keys are unique across record types"
 
 
 class Unit:
@@ -97,18 +110,22 @@ class Unit:
 
 @dataclass(frozen=True)
 class Formula:
-    """How a KPI's value and sample size come out of summed components.
+    """How a KPI's value and sample size come out of merged measure states.
 
     count(c): value c, sample c.  ratio(num, den): num / den × 100, sample den.
     mean(sum, n): sum / n, sample n.  nps(promoters, detractors, n): (p − d) / n × 100, sample n.
-    A zero denominator gives null.
+    quantile(sketch, q): the nearest-rank q-quantile (⌈q·n⌉-th smallest), sample n.
+    A zero denominator (or an empty sketch) gives null.
     """
 
     kind: str
     parts: tuple[str, ...]
+    q: float | None = None
 
-    def evaluate(self, totals: dict[str, float]) -> tuple[float | int | None, int]:
-        values = [totals.get(p, 0) for p in self.parts]
+    def evaluate(self, states: dict) -> tuple[float | int | None, int]:
+        if self.kind == "quantile":
+            return sketch_quantile(states.get(self.parts[0]) or [], self.q)
+        values = [states.get(p, 0) for p in self.parts]
         if self.kind == "count":
             count = int(values[0])
             return count, count
@@ -140,11 +157,11 @@ def nps(promoters: str, detractors: str, n: str) -> Formula:
     return Formula("nps", (promoters, detractors, n))
 
 
-ANCHORS = {
-    RecordType.INTERACTION: "created_at",
-    RecordType.SURVEY: "submitted_at",
-    RecordType.CASHOUT: "requested_at",
-}
+def quantile(sketch: str, q: float) -> Formula:
+    return Formula("quantile", (sketch,), q)
+
+
+ANCHORS = {_I: "created_at", _S: "submitted_at", _C: "requested_at"}
 
 
 @dataclass(frozen=True)
@@ -155,75 +172,118 @@ class Kpi:
     unit: str
     higher_is_better: bool
     formula_text: str
-    record_type: str
     formula: Formula
-    anchor: str = field(default="")
-
-    def __post_init__(self):
-        if not self.anchor:
-            object.__setattr__(self, "anchor", ANCHORS[self.record_type])
 
     @property
     def components(self) -> tuple[str, ...]:
         return self.formula.parts
 
+    @cached_property
+    def record_types(self) -> tuple[str, ...]:
+        """The record types its measures come from, in formula order."""
+        return tuple(dict.fromkeys(MEASURES_BY_KEY[p].record_type for p in self.formula.parts))
+
+    @property
+    def record_type(self) -> str:
+        return self.record_types[0]
+
+    @property
+    def anchor(self) -> str:
+        return ANCHORS[self.record_type]
+
     def label(self, language: str) -> str:
         return self.label_vi if language == "vi" else self.label_en
 
 
-_I, _S, _C = RecordType.INTERACTION, RecordType.SURVEY, RecordType.CASHOUT
+_BASE = (
+    Kpi("interactions", "Interactions", "Số lượng yêu cầu", Unit.COUNT, True,
+        "count of interactions", count("interactions")),
+    Kpi("tickets_handled", "Tickets handled", "Số yêu cầu đã xử lý", Unit.COUNT, True,
+        "count of interactions with status resolved", count("resolved")),
+    Kpi("first_response_time", "First response time (FRT)", "Thời gian phản hồi lần đầu (FRT)",
+        Unit.SECONDS, False, "mean(first_response_at − created_at) over interactions with a first response",
+        mean("first_response_seconds_sum", "first_responses")),
+    Kpi("resolution_time", "Resolution time", "Thời gian giải quyết", Unit.SECONDS, False,
+        "mean(resolved_at − created_at) over resolved interactions",
+        mean("resolution_seconds_sum", "resolutions")),
+    Kpi("fcr_rate", "First contact resolution (FCR)", "Giải quyết ngay lần đầu (FCR)", Unit.PERCENT, True,
+        "resolved with contact_count = 1 / resolved × 100", ratio("resolved_first_contact", "resolved")),
+    Kpi("abandonment_rate", "Abandonment rate", "Tỷ lệ bỏ cuộc", Unit.PERCENT, False,
+        "abandoned / interactions × 100", ratio("abandoned", "interactions")),
+    Kpi("average_wait_time", "Average wait time", "Thời gian chờ trung bình", Unit.SECONDS, False,
+        "mean(wait_seconds) over interactions with it", mean("wait_seconds_sum", "waits")),
+    Kpi("average_handle_time", "Average handle time (AHT)", "Thời gian xử lý trung bình (AHT)",
+        Unit.SECONDS, False, "mean(handle_seconds) over interactions with it", mean("handle_seconds_sum", "handles")),
+    Kpi("self_service_rate", "Self-service rate", "Tỷ lệ tự phục vụ", Unit.PERCENT, True,
+        "self_service / interactions × 100", ratio("self_served", "interactions")),
+    Kpi("missed_calls", "Missed calls", "Cuộc gọi nhỡ", Unit.COUNT, False,
+        "count of interactions with status missed", count("missed")),
+    Kpi("csat", "Customer satisfaction (CSAT)", "Mức độ hài lòng (CSAT)", Unit.PERCENT, True,
+        "csat responses with score ≥ 4 / csat responses × 100", ratio("csat_satisfied", "csat_responses")),
+    Kpi("csat_score", "Average satisfaction score", "Điểm hài lòng trung bình", Unit.SCORE, True,
+        "mean csat score (1–5)", mean("csat_score_sum", "csat_responses")),
+    Kpi("nps", "Net promoter score (NPS)", "Chỉ số khuyến nghị (NPS)", Unit.SCORE, True,
+        "% nps scores 9–10 − % nps scores 0–6 (−100..100)", nps("nps_promoters", "nps_detractors", "nps_responses")),
+    Kpi("ces", "Customer effort score (CES)", "Chỉ số nỗ lực khách hàng (CES)", Unit.SCORE, False,
+        "mean ces score (1–7)", mean("ces_score_sum", "ces_responses")),
+    Kpi("qa_score", "Quality review score", "Chất lượng tư vấn", Unit.SCORE, True,
+        "mean qa score (0–100)", mean("qa_score_sum", "qa_reviews")),
+    Kpi("cashout_requests", "Cashout requests", "Số yêu cầu rút tiền", Unit.COUNT, True,
+        "count of cashouts", count("cashouts")),
+    Kpi("cashout_processing_time", "Cashout processing time", "Thời gian xử lý rút tiền", Unit.SECONDS,
+        False, "mean(completed_at − requested_at) over succeeded or failed cashouts",
+        mean("processing_seconds_sum", "processed")),
+    Kpi("cashout_response_time", "Cashout response time", "Thời gian phản hồi khách hàng", Unit.SECONDS,
+        False, "mean(first_response_at − requested_at) over cashouts with a first response",
+        mean("response_seconds_sum", "responses")),
+    Kpi("cashout_success_rate", "Cashout success rate", "Tỷ lệ thành công", Unit.PERCENT, True,
+        "succeeded / (succeeded + failed) × 100", ratio("succeeded", "settled")),
+    Kpi("cashout_error_rate", "Cashout error rate", "Tỷ lệ lỗi", Unit.PERCENT, False,
+        "failed / (succeeded + failed) × 100", ratio("failed", "settled")),
+)
 
-KPIS: dict[str, Kpi] = {
-    k.key: k
-    for k in (
-        Kpi("interactions", "Interactions", "Số lượng yêu cầu", Unit.COUNT, True,
-            "count of interactions", _I, count("n")),
-        Kpi("tickets_handled", "Tickets handled", "Số yêu cầu đã xử lý", Unit.COUNT, True,
-            "count of interactions with status resolved", _I, count("resolved")),
-        Kpi("first_response_time", "First response time (FRT)", "Thời gian phản hồi lần đầu (FRT)",
-            Unit.SECONDS, False, "mean(first_response_at − created_at) over interactions with a first response",
-            _I, mean("frt_sum", "frt_n")),
-        Kpi("resolution_time", "Resolution time", "Thời gian giải quyết", Unit.SECONDS, False,
-            "mean(resolved_at − created_at) over resolved interactions", _I, mean("res_sum", "res_n")),
-        Kpi("fcr_rate", "First contact resolution (FCR)", "Giải quyết ngay lần đầu (FCR)", Unit.PERCENT, True,
-            "resolved with contact_count = 1 / resolved × 100", _I, ratio("fcr_n", "resolved")),
-        Kpi("abandonment_rate", "Abandonment rate", "Tỷ lệ bỏ cuộc", Unit.PERCENT, False,
-            "abandoned / interactions × 100", _I, ratio("abandoned", "n")),
-        Kpi("average_wait_time", "Average wait time", "Thời gian chờ trung bình", Unit.SECONDS, False,
-            "mean(wait_seconds) over interactions with it", _I, mean("wait_sum", "wait_n")),
-        Kpi("average_handle_time", "Average handle time (AHT)", "Thời gian xử lý trung bình (AHT)",
-            Unit.SECONDS, False, "mean(handle_seconds) over interactions with it", _I,
-            mean("handle_sum", "handle_n")),
-        Kpi("self_service_rate", "Self-service rate", "Tỷ lệ tự phục vụ", Unit.PERCENT, True,
-            "self_service / interactions × 100", _I, ratio("self_service", "n")),
-        Kpi("missed_calls", "Missed calls", "Cuộc gọi nhỡ", Unit.COUNT, False,
-            "count of interactions with status missed", _I, count("missed")),
-        Kpi("csat", "Customer satisfaction (CSAT)", "Mức độ hài lòng (CSAT)", Unit.PERCENT, True,
-            "csat responses with score ≥ 4 / csat responses × 100", _S, ratio("csat_pos", "csat_n")),
-        Kpi("csat_score", "Average satisfaction score", "Điểm hài lòng trung bình", Unit.SCORE, True,
-            "mean csat score (1–5)", _S, mean("csat_sum", "csat_n")),
-        Kpi("nps", "Net promoter score (NPS)", "Chỉ số khuyến nghị (NPS)", Unit.SCORE, True,
-            "% nps scores 9–10 − % nps scores 0–6 (−100..100)", _S,
-            nps("nps_promoters", "nps_detractors", "nps_n")),
-        Kpi("ces", "Customer effort score (CES)", "Chỉ số nỗ lực khách hàng (CES)", Unit.SCORE, False,
-            "mean ces score (1–7)", _S, mean("ces_sum", "ces_n")),
-        Kpi("qa_score", "Quality review score", "Chất lượng tư vấn", Unit.SCORE, True,
-            "mean qa score (0–100)", _S, mean("qa_sum", "qa_n")),
-        Kpi("cashout_requests", "Cashout requests", "Số yêu cầu rút tiền", Unit.COUNT, True,
-            "count of cashouts", _C, count("n")),
-        Kpi("cashout_processing_time", "Cashout processing time", "Thời gian xử lý rút tiền", Unit.SECONDS,
-            False, "mean(completed_at − requested_at) over succeeded or failed cashouts", _C,
-            mean("proc_sum", "proc_n")),
-        Kpi("cashout_response_time", "Cashout response time", "Thời gian phản hồi khách hàng", Unit.SECONDS,
-            False, "mean(first_response_at − requested_at) over cashouts with a first response", _C,
-            mean("resp_sum", "resp_n")),
-        Kpi("cashout_success_rate", "Cashout success rate", "Tỷ lệ thành công", Unit.PERCENT, True,
-            "succeeded / (succeeded + failed) × 100", _C, ratio("succeeded", "settled")),
-        Kpi("cashout_error_rate", "Cashout error rate", "Tỷ lệ lỗi", Unit.PERCENT, False,
-            "failed / (succeeded + failed) × 100", _C, ratio("failed", "settled")),
-    )
-}
+# The contact-attempt split of resolved interactions, and those still open (the service dashboard).
+_CONTACT_SPLIT = (
+    Kpi("resolved_contact_1", "Resolved on the 1st contact", "Giải quyết ở lần liên hệ thứ 1", Unit.COUNT, True,
+        "count of resolved interactions with contact_count = 1", count("resolved_first_contact")),
+    Kpi("resolved_contact_2", "Resolved on the 2nd contact", "Giải quyết ở lần liên hệ thứ 2", Unit.COUNT, True,
+        "count of resolved interactions with contact_count = 2", count("resolved_second_contact")),
+    Kpi("resolved_contact_3", "Resolved on the 3rd contact", "Giải quyết ở lần liên hệ thứ 3", Unit.COUNT, True,
+        "count of resolved interactions with contact_count = 3", count("resolved_third_contact")),
+    Kpi("resolved_contact_4_plus", "Resolved on the 4th contact or later", "Giải quyết từ lần liên hệ thứ 4",
+        Unit.COUNT, False, "count of resolved interactions with contact_count ≥ 4", count("resolved_later_contact")),
+    Kpi("unresolved", "Unresolved", "Chưa giải quyết", Unit.COUNT, False,
+        "count of interactions with status open or pending", count("unresolved")),
+)
+
+# Percentiles of every duration KPI: the nearest-rank value, within max(1 %, 1 s).
+_PERCENTILES = (50, 90, 95, 99)
+_DURATIONS = (
+    ("first_response_time", "first_response_seconds_sketch", "First response time", "Thời gian phản hồi lần đầu"),
+    ("resolution_time", "resolution_seconds_sketch", "Resolution time", "Thời gian giải quyết"),
+    ("average_wait_time", "wait_seconds_sketch", "Wait time", "Thời gian chờ"),
+    ("average_handle_time", "handle_seconds_sketch", "Handle time", "Thời gian xử lý"),
+    ("cashout_processing_time", "processing_seconds_sketch", "Cashout processing time",
+     "Thời gian xử lý rút tiền"),
+    ("cashout_response_time", "response_seconds_sketch", "Cashout response time", "Thời gian phản hồi khách hàng"),
+)
+_PERCENTILE_KPIS = tuple(
+    Kpi(f"{key}_p{p}", f"{label_en}, {p}th percentile", f"{label_vi}, phân vị thứ {p}", Unit.SECONDS, False,
+        f"{p}th percentile (nearest rank: the ⌈{p / 100:g}·n⌉-th smallest) of the durations {key} averages; "
+        "within max(1 %, 1 s)", quantile(sketch, p / 100))
+    for key, sketch, label_en, label_vi in _DURATIONS
+    for p in _PERCENTILES
+)
+
+# Across record types: csat surveys returned per resolved interaction.
+_ACROSS = (
+    Kpi("survey_response_rate", "CSAT survey response rate", "Tỷ lệ phản hồi khảo sát CSAT", Unit.PERCENT, True,
+        "csat responses / resolved interactions × 100 (surveys by submitted_at, interactions by created_at)",
+        ratio("csat_responses", "resolved")),
+)
+
+KPIS: dict[str, Kpi] = {k.key: k for k in (*_BASE, *_CONTACT_SPLIT, *_PERCENTILE_KPIS, *_ACROSS)}
 
 
-def component_keys(record_type: str) -> tuple[str, ...]:
-    return tuple(c.key for c in COMPONENTS[record_type])
+def measure_keys(record_type: str) -> tuple[str, ...]:
+    return tuple(m.key for m in MEASURES[record_type])

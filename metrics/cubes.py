@@ -1,6 +1,6 @@
 """The aggregate cubes: which grain and which dimensions each stores, and bucket arithmetic.
 
-Every cube row holds the catalog components of one record type for one bucket × department ×
+Every cube row holds the state of every measure of one record type for one bucket × department ×
 dimension values. `bucket_start` is the UTC instant where the bucket starts. Cubes are listed
 cheapest first; the planner reads the first one that has the dimensions a query needs and whose
 buckets fit every period boundary of the query.
@@ -78,21 +78,23 @@ def merge_intervals(intervals) -> list[tuple[datetime, datetime]]:
 
 QUARTER_SECONDS = 900
 
-# Cheapest first. Q is the exact layer: every period boundary of every zone (half-hour and
-# 45-minute offsets included) is a UTC quarter-hour, so Q answers any query. H serves hour
-# granularity and whole-hour zones without agents. The day cubes are cut at the department's local
-# midnights: the default query (department zone, day/week/month/total) reads ~1/96 of Q's rows, and
-# the commonest dashboard (a department's KPI by day) one row per day from DT.
+# Cheapest first. The quarter-hour cube is the exact layer: every period boundary of every zone
+# (half-hour and 45-minute offsets included) is a UTC quarter-hour, so it answers any query. The hour
+# cube serves hour granularity and whole-hour zones without agents. The day cubes are cut at the
+# department's local midnights: the default query (department zone, day/week/month/total) reads ~1/96
+# of the quarter cube's rows, and the commonest dashboard (a department's KPI by day) one row per day.
 CUBES: tuple[Cube, ...] = (
-    Cube("DT", frozenset(), None, "local day × department"),
-    Cube("DC", frozenset({CHANNEL}), None, "local day × department × channel"),
-    Cube("DA", frozenset({AGENT}), None, "local day × department × agent"),
-    Cube("H", frozenset({CHANNEL}), 3600, "UTC hour × department × channel"),
-    Cube("D", frozenset({AGENT, CHANNEL}), None, "local day × department × agent × channel"),
-    Cube("Q", frozenset({AGENT, CHANNEL}), QUARTER_SECONDS, "UTC quarter-hour × department × agent × channel"),
+    Cube("day", frozenset(), None, "local day × department"),
+    Cube("day_channel", frozenset({CHANNEL}), None, "local day × department × channel"),
+    Cube("day_agent", frozenset({AGENT}), None, "local day × department × agent"),
+    Cube("hour_channel", frozenset({CHANNEL}), 3600, "UTC hour × department × channel"),
+    Cube("day_agent_channel", frozenset({AGENT, CHANNEL}), None, "local day × department × agent × channel"),
+    Cube("quarter_agent_channel", frozenset({AGENT, CHANNEL}), QUARTER_SECONDS,
+         "UTC quarter-hour × department × agent × channel"),
 )
 CUBES_BY_KEY = {c.key: c for c in CUBES}
-EXACT_CUBE = CUBES_BY_KEY["Q"]  # summed from the raw records; every other cube is summed from it
+# Built from the raw records; every other cube is merged from it.
+EXACT_CUBE = CUBES_BY_KEY["quarter_agent_channel"]
 CUBE_CHOICES = [(c.key, c.description) for c in CUBES]
 
 _ZONE_NAME = re.compile(r"^[A-Za-z0-9_+\-/]+$")

@@ -2,7 +2,7 @@ from django.db import models
 
 from cskpi.models import Department
 from ingestion.choices import RecordType
-from metrics.catalog import COMPONENTS
+from metrics.catalog import MEASURES
 from metrics.cubes import CUBE_CHOICES
 
 
@@ -33,14 +33,14 @@ class DirtyBucket(models.Model):
 
 
 class BucketBase(models.Model):
-    """One cube row: the catalog components of one bucket × department × agent × channel.
+    """One cube row: the state of every measure of one bucket × department × agent × channel.
 
     `agent`/`channel` are '' when the cube does not keep that dimension or the record had none.
-    The component columns are generated from `metrics.catalog.COMPONENTS`, so the catalog is the
-    only place they are declared (the migration is checked against it by a test).
+    The measure columns come from `metrics.catalog.MEASURES` through each measure's kind, so the
+    catalog is the only place they are declared (the migration is checked against it by a test).
     """
 
-    cube = models.CharField(max_length=2, choices=CUBE_CHOICES)
+    cube = models.CharField(max_length=32, choices=CUBE_CHOICES)
     # Served by the key's index, which leads with the department (a separate FK index tempted the
     # PostgreSQL planner into scanning every cube of the department).
     department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="+", db_index=False)
@@ -62,16 +62,14 @@ def _bucket_model(name: str, record_type: str, doc: str) -> type[BucketBase]:
             )],
         }),
     }
-    for component in COMPONENTS[record_type]:
-        attrs[component.key] = (
-            models.BigIntegerField(default=0) if component.is_count else models.FloatField(default=0)
-        )
+    for measure in MEASURES[record_type]:
+        attrs.update(measure.columns)
     return type(name, (BucketBase,), attrs)
 
 
-InteractionBucket = _bucket_model("InteractionBucket", RecordType.INTERACTION, "Interaction components per bucket.")
-SurveyBucket = _bucket_model("SurveyBucket", RecordType.SURVEY, "Survey components per bucket.")
-CashoutBucket = _bucket_model("CashoutBucket", RecordType.CASHOUT, "Cashout components per bucket.")
+InteractionBucket = _bucket_model("InteractionBucket", RecordType.INTERACTION, "Interaction measures per bucket.")
+SurveyBucket = _bucket_model("SurveyBucket", RecordType.SURVEY, "Survey measures per bucket.")
+CashoutBucket = _bucket_model("CashoutBucket", RecordType.CASHOUT, "Cashout measures per bucket.")
 
 BUCKET_MODELS: dict[str, type[BucketBase]] = {
     RecordType.INTERACTION: InteractionBucket,

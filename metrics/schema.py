@@ -2,7 +2,7 @@
 reads them (drf-spectacular only sees plain strings on the query serializer)."""
 
 from metrics.catalog import KPIS
-from metrics.selectors import GROUP_DIMENSIONS
+from metrics.planner import GROUP_DIMENSIONS
 
 _KEY = "|".join(sorted(KPIS, key=len, reverse=True))
 _DIMENSION = "|".join(GROUP_DIMENSIONS)

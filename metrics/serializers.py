@@ -15,7 +15,7 @@ from cskpi.validators import zone_get
 from metrics.catalog import KPIS, Unit
 from metrics.cubes import AGENT, local_midnight
 from metrics.periods import Compare, Granularity, add_months, is_boundary
-from metrics.selectors import GROUP_DIMENSIONS, DepartmentScope, KpiQuery
+from metrics.planner import GROUP_DIMENSIONS, DepartmentScope, KpiQuery, kpi_dimensions_missing
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # Far from datetime's limits, so comparisons a year earlier and zone shifts never overflow.
@@ -113,10 +113,23 @@ class KpiQueryInputSerializer(serializers.Serializer):
         group_by = attrs.get("group_by", ())
         agents = attrs.get("agent", ())
         scopes = self._agent_rules(access, scopes, group_by, agents)
+        self._dimension_rules(attrs["kpi"], group_by, agents, attrs.get("channel", ()))
         return {"query": KpiQuery(
             kpis=attrs["kpi"], scopes=tuple(scopes), start=start, end=end, zone=zone_name, granularity=granularity,
             group_by=group_by, agents=agents, channels=attrs.get("channel", ()), compare=attrs.get("compare"),
         )}
+
+    @staticmethod
+    def _dimension_rules(kpis, group_by, agents, channels) -> None:
+        """A KPI across record types cannot be grouped or filtered by a dimension one side lacks."""
+        asked = {"group_by": set(group_by), "agent": {"agent"} if agents else set(),
+                 "channel": {"channel"} if channels else set()}
+        for kpi in kpis:
+            for field_name, dimensions in asked.items():
+                for dimension, lacking in kpi_dimensions_missing(kpi=kpi, dimensions=dimensions).items():
+                    raise _invalid(field_name, f"{kpi.key} combines {', '.join(kpi.record_types)}; "
+                                   f"{', '.join(lacking)} records have no {dimension}, so it cannot be "
+                                   f"grouped or filtered by {dimension}.", "dimension_not_shared")
 
     # --- departments and access ---------------------------------------------------------
 
@@ -284,9 +297,12 @@ class KpiCatalogEntrySerializer(serializers.Serializer):
     unit = serializers.ChoiceField(choices=Unit.ALL)
     higher_is_better = serializers.BooleanField()
     formula = serializers.CharField()
-    formula_kind = serializers.ChoiceField(choices=["count", "ratio", "mean", "nps"])
-    components = serializers.ListField(child=serializers.CharField())
-    record_type = serializers.CharField()
+    formula_kind = serializers.ChoiceField(choices=["count", "ratio", "mean", "nps", "quantile"])
+    components = serializers.ListField(child=serializers.CharField(),
+                                       help_text="The measures the formula reads (cube columns).")
+    record_type = serializers.CharField(help_text="The record type of its first measure.")
+    record_types = serializers.ListField(child=serializers.CharField(),
+                                         help_text="Every record type its measures come from.")
     anchor = serializers.CharField(help_text="The record time that places a record in a period.")
 
 

@@ -14,14 +14,14 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import CharField, Count, F, Max, Min, Q, Sum, Value
+from django.db.models import CharField, F, Max, Min, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from cskpi.models import Department
 from ingestion.choices import RecordType
 from ingestion.registry import RECORD_KINDS
-from metrics.catalog import COMPONENTS, Component
+from metrics.catalog import MEASURES
 from metrics.cubes import (
     AGENT,
     CHANNEL,
@@ -158,13 +158,10 @@ def _cube_rows_delete(*, record_type: str, cube: Cube, department, spans) -> Non
     ).delete()
 
 
-def _aggregate(component: Component):
-    if component.is_count:
-        return Count("pk", filter=component.where) if component.where is not None else Count("pk")
-    return Sum(component.value, filter=component.where, default=0.0)
-
-
 def _cube_rows_insert(*, record_type: str, cube: Cube, department, spans) -> None:
+    """INSERT ... SELECT the cube's rows for `spans`: every measure's state per bucket × dimensions,
+    built from the raw records for the exact layer and merged from it for every other cube (each
+    measure's kind supplies the aggregate)."""
     kind = RECORD_KINDS[record_type]
     raw_fields = {f.name for f in kind.model._meta.get_fields()}
 
@@ -174,12 +171,13 @@ def _cube_rows_insert(*, record_type: str, cube: Cube, department, spans) -> Non
             return Coalesce(F(name), Value(""), output_field=CharField())
         return Value("", output_field=CharField())
 
-    components = COMPONENTS[record_type]
+    measures = MEASURES[record_type]
     if cube is EXACT_CUBE:
-        source, anchor, sums = kind.model.objects, kind.anchor, {f"c_{c.key}": _aggregate(c) for c in components}
+        source, anchor = kind.model.objects, kind.anchor
+        states = {f"c_{m.key}": m.kind.build(m) for m in measures}
     else:
-        source = BUCKET_MODELS[record_type].objects.filter(cube=EXACT_CUBE.key)
-        anchor, sums = "bucket_start", {f"c_{c.key}": Sum(c.key) for c in components}
+        source, anchor = BUCKET_MODELS[record_type].objects.filter(cube=EXACT_CUBE.key), "bucket_start"
+        states = {f"c_{m.key}": m.kind.rollup(m) for m in measures}
     select = (
         source.filter(department_id=department.id).filter(_span_filter(anchor, spans))
         .annotate(
@@ -187,14 +185,14 @@ def _cube_rows_insert(*, record_type: str, cube: Cube, department, spans) -> Non
             k_agent=dim(AGENT), k_channel=dim(CHANNEL),
         )
         .values("k_bucket", "k_agent", "k_channel")
-        .annotate(**sums)
+        .annotate(**states)
         .order_by()
     )
     sql, params = select.query.sql_with_params()
     qn = connection.ops.quote_name
     table = BUCKET_MODELS[record_type]._meta.db_table
-    columns = ", ".join(qn(c.key) for c in components)
-    values = ", ".join(f"s.{qn('c_' + c.key)}" for c in components)
+    columns = ", ".join(qn(m.key) for m in measures)
+    values = ", ".join(f"s.{qn('c_' + m.key)}" for m in measures)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {qn(table)} (cube, department_id, bucket_start, agent, channel, {columns}) "

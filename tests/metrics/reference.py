@@ -4,6 +4,7 @@ It does not use the catalog, the cubes or the engine's period code: it iterates 
 converts each anchor with zoneinfo and truncates it to its local period.
 """
 
+import math
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -49,6 +50,26 @@ def _nps(rs):
     return (promoters - detractors) / len(base) * 100, len(base)
 
 
+def _percentile(value, pred, q):
+    """The exact nearest-rank q-quantile: the ⌈q·n⌉-th smallest value."""
+    def f(rs):
+        values = sorted(value(r) for r in rs if pred(r))
+        if not values:
+            return None, 0
+        rank = max(math.ceil(q * len(values) - 1e-9), 1)
+        return values[rank - 1], len(values)
+    return f
+
+
+def _across_ratio(num_model, num, den_model, den):
+    def f(rs):
+        base = sum(1 for r in rs if isinstance(r, den_model) and den(r))
+        if not base:
+            return None, 0
+        return sum(1 for r in rs if isinstance(r, num_model) and num(r)) / base * 100, base
+    return f
+
+
 _SETTLED = ("succeeded", "failed")
 
 # key -> (model, function of the records in a group/period -> (value, sample_size))
@@ -79,6 +100,38 @@ REFERENCE = {
     "cashout_success_rate": (Cashout, _ratio(lambda r: r.status == "succeeded", lambda r: r.status in _SETTLED)),
     "cashout_error_rate": (Cashout, _ratio(lambda r: r.status == "failed", lambda r: r.status in _SETTLED)),
 }
+_RESOLVED = lambda r: r.status == "resolved"  # noqa: E731
+REFERENCE.update({
+    "resolved_contact_1": (Interaction, _count(lambda r: _RESOLVED(r) and r.contact_count == 1)),
+    "resolved_contact_2": (Interaction, _count(lambda r: _RESOLVED(r) and r.contact_count == 2)),
+    "resolved_contact_3": (Interaction, _count(lambda r: _RESOLVED(r) and r.contact_count == 3)),
+    "resolved_contact_4_plus": (Interaction, _count(lambda r: _RESOLVED(r) and r.contact_count >= 4)),
+    "unresolved": (Interaction, _count(lambda r: r.status in ("open", "pending"))),
+    "survey_response_rate": ((SurveyResponse, Interaction),
+                             _across_ratio(SurveyResponse, lambda r: r.kind == "csat", Interaction, _RESOLVED)),
+})
+# Percentiles: the same values and filters as the means they belong to.
+_DURATION_VALUES = {
+    "first_response_time": (Interaction, lambda r: _secs(r.first_response_at, r.created_at),
+                            lambda r: r.first_response_at is not None),
+    "resolution_time": (Interaction, lambda r: _secs(r.resolved_at, r.created_at),
+                        lambda r: r.status == "resolved" and r.resolved_at is not None),
+    "average_wait_time": (Interaction, lambda r: r.wait_seconds, lambda r: r.wait_seconds is not None),
+    "average_handle_time": (Interaction, lambda r: r.handle_seconds, lambda r: r.handle_seconds is not None),
+    "cashout_processing_time": (Cashout, lambda r: _secs(r.completed_at, r.requested_at),
+                                lambda r: r.status in _SETTLED and r.completed_at is not None),
+    "cashout_response_time": (Cashout, lambda r: _secs(r.first_response_at, r.requested_at),
+                              lambda r: r.first_response_at is not None),
+}
+for _key, (_model, _value, _pred) in _DURATION_VALUES.items():
+    for _p in (50, 90, 95, 99):
+        REFERENCE[f"{_key}_p{_p}"] = (_model, _percentile(_value, _pred, _p / 100))
+
+
+def is_percentile(kpi: str) -> bool:
+    return kpi.rsplit("_", 1)[-1] in ("p50", "p90", "p95", "p99")
+
+
 ANCHOR = {Interaction: "created_at", SurveyResponse: "submitted_at", Cashout: "requested_at"}
 
 
@@ -121,12 +174,13 @@ def reference_kpi(*, kpi: str, departments: dict, start: datetime, end: datetime
 
     departments: {department id: slug}; agent_scope: {department id: the only agent it may see}.
     """
-    model, function = REFERENCE[kpi]
-    anchor = ANCHOR[model]
+    models, function = REFERENCE[kpi]
+    models = models if isinstance(models, tuple) else (models,)
     agent_scope = agent_scope or {}
     grouped: dict[tuple, list] = defaultdict(list)
-    for record in model.objects.filter(department_id__in=list(departments)):
-        moment = getattr(record, anchor)
+    records = [r for model in models for r in model.objects.filter(department_id__in=list(departments))]
+    for record in records:
+        moment = getattr(record, ANCHOR[type(record)])
         if not (start <= moment < end):
             continue
         agent = getattr(record, "agent", None) or None
@@ -144,7 +198,7 @@ def reference_kpi(*, kpi: str, departments: dict, start: datetime, end: datetime
         value, sample = function(records)
         periods: dict[datetime, list] = defaultdict(list)
         for record in records:
-            periods[period_start(getattr(record, anchor), zone, granularity, start)].append(record)
+            periods[period_start(getattr(record, ANCHOR[type(record)]), zone, granularity, start)].append(record)
         out[key] = {"value": value, "sample_size": sample,
                     "periods": {p: function(rs) for p, rs in periods.items()}}
     return out

@@ -15,6 +15,7 @@ from metrics.models import BUCKET_MODELS, DirtyBucket, InteractionBucket, Recomp
 from metrics.services import dirty_buckets_mark, dirty_buckets_recompute, quarter_floor
 from tests.factories import DepartmentFactory
 from tests.metrics.records import cashout_build, interaction_build, records_store, survey_build
+from tests.reliability.aggregates import canonical
 
 T0 = datetime(2026, 5, 4, 1, 7, tzinfo=UTC)
 
@@ -24,7 +25,7 @@ def _cube_rows():
     for model in BUCKET_MODELS.values():
         for row in model.objects.values():
             row.pop("id")
-            rows.add(tuple(sorted(row.items())))
+            rows.add(tuple(sorted((k, canonical(v)) for k, v in row.items())))
     return rows
 
 
@@ -64,7 +65,7 @@ def test_record_moved_away_leaves_no_trace(department, other_department):
     record.created_at = T0 + timedelta(days=3)
     records_store([record], old_places=[old])
     assert not InteractionBucket.objects.filter(department=department).exists()
-    assert set(InteractionBucket.objects.values_list("cube", "n")) == {(c, 1) for c in ("Q", "H", "D", "DC", "DA", "DT")}
+    assert set(InteractionBucket.objects.values_list("cube", "interactions")) == {(c, 1) for c in ("quarter_agent_channel", "hour_channel", "day_agent_channel", "day_channel", "day_agent", "day")}
 
 
 @pytest.mark.django_db
@@ -121,13 +122,13 @@ def test_failures_are_retried_then_parked_and_shown_in_status(department, monkey
 def test_timezone_change_recuts_the_day_cubes(department):
     records_store(_some_traffic(department))
     department_upsert(slug=department.slug, timezone="America/New_York")
-    assert not InteractionBucket.objects.filter(cube__in=["D", "DC", "DA", "DT"]).exists()
+    assert not InteractionBucket.objects.filter(cube__in=["day_agent_channel", "day_channel", "day_agent", "day"]).exists()
     assert DirtyBucket.objects.exists()
     dirty_buckets_recompute()
     after_invalidate = _cube_rows()
     call_command("rebuild_aggregates", "--no-progress")
     assert _cube_rows() == after_invalidate
-    starts = set(InteractionBucket.objects.filter(cube="D").values_list("bucket_start", flat=True))
+    starts = set(InteractionBucket.objects.filter(cube="day_agent_channel").values_list("bucket_start", flat=True))
     assert {s.hour for s in starts} == {4}  # New York midnight in May (EDT) is 04:00 UTC
 
 
@@ -135,9 +136,9 @@ def test_timezone_change_recuts_the_day_cubes(department):
 def test_rebuild_aggregates_restores_the_cubes(department, other_department):
     records_store(_some_traffic(department) + _some_traffic(other_department, n=10))
     good = _cube_rows()
-    InteractionBucket.objects.filter(cube="DC").delete()
-    InteractionBucket.objects.filter(cube="Q").update(n=999)
-    InteractionBucket.objects.create(cube="D", department=department, bucket_start=T0 - timedelta(days=90), n=5)
+    InteractionBucket.objects.filter(cube="day_channel").delete()
+    InteractionBucket.objects.filter(cube="quarter_agent_channel").update(interactions=999)
+    InteractionBucket.objects.create(cube="day_agent_channel", department=department, bucket_start=T0 - timedelta(days=90), interactions=5)
     call_command("rebuild_aggregates", "--department", department.slug, "--no-progress")
     call_command("rebuild_aggregates", "--department", other_department.slug, "--since", "2026-05-01",
                  "--no-progress")
@@ -184,7 +185,7 @@ def test_concurrent_recomputes_and_ingestion_converge(on_postgres):
     concurrent = _cube_rows()
     call_command("rebuild_aggregates", "--no-progress")
     assert _cube_rows() == concurrent
-    assert sum(InteractionBucket.objects.filter(cube="Q").values_list("n", flat=True)) == 150
+    assert sum(InteractionBucket.objects.filter(cube="quarter_agent_channel").values_list("interactions", flat=True)) == 150
 
 
 def test_quarter_floor():

@@ -1,5 +1,7 @@
 import pytest
 
+from metrics.catalog import KPIS
+
 pytestmark = pytest.mark.django_db
 
 
@@ -7,13 +9,14 @@ def test_catalog_lists_every_kpi_with_english_labels(department, make_client):
     response = make_client(grants=[(department.slug, "viewer")]).get("/api/v1/kpis")
     assert response.status_code == 200 and response["Content-Language"] == "en"
     entries = {e["key"]: e for e in response.json()}
-    assert len(entries) == 20
+    assert len(entries) == len(KPIS)
     assert entries["fcr_rate"] == {
         "key": "fcr_rate", "label": "First contact resolution (FCR)",
         "labels": {"en": "First contact resolution (FCR)", "vi": "Giải quyết ngay lần đầu (FCR)"},
         "unit": "percent", "higher_is_better": True,
         "formula": "resolved with contact_count = 1 / resolved × 100", "formula_kind": "ratio",
-        "components": ["fcr_n", "resolved"], "record_type": "interaction", "anchor": "created_at",
+        "components": ["resolved_first_contact", "resolved"], "record_type": "interaction",
+        "record_types": ["interaction"], "anchor": "created_at",
     }
     assert entries["cashout_requests"]["anchor"] == "requested_at"
 

@@ -6,17 +6,27 @@ import math
 from django.core.management import call_command
 
 
+def canonical(value):
+    """A cube column's value in a comparable form: a quantile sketch as its sorted (bin, count) pairs
+    (the exact layer may hold a bin once per record, in any order), a number as itself."""
+    if isinstance(value, list):
+        from metrics.measures import sketch_counts
+
+        return tuple(sorted(sketch_counts(value).items()))
+    return value
+
+
 def cube_snapshot() -> dict[str, dict[tuple, dict]]:
-    """Every cube row of every record type, keyed by its bucket key, components as a dict."""
+    """Every cube row of every record type, keyed by its bucket key, measure columns as a dict."""
     from metrics.models import BUCKET_MODELS
 
     snapshot = {}
     for record_type, model in BUCKET_MODELS.items():
         key = ("department_id", "cube", "bucket_start", "agent", "channel")
-        components = [f.attname for f in model._meta.concrete_fields if f.attname not in key + ("id",)]
+        columns = [f.attname for f in model._meta.concrete_fields if f.attname not in key + ("id",)]
         snapshot[record_type] = {
-            tuple(row[k] for k in key): {c: row[c] for c in components}
-            for row in model.objects.values(*key, *components)
+            tuple(row[k] for k in key): {c: canonical(row[c]) for c in columns}
+            for row in model.objects.values(*key, *columns)
         }
     return snapshot
 
@@ -31,10 +41,12 @@ def snapshots_differences(left: dict, right: dict) -> list[str]:
         for missing in b.keys() - a.keys():
             out.append(f"{record_type} {missing}: only in the second")
         for key in a.keys() & b.keys():
-            for component, value in a[key].items():
-                other = b[key][component]
-                if not math.isclose(value, other, rel_tol=1e-9, abs_tol=1e-6):
-                    out.append(f"{record_type} {key} {component}: {value} != {other}")
+            for column, value in a[key].items():
+                other = b[key][column]
+                same = value == other if isinstance(value, tuple) else math.isclose(
+                    value, other, rel_tol=1e-9, abs_tol=1e-6)
+                if not same:
+                    out.append(f"{record_type} {key} {column}: {value} != {other}")
     return out
 
 

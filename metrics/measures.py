@@ -1,0 +1,364 @@
+"""Measure kinds: how one kind of measure is stored per bucket, built, merged and evaluated.
+
+A *measure* is one number-producing thing the KPIs are made of ("resolved interactions", "first
+response seconds"): a record type, a source field, a filter, and a *kind*. The kind is a small class
+with one interface, so the engine (recompute, roll-up between cubes, grouped reads, period sums,
+totals, comparison) never asks which kind it holds:
+
+- `columns(measure)`: the cube columns holding a bucket's state;
+- `build(measure, source)` / `rollup(measure)`: SQL producing a bucket's state from raw rows (the
+  exact layer) and from finer cube rows (every coarser cube);
+- `read(measure)`: SQL merging the cube rows of one group × period into one state;
+- `load(value)`, `merge(states)`, `empty()`: the state in Python and how states combine;
+- the KPI formulas then evaluate value and sample size from merged states.
+
+The kinds the engine is written for:
+
+| kind | state per bucket | merge | shipped |
+|---|---|---|---|
+| additive count / sum | a number | + | yes (`Count`, `Sum`) |
+| quantile | a sparse histogram with ~1 % bins | add counts per bin | yes (`Quantile`) |
+| exact distinct set | a set of ids (roaring bitmap) | union | with the customers issue |
+| time in state | seconds per state, cut at bucket edges | + | with the agent-presence issue |
+| stock | ins and outs per bucket; a level at t is the sum before t | + (then a prefix sum) | with the customers issue |
+
+A distinct set and a time-in-state duration fit the same interface (a state, a merge, an evaluation);
+a stock adds an opening level read before the range, which `MeasureKind.opening` leaves room for.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import models
+from django.db.models import Count as CountAgg
+from django.db.models import Expression, F, Func, Q
+from django.db.models import Sum as SumAgg
+
+
+@dataclass(frozen=True)
+class Measure:
+    key: str  # also the cube column (descriptive: `first_response_seconds_sum`, not `frt_sum`)
+    record_type: str
+    kind: MeasureKind
+    field: str | None = None  # the raw field it reads (None for a plain count)
+    where: Q | None = None  # which raw records it counts
+    doc: str = ""
+
+    @property
+    def columns(self) -> dict[str, models.Field]:
+        return self.kind.columns(self)
+
+
+class MeasureKind(ABC):
+    name: str
+
+    @abstractmethod
+    def columns(self, measure: Measure) -> dict[str, models.Field]:
+        """The cube columns (name -> field) that hold one bucket's state."""
+
+    @abstractmethod
+    def build(self, measure: Measure) -> Expression:
+        """An aggregate over raw records (grouped by bucket) giving the state of each bucket."""
+
+    @abstractmethod
+    def rollup(self, measure: Measure) -> Expression:
+        """An aggregate over finer cube rows giving the state of a coarser bucket."""
+
+    def read(self, measure: Measure) -> Expression:
+        """An aggregate over cube rows giving the state of one group × period."""
+        return self.rollup(measure)
+
+    @abstractmethod
+    def load(self, value):
+        """The Python state from what the database returns for `read` (None: no rows)."""
+
+    @abstractmethod
+    def merge(self, states: Iterable):
+        """One state from many (periods of a range, departments of a query)."""
+
+    @abstractmethod
+    def empty(self):
+        """The state of no records."""
+
+    def opening(self) -> bool:
+        """Whether a value at the start of a range needs the history before it (stocks)."""
+        return False
+
+
+class _Additive(MeasureKind):
+    def columns(self, measure):
+        return {measure.key: self.field()}
+
+    def rollup(self, measure):
+        return SumAgg(measure.key)
+
+    def merge(self, states):
+        return sum(states)
+
+    def field(self) -> models.Field:
+        raise NotImplementedError
+
+
+class Count(_Additive):
+    """How many records match."""
+
+    name = "count"
+
+    def field(self):
+        return models.BigIntegerField(default=0)
+
+    def build(self, measure):
+        return CountAgg("pk", filter=measure.where) if measure.where is not None else CountAgg("pk")
+
+    def load(self, value):
+        return 0 if value is None else int(value)
+
+    def empty(self):
+        return 0
+
+
+class Sum(_Additive):
+    """The sum of a numeric field over the records that match."""
+
+    name = "sum"
+
+    def field(self):
+        return models.FloatField(default=0)
+
+    def build(self, measure):
+        return SumAgg(measure.field, filter=measure.where, default=0.0)
+
+    def load(self, value):
+        return 0.0 if value is None else float(value)
+
+    def empty(self):
+        return 0.0
+
+
+# --- quantile sketches -------------------------------------------------------------------------
+# A duration's bin: [0, 100) s in 2-second bins (its midpoint is within 1 s of every value in it);
+# from 100 s on, logarithmic bins of ratio GAMMA, whose representative is within SKETCH_ALPHA of every
+# value in it (relative). So the nearest-rank quantile read off the merged bins is within
+# max(1 %, 1 s) of the exact one over the same records, and merging is adding counts per bin.
+SKETCH_ALPHA = 0.0099
+GAMMA = (1 + SKETCH_ALPHA) / (1 - SKETCH_ALPHA)
+LINEAR_LIMIT = 100.0
+LINEAR_WIDTH = 2.0
+LINEAR_BINS = int(LINEAR_LIMIT / LINEAR_WIDTH)
+MAX_BIN = 1023  # 10 years of seconds fit below it (bin ~ 806)
+_LOG_GAMMA = math.log(GAMMA)
+COUNT_BITS = 32
+COUNT_MASK = (1 << COUNT_BITS) - 1
+
+
+def sketch_bin(value: float) -> int:
+    if value < LINEAR_LIMIT:
+        return max(int(math.floor(value / LINEAR_WIDTH)), 0)
+    if not math.isfinite(value):
+        return MAX_BIN
+    return LINEAR_BINS + min(int(math.ceil(math.log(value / LINEAR_LIMIT) / _LOG_GAMMA)), MAX_BIN - LINEAR_BINS)
+
+
+def sketch_representative(index: int) -> float:
+    if index < LINEAR_BINS:
+        return (index + 0.5) * LINEAR_WIDTH
+    return LINEAR_LIMIT * 2 * GAMMA ** (index - LINEAR_BINS) / (GAMMA + 1)
+
+
+def sketch_pack(counts: dict[int, int]) -> list[int]:
+    """The stored form: one integer per non-empty bin, (bin << 32) | count, sorted by bin."""
+    return [(b << COUNT_BITS) | c for b, c in sorted(counts.items()) if c]
+
+
+def sketch_counts(packed: Iterable[int], into: dict[int, int] | None = None) -> dict[int, int]:
+    counts = {} if into is None else into
+    for entry in packed:
+        b = entry >> COUNT_BITS
+        counts[b] = counts.get(b, 0) + (entry & COUNT_MASK)
+    return counts
+
+
+def sketch_quantile(packed: list[int], q: float) -> tuple[float | None, int]:
+    """(nearest-rank q-quantile, n) of a packed sketch: the representative of the bin holding the
+    ⌈q·n⌉-th smallest value. `packed` may hold a bin more than once (exact-layer rows do)."""
+    if not packed:
+        return None, 0
+    entries = sorted(packed)
+    n = sum(e & COUNT_MASK for e in entries)
+    if n == 0:
+        return None, 0
+    rank = max(math.ceil(q * n - 1e-9), 1)
+    seen = 0
+    for entry in entries:
+        seen += entry & COUNT_MASK
+        if seen >= rank:
+            return sketch_representative(entry >> COUNT_BITS), n
+    return sketch_representative(entries[-1] >> COUNT_BITS), n  # pragma: no cover - rank <= n
+
+
+class SketchField(models.Field):
+    """A packed quantile sketch: bigint[] on PostgreSQL, a JSON list on SQLite (development)."""
+
+    description = "quantile sketch"
+
+    def db_type(self, connection):
+        return "bigint[]" if connection.vendor == "postgresql" else "text"
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else _sketch_from_db(value)
+
+    def get_prep_value(self, value):
+        return value
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        if value is None or connection.vendor == "postgresql":
+            return value
+        return json.dumps(list(value))
+
+
+def _sketch_from_db(value) -> list[int]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return json.loads(value)
+    return list(value)
+
+
+class _SketchBin(Func):
+    """SQL for `sketch_bin` (PostgreSQL inline arithmetic; SQLite calls the Python function)."""
+
+    output_field = models.BigIntegerField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        x = f"CAST({sql} AS double precision)"
+        return (
+            f"(CASE WHEN {x} < {LINEAR_LIMIT} THEN GREATEST(floor({x} / {LINEAR_WIDTH}), 0) "
+            f"ELSE {LINEAR_BINS} + LEAST(ceil(ln({x} / {LINEAR_LIMIT}) / {_LOG_GAMMA!r}), {MAX_BIN - LINEAR_BINS}) "
+            f"END)::bigint",
+            [*params, *params, *params],
+        )
+
+    def as_sqlite(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"cskpi_sketch_bin({sql})", params
+
+
+class _SketchBuild(models.Aggregate):
+    """Bucket state from raw values: one entry (bin << 32 | 1) per record (exact-layer rows hold
+    one or a few records; the roll-ups merge equal bins)."""
+
+    function = "cskpi_sketch_build"  # SQLite: a Python aggregate
+    output_field = SketchField()
+
+    def __init__(self, expression, **extra):
+        super().__init__(_SketchBin(expression), **extra)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        native = self.copy()
+        native.function = "array_agg"
+        native.template = f"%(function)s((%(expressions)s << {COUNT_BITS}) | 1)"
+        return super(_SketchBuild, native).as_sql(compiler, connection, **extra)
+
+
+class _SketchMerge(models.Aggregate):
+    """Merged state of many sketches: counts added per bin (PostgreSQL: cskpi_sketch_merge, an
+    aggregate made by migration metrics 0003; SQLite: a Python aggregate of the same name)."""
+
+    function = "cskpi_sketch_merge"
+    output_field = SketchField()
+
+
+class Quantile(MeasureKind):
+    """A mergeable quantile state (sparse histogram) of a duration field."""
+
+    name = "quantile"
+
+    def columns(self, measure):
+        return {measure.key: SketchField(null=True, blank=True)}
+
+    def build(self, measure):
+        return _SketchBuild(F(measure.field), filter=measure.where)
+
+    def rollup(self, measure):
+        return _SketchMerge(F(measure.key))
+
+    def load(self, value):
+        return _sketch_from_db(value)
+
+    def merge(self, states):
+        counts: dict[int, int] = {}
+        for state in states:
+            sketch_counts(state, counts)
+        return sketch_pack(counts)
+
+    def empty(self):
+        return []
+
+
+COUNT = Count()
+SUM = Sum()
+QUANTILE = Quantile()
+
+
+# --- SQLite twins of the PostgreSQL sketch SQL -----------------------------------------------
+def sqlite_sketch_bin(value):
+    return None if value is None else sketch_bin(float(value))
+
+
+class SqliteSketchBuild:
+    def __init__(self):
+        self.counts: dict[int, int] = {}
+
+    def step(self, bin_index):
+        if bin_index is not None:
+            self.counts[bin_index] = self.counts.get(bin_index, 0) + 1
+
+    def finalize(self):
+        return json.dumps(sketch_pack(self.counts)) if self.counts else None
+
+
+class SqliteSketchMerge:
+    def __init__(self):
+        self.counts: dict[int, int] = {}
+        self.seen = False
+
+    def step(self, stored):
+        if stored is not None:
+            self.seen = True
+            sketch_counts(json.loads(stored), self.counts)
+
+    def finalize(self):
+        return json.dumps(sketch_pack(self.counts)) if self.seen else None
+
+
+# The PostgreSQL merge aggregate: concatenate, and fold equal bins whenever the state grows past a
+# few thousand entries and at the end, so merging n sketches costs O(total entries), not O(n²).
+PG_SKETCH_SQL = (
+    f"""CREATE OR REPLACE FUNCTION cskpi_sketch_fold(packed bigint[]) RETURNS bigint[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+      SELECT array_agg((b << {COUNT_BITS}) | c ORDER BY b)
+      FROM (SELECT e >> {COUNT_BITS} AS b, sum(e & {COUNT_MASK})::bigint AS c FROM unnest(packed) AS e GROUP BY 1) s
+    $$""",
+    """CREATE OR REPLACE FUNCTION cskpi_sketch_cat(state bigint[], packed bigint[]) RETURNS bigint[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+      SELECT CASE WHEN packed IS NULL THEN state
+                  WHEN state IS NULL THEN packed
+                  WHEN cardinality(state) + cardinality(packed) > 4096 THEN cskpi_sketch_fold(state || packed)
+                  ELSE state || packed END
+    $$""",
+    "DROP AGGREGATE IF EXISTS cskpi_sketch_merge(bigint[])",
+    """CREATE AGGREGATE cskpi_sketch_merge(bigint[]) (
+      SFUNC = cskpi_sketch_cat, STYPE = bigint[], FINALFUNC = cskpi_sketch_fold, PARALLEL = SAFE
+    )""",
+)
+PG_SKETCH_DROP_SQL = (
+    "DROP AGGREGATE IF EXISTS cskpi_sketch_merge(bigint[])",
+    "DROP FUNCTION IF EXISTS cskpi_sketch_cat(bigint[], bigint[])",
+    "DROP FUNCTION IF EXISTS cskpi_sketch_fold(bigint[])",
+)

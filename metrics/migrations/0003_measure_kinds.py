@@ -1,0 +1,113 @@
+"""Measure kinds: descriptive measure and cube names, quantile sketches, the contact-attempt split.
+
+Renames the component columns and cube keys to descriptive names (data kept), adds the new measures
+and the PostgreSQL sketch-merge aggregate, and marks every quarter-hour that holds records dirty so
+the new columns of existing buckets are computed by the workers (the old columns stay served meanwhile).
+"""
+
+import secrets
+
+from django.db import migrations, models
+
+import metrics.measures
+
+CUBE_RENAMES = [('DT', 'day'), ('DC', 'day_channel'), ('DA', 'day_agent'), ('H', 'hour_channel'), ('D', 'day_agent_channel'), ('Q', 'quarter_agent_channel')]
+TABLES = ("metrics_interactionbucket", "metrics_surveybucket", "metrics_cashoutbucket")
+SOURCES = (("interaction", "ingestion", "Interaction", "created_at"),
+           ("survey", "ingestion", "SurveyResponse", "submitted_at"),
+           ("cashout", "ingestion", "Cashout", "requested_at"))
+
+
+def cube_keys_rename(apps, schema_editor, reverse=False):
+    with schema_editor.connection.cursor() as cursor:
+        for table in TABLES:
+            for old, new in CUBE_RENAMES:
+                a, b = (new, old) if reverse else (old, new)
+                cursor.execute(f"UPDATE {table} SET cube = %s WHERE cube = %s", [b, a])
+
+
+def cube_keys_restore(apps, schema_editor):
+    cube_keys_rename(apps, schema_editor, reverse=True)
+
+
+def buckets_mark_all(apps, schema_editor):
+    """Every quarter-hour holding a record needs its new measures computed."""
+    from datetime import UTC, datetime
+
+    from django.utils import timezone
+
+    DirtyBucket = apps.get_model("metrics", "DirtyBucket")
+    now = timezone.now()
+    version = secrets.randbits(62)
+    for record_type, app, model_name, anchor in SOURCES:
+        model = apps.get_model(app, model_name)
+        quarters = set()
+        for department_id, moment in model.objects.values_list("department_id", anchor).iterator(chunk_size=10_000):
+            quarters.add((department_id, int(moment.timestamp()) // 900 * 900))
+        marks = [DirtyBucket(record_type=record_type, department_id=d, quarter_start=datetime.fromtimestamp(q, tz=UTC),
+                             version=version, first_marked_at=now, marked_at=now)
+                 for d, q in sorted(quarters)]
+        DirtyBucket.objects.bulk_create(marks, batch_size=5000, ignore_conflicts=True)
+
+
+def sketch_sql(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        for statement in metrics.measures.PG_SKETCH_SQL:
+            schema_editor.execute(statement, params=None)
+
+
+def sketch_sql_drop(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        for statement in metrics.measures.PG_SKETCH_DROP_SQL:
+            schema_editor.execute(statement, params=None)
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('ingestion', '0001_initial'),
+        ('metrics', '0002_cubes'),
+    ]
+
+    operations = [
+        migrations.RenameField(model_name='interactionbucket', old_name='n', new_name='interactions'),
+        migrations.RenameField(model_name='interactionbucket', old_name='frt_sum', new_name='first_response_seconds_sum'),
+        migrations.RenameField(model_name='interactionbucket', old_name='frt_n', new_name='first_responses'),
+        migrations.RenameField(model_name='interactionbucket', old_name='res_sum', new_name='resolution_seconds_sum'),
+        migrations.RenameField(model_name='interactionbucket', old_name='res_n', new_name='resolutions'),
+        migrations.RenameField(model_name='interactionbucket', old_name='fcr_n', new_name='resolved_first_contact'),
+        migrations.RenameField(model_name='interactionbucket', old_name='wait_sum', new_name='wait_seconds_sum'),
+        migrations.RenameField(model_name='interactionbucket', old_name='wait_n', new_name='waits'),
+        migrations.RenameField(model_name='interactionbucket', old_name='handle_sum', new_name='handle_seconds_sum'),
+        migrations.RenameField(model_name='interactionbucket', old_name='handle_n', new_name='handles'),
+        migrations.RenameField(model_name='interactionbucket', old_name='self_service', new_name='self_served'),
+        migrations.RenameField(model_name='surveybucket', old_name='csat_n', new_name='csat_responses'),
+        migrations.RenameField(model_name='surveybucket', old_name='csat_pos', new_name='csat_satisfied'),
+        migrations.RenameField(model_name='surveybucket', old_name='csat_sum', new_name='csat_score_sum'),
+        migrations.RenameField(model_name='surveybucket', old_name='nps_n', new_name='nps_responses'),
+        migrations.RenameField(model_name='surveybucket', old_name='ces_sum', new_name='ces_score_sum'),
+        migrations.RenameField(model_name='surveybucket', old_name='ces_n', new_name='ces_responses'),
+        migrations.RenameField(model_name='surveybucket', old_name='qa_sum', new_name='qa_score_sum'),
+        migrations.RenameField(model_name='surveybucket', old_name='qa_n', new_name='qa_reviews'),
+        migrations.RenameField(model_name='cashoutbucket', old_name='n', new_name='cashouts'),
+        migrations.RenameField(model_name='cashoutbucket', old_name='proc_sum', new_name='processing_seconds_sum'),
+        migrations.RenameField(model_name='cashoutbucket', old_name='proc_n', new_name='processed'),
+        migrations.RenameField(model_name='cashoutbucket', old_name='resp_sum', new_name='response_seconds_sum'),
+        migrations.RenameField(model_name='cashoutbucket', old_name='resp_n', new_name='responses'),
+        migrations.AddField(model_name='interactionbucket', name='first_response_seconds_sketch', field=metrics.measures.SketchField(blank=True, null=True)),
+        migrations.AddField(model_name='interactionbucket', name='resolution_seconds_sketch', field=metrics.measures.SketchField(blank=True, null=True)),
+        migrations.AddField(model_name='interactionbucket', name='resolved_second_contact', field=models.BigIntegerField(default=0)),
+        migrations.AddField(model_name='interactionbucket', name='resolved_third_contact', field=models.BigIntegerField(default=0)),
+        migrations.AddField(model_name='interactionbucket', name='resolved_later_contact', field=models.BigIntegerField(default=0)),
+        migrations.AddField(model_name='interactionbucket', name='unresolved', field=models.BigIntegerField(default=0)),
+        migrations.AddField(model_name='interactionbucket', name='wait_seconds_sketch', field=metrics.measures.SketchField(blank=True, null=True)),
+        migrations.AddField(model_name='interactionbucket', name='handle_seconds_sketch', field=metrics.measures.SketchField(blank=True, null=True)),
+        migrations.AddField(model_name='cashoutbucket', name='processing_seconds_sketch', field=metrics.measures.SketchField(blank=True, null=True)),
+        migrations.AddField(model_name='cashoutbucket', name='response_seconds_sketch', field=metrics.measures.SketchField(blank=True, null=True)),
+        migrations.AlterField(model_name='interactionbucket', name='cube', field=models.CharField(choices=[('day', 'local day × department'), ('day_channel', 'local day × department × channel'), ('day_agent', 'local day × department × agent'), ('hour_channel', 'UTC hour × department × channel'), ('day_agent_channel', 'local day × department × agent × channel'), ('quarter_agent_channel', 'UTC quarter-hour × department × agent × channel')], max_length=32)),
+        migrations.AlterField(model_name='surveybucket', name='cube', field=models.CharField(choices=[('day', 'local day × department'), ('day_channel', 'local day × department × channel'), ('day_agent', 'local day × department × agent'), ('hour_channel', 'UTC hour × department × channel'), ('day_agent_channel', 'local day × department × agent × channel'), ('quarter_agent_channel', 'UTC quarter-hour × department × agent × channel')], max_length=32)),
+        migrations.AlterField(model_name='cashoutbucket', name='cube', field=models.CharField(choices=[('day', 'local day × department'), ('day_channel', 'local day × department × channel'), ('day_agent', 'local day × department × agent'), ('hour_channel', 'UTC hour × department × channel'), ('day_agent_channel', 'local day × department × agent × channel'), ('quarter_agent_channel', 'UTC quarter-hour × department × agent × channel')], max_length=32)),
+        migrations.RunPython(cube_keys_rename, cube_keys_restore),
+        migrations.RunPython(sketch_sql, sketch_sql_drop),
+        migrations.RunPython(buckets_mark_all, migrations.RunPython.noop),
+    ]

@@ -1,0 +1,106 @@
+"""The query planner: what a KPI query asks for, and which cube serves each part of it."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from cskpi.models import Department
+from ingestion.registry import RECORD_KINDS
+from metrics.catalog import Kpi
+from metrics.cubes import AGENT, CHANNEL, CUBES, DIMENSIONS, Cube
+from metrics.periods import Granularity, boundaries_get
+
+DEPARTMENT = "department"
+GROUP_DIMENSIONS = (AGENT, CHANNEL, DEPARTMENT)
+
+# The dimensions each record type carries (a cube row of a type without one holds '' there).
+RECORD_DIMENSIONS: dict[str, frozenset[str]] = {
+    record_type: frozenset(d for d in DIMENSIONS if d in {f.name for f in kind.model._meta.get_fields()})
+    for record_type, kind in RECORD_KINDS.items()
+}
+
+
+@dataclass(frozen=True)
+class DepartmentScope:
+    department: Department
+    agent: str | None = None  # only this agent's records (the caller's agent role)
+
+
+@dataclass(frozen=True)
+class KpiQuery:
+    kpis: tuple[Kpi, ...]
+    scopes: tuple[DepartmentScope, ...]
+    start: datetime
+    end: datetime
+    zone: str
+    granularity: str = Granularity.DAY
+    group_by: tuple[str, ...] = ()
+    agents: tuple[str, ...] = ()  # filter: only these agents
+    channels: tuple[str, ...] = ()  # filter: only these channels
+    compare: str | None = None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.zone)
+
+    @property
+    def record_types(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(t for k in self.kpis for t in k.record_types))
+
+
+def kpi_dimensions_missing(*, kpi: Kpi, dimensions: set[str]) -> dict[str, list[str]]:
+    """{dimension: [record types lacking it]} for a KPI combining record types: grouping or filtering
+    such a KPI by a dimension one of its sides lacks has no meaning (a one-type KPI keeps the usual
+    rule: records without the dimension form the group null)."""
+    if len(kpi.record_types) < 2:
+        return {}
+    missing: dict[str, list[str]] = {}
+    for dimension in sorted(dimensions & set(DIMENSIONS)):
+        lacking = [t for t in kpi.record_types if dimension not in RECORD_DIMENSIONS[t]]
+        if lacking:
+            missing[dimension] = lacking
+    return missing
+
+
+def cube_choose(*, needed: set[str], boundaries: list[datetime], department_zone: str, query_zone: str,
+                granularity: str) -> Cube:
+    """The cheapest cube holding the `needed` dimensions whose buckets fit every boundary.
+
+    Local-day cubes fit when every boundary is a local midnight of the department: certainly for
+    day/week/month periods in the department's own zone; otherwise each boundary is checked.
+    """
+    dept_tz = ZoneInfo(department_zone)
+    for cube in CUBES:
+        if not needed <= cube.dims:
+            continue
+        if cube.local_day and query_zone == department_zone and granularity in Granularity.DAILY:
+            return cube
+        if all(cube.aligned(b, dept_tz) for b in boundaries):
+            return cube
+    raise ValueError("no cube fits the query")  # unreachable: the quarter cube fits every quarter-aligned range
+
+
+def dimensions_needed(query: KpiQuery, scope: DepartmentScope) -> set[str]:
+    needed = {d for d in query.group_by if d in DIMENSIONS}
+    if query.agents or scope.agent:
+        needed.add(AGENT)
+    if query.channels:
+        needed.add(CHANNEL)
+    return needed
+
+
+def scope_cube_choose(*, query: KpiQuery, scope: DepartmentScope, boundaries: list[datetime],
+                      granularity: str) -> Cube:
+    return cube_choose(needed=dimensions_needed(query, scope), boundaries=boundaries,
+                       department_zone=scope.department.timezone, query_zone=query.zone, granularity=granularity)
+
+
+def query_plan(*, query: KpiQuery) -> dict[tuple[str, str], str]:
+    """{(record type, department slug): cube key} — which cube serves which part of the query."""
+    boundaries = boundaries_get(start=query.start, end=query.end, zone=query.tz, granularity=query.granularity)
+    return {
+        (record_type, scope.department.slug): scope_cube_choose(
+            query=query, scope=scope, boundaries=boundaries, granularity=query.granularity).key
+        for record_type in query.record_types
+        for scope in query.scopes
+    }
