@@ -41,6 +41,21 @@ FROM ingestion_interaction
 WHERE department_id = %s AND created_at >= %s AND created_at < %s
 GROUP BY {group} ORDER BY {group}
 """
+# nearest-rank percentile (the ⌈q·n⌉-th smallest) per local day, exactly, from the raw rows
+RAW_P = """
+SELECT date_trunc('day', created_at AT TIME ZONE 'Asia/Ho_Chi_Minh') AS day,
+       percentile_disc(0.9) WITHIN GROUP (ORDER BY first_response_seconds), count(*)
+FROM ingestion_interaction
+WHERE department_id = %s AND created_at >= %s AND created_at < %s AND first_response_seconds IS NOT NULL
+GROUP BY 1 ORDER BY 1
+"""
+# What each cube holds, and how much of it the quantile sketches take.
+CUBE_BYTES = """
+SELECT cube, count(*), sum(pg_column_size(b.*)),
+       sum(coalesce(pg_column_size(first_response_seconds_sketch), 0) + coalesce(pg_column_size(resolution_seconds_sketch), 0)
+           + coalesce(pg_column_size(wait_seconds_sketch), 0) + coalesce(pg_column_size(handle_seconds_sketch), 0))
+FROM metrics_interactionbucket b GROUP BY cube ORDER BY 2
+"""
 
 
 def timed(fn, runs: int, warmup: int = 3) -> tuple[list[float], object]:
@@ -86,11 +101,20 @@ def main() -> None:
     for key in ("generate_seconds", "rebuild_seconds"):
         if key in info:
             print(f"{key}: {info[key]:.1f}")
+    with connection.cursor() as cursor:
+        cursor.execute(CUBE_BYTES)
+        cubes = cursor.fetchall()
+        cursor.execute("SELECT pg_total_relation_size('ingestion_interaction'), "
+                       "pg_total_relation_size('metrics_interactionbucket')")
+        raw_bytes, cube_bytes = cursor.fetchone()
     total_cube = 0
-    for cube, rows in sorted(info["cube_rows"].items(), key=lambda kv: kv[1]):
+    print(f"  {'cube':<22} {'rows':>10} {'rollup':>8} {'row bytes':>10} {'sketch bytes':>13} {'sketch bytes/row':>17}")
+    for cube, rows, row_bytes, sketch_bytes in cubes:
         total_cube += rows
-        print(f"  cube {cube:<2}: {rows:>10,} rows   rollup ratio {rows / raw:.4f}")
-    print(f"  all cubes: {total_cube:,} rows ({total_cube / raw:.3f} × raw)")
+        print(f"  {cube:<22} {rows:>10,} {rows / raw:>8.4f} {row_bytes:>10,} {sketch_bytes:>13,} "
+              f"{sketch_bytes / rows:>17.1f}")
+    print(f"  all cubes: {total_cube:,} rows ({total_cube / raw:.3f} × raw); table with indexes "
+          f"{cube_bytes / 2**20:,.0f} MB, raw interactions with indexes {raw_bytes / 2**20:,.0f} MB")
 
     department = Department.objects.get(slug="bench-03")
     user = user_grants_upsert(username="bench-manager", grants=[(department.slug, "manager")])
@@ -105,6 +129,8 @@ def main() -> None:
                                                                 "granularity": "total"},
         "(b') 4 KPIs by agent, one department, a year, by month": {"kpi": KPIS_B, "group_by": "agent",
                                                                     "granularity": "month"},
+        "(p) first_response_time_p90, one department, by day, a year": {"kpi": "first_response_time_p90",
+                                                                         "granularity": "day"},
     }
 
     def raw_a():
@@ -119,10 +145,16 @@ def main() -> None:
             cursor.execute(sql, [department.id, start, end])
             return cursor.fetchall()
 
-    raws = [raw_a, lambda: raw_b(False), lambda: raw_b(True)]
+    def raw_p():
+        with connection.cursor() as cursor:
+            cursor.execute(RAW_P, [department.id, start, end])
+            return cursor.fetchall()
+
+    raws = [raw_a, lambda: raw_b(False), lambda: raw_b(True), raw_p]
     token = client._credentials["HTTP_AUTHORIZATION"]
     server = _gunicorn_start() if args.gunicorn else None
     print(f"\n{'query':<58} {'median ms':>10} {'p95 ms':>8}   ratio (on the fly ÷ API median)")
+    print("  (on the fly for (p): PostgreSQL percentile_disc over the raw rows)")
     for (name, params), raw_fn in zip(cases.items(), raws, strict=True):
         query_params = {**params, **YEAR, "department": department.slug}
         api, response = timed(lambda qp=query_params: client.get("/api/v1/metrics", qp), args.runs)
@@ -209,6 +241,12 @@ def _check(name: str, body: dict, rows: list) -> None:
             assert abs(by_agent[("fcr_rate", agent)]["value"] - fcr / resolved * 100) < 1e-9
             assert abs(by_agent[("average_handle_time", agent)]["value"] - handle_sum / handle_n) < 1e-6
             assert abs(by_agent[("abandonment_rate", agent)]["value"] - abandoned / n * 100) < 1e-9
+    elif name.startswith("(p)"):
+        series = results[0]["series"]
+        assert len(series) == 365 and len(rows) == 365
+        for point, (_day, exact, n) in zip(series, rows, strict=True):
+            # the sketch's bound: within max(1 %, 1 s) of percentile_disc's exact nearest-rank value
+            assert point["sample_size"] == n and abs(point["value"] - exact) <= max(0.01 * exact, 1.0)
 
 
 if __name__ == "__main__":

@@ -57,33 +57,51 @@ def add_months(day: date, months: int) -> date:
 
 
 def boundaries_get(*, start: datetime, end: datetime, zone: ZoneInfo, granularity: str) -> list[datetime]:
-    """[start, ..., end]: every period boundary of the (aligned) range, as UTC instants."""
+    """[start, ..., end]: the range's ends and every period boundary strictly between them, as UTC
+    instants. A range whose ends are not period boundaries gets clipped first and last periods."""
     return list(_boundaries(start, end, zone, granularity))
+
+
+def period_floor(moment: datetime, zone: ZoneInfo, granularity: str) -> datetime:
+    """The start of the (unclipped) period holding `moment`: a local hour, midnight, Monday or 1st."""
+    local = moment.astimezone(zone)
+    if granularity == Granularity.HOUR:
+        return (moment - timedelta(minutes=local.minute, seconds=local.second,
+                                   microseconds=local.microsecond)).astimezone(UTC)
+    day = local.date()
+    if granularity == Granularity.WEEK:
+        day -= timedelta(days=day.weekday())
+    elif granularity == Granularity.MONTH:
+        day = day.replace(day=1)
+    floor = local_midnight(day, zone)
+    # A local midnight that does not exist (a skipped day, a DST gap at midnight) maps past `moment`.
+    return floor if floor <= moment else moment
 
 
 @lru_cache(maxsize=512)  # dashboards repeat the same ranges; a year by day is 366 zone conversions
 def _boundaries(start: datetime, end: datetime, zone: ZoneInfo, granularity: str) -> tuple[datetime, ...]:
-    if granularity == Granularity.TOTAL:
-        return [start, end]
-    out: list[datetime] = []
+    out: list[datetime] = [start]
     if granularity == Granularity.HOUR:
         # Every instant where a local hour starts (twice the same wall hour when clocks go back).
-        moment = start
+        moment = start + _QUARTER
         while moment < end:
-            local = moment.astimezone(zone)
-            if local.minute == 0:
+            if moment.astimezone(zone).minute == 0:
                 out.append(moment)
             moment += _QUARTER
-    else:
-        day = start.astimezone(zone).date()
-        while (moment := local_midnight(day, zone)) < end:
-            out.append(moment)
+    elif granularity != Granularity.TOTAL:
+        day = period_floor(start, zone, granularity).astimezone(zone).date()
+        while True:
             if granularity == Granularity.DAY:
                 day += timedelta(days=1)
             elif granularity == Granularity.WEEK:
                 day += timedelta(days=7)
             else:
                 day = add_months(day, 1)
+            moment = local_midnight(day, zone)
+            if moment >= end:
+                break
+            if moment > out[-1]:  # a skipped local day (Pacific/Apia, 2011-12-30) starts no period
+                out.append(moment)
     out.append(end)
     return tuple(out)
 

@@ -66,15 +66,18 @@ def cube_choose(*, needed: set[str], boundaries: list[datetime], department_zone
                 granularity: str) -> Cube:
     """The cheapest cube holding the `needed` dimensions whose buckets fit every boundary.
 
-    Local-day cubes fit when every boundary is a local midnight of the department: certainly for
-    day/week/month periods in the department's own zone; otherwise each boundary is checked.
+    Local-day cubes fit when every boundary is a local midnight of the department: certainly between
+    the ends of day/week/month periods in the department's own zone (so only the ends, which may clip
+    a period, are checked); otherwise each boundary is checked.
     """
     dept_tz = ZoneInfo(department_zone)
     for cube in CUBES:
         if not needed <= cube.dims:
             continue
         if cube.local_day and query_zone == department_zone and granularity in Granularity.DAILY:
-            return cube
+            if cube.aligned(boundaries[0], dept_tz) and cube.aligned(boundaries[-1], dept_tz):
+                return cube
+            continue
         if all(cube.aligned(b, dept_tz) for b in boundaries):
             return cube
     raise ValueError("no cube fits the query")  # unreachable: the quarter cube fits every quarter-aligned range

@@ -86,24 +86,19 @@ def kpi_series_get(*, query: KpiQuery) -> dict:
     exact) go to the database, which places each bucket start among them (width_bucket).
     """
     tz = query.tz
-    boundaries = boundaries_get(start=query.start, end=query.end, zone=tz, granularity=query.granularity)
-    periods = len(boundaries) - 1
-    current = _states_read(query=query, start=query.start, end=query.end, granularity=query.granularity,
-                           boundaries=boundaries)
+    current = _range_read(query=query, start=query.start, end=query.end)
     previous = None
     if query.compare:
         p_start, p_end = previous_range(start=query.start, end=query.end, zone=tz,
                                         granularity=query.granularity, compare=query.compare)
-        previous = (p_start, p_end, _states_read(query=query, start=p_start, end=p_end,
-                                                 granularity=Granularity.TOTAL, boundaries=[p_start, p_end]))
-    starts = period_starts_iso(tuple(boundaries), tz)
+        previous = _range_read(query=query, start=p_start, end=p_end)
     results = []
     for kpi in query.kpis:
-        groups = _kpi_read(kpi, current)
+        groups = _kpi_read(kpi, current.reads)
         keys = sorted(groups, key=_sort_key) if query.group_by else [()]
+        p_groups = _kpi_read(kpi, previous.reads) if previous else {}
         for key in keys:
-            by_period = groups.get(key, {})
-            value, sample = kpi.formula.evaluate(_merge_states(list(by_period.values())) if by_period else {})
+            value, sample, series = current.evaluate(kpi, groups.get(key, {}))
             result = {
                 "kpi": kpi.key,
                 "unit": kpi.unit,
@@ -111,17 +106,14 @@ def kpi_series_get(*, query: KpiQuery) -> dict:
                 "value": value,
                 "sample_size": sample,
             }
-            if query.granularity != Granularity.TOTAL:
-                evaluate, empty = kpi.formula.evaluate, {}
-                result["series"] = [
-                    dict(zip(_POINT, (starts[i], *evaluate(by_period.get(i, empty))), strict=True))
-                    for i in range(periods)
-                ]
+            if series is not None:
+                result["series"] = series
             if previous is not None:
-                p_start, p_end, p_groups = previous
-                p_value, p_sample = kpi.formula.evaluate(_kpi_read(kpi, p_groups).get(key, {}).get(0, {}))
-                result["previous"] = {"start": _iso(p_start, tz), "end": _iso(p_end, tz), "value": p_value,
-                                      "sample_size": p_sample}
+                p_value, p_sample, p_series = previous.evaluate(kpi, p_groups.get(key, {}))
+                result["previous"] = {"start": _iso(previous.start, tz), "end": _iso(previous.end, tz),
+                                      "value": p_value, "sample_size": p_sample}
+                if p_series is not None:  # period by period: the i-th previous period beside the i-th
+                    result["previous"]["series"] = p_series
                 result["change"] = None if value is None or p_value is None else value - p_value
             results.append(result)
     return {
@@ -132,6 +124,33 @@ def kpi_series_get(*, query: KpiQuery) -> dict:
         "as_of": timezone.now().astimezone(UTC).isoformat(),
         "results": results,
     }
+
+
+@dataclass(frozen=True)
+class _RangeRead:
+    start: datetime
+    end: datetime
+    starts: tuple[str, ...] | None  # the periods' starts (ISO, query zone); None for granularity total
+    reads: dict[str, Read]
+
+    def evaluate(self, kpi, by_period: dict[int, States]) -> tuple:
+        """(value over the range, its sample size, the series or None) of one KPI for one group."""
+        evaluate = kpi.formula.evaluate
+        value, sample = evaluate(_merge_states(list(by_period.values())) if by_period else {})
+        if self.starts is None:
+            return value, sample, None
+        empty: States = {}
+        series = [dict(zip(_POINT, (start, *evaluate(by_period.get(i, empty))), strict=True))
+                  for i, start in enumerate(self.starts)]
+        return value, sample, series
+
+
+def _range_read(*, query: KpiQuery, start: datetime, end: datetime) -> _RangeRead:
+    tz = query.tz
+    boundaries = boundaries_get(start=start, end=end, zone=tz, granularity=query.granularity)
+    reads = _states_read(query=query, start=start, end=end, granularity=query.granularity, boundaries=boundaries)
+    starts = None if query.granularity == Granularity.TOTAL else period_starts_iso(tuple(boundaries), tz)
+    return _RangeRead(start, end, starts, reads)
 
 
 _POINT = ("start", "value", "sample_size")

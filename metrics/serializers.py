@@ -14,7 +14,7 @@ from cskpi.models import Department
 from cskpi.validators import zone_get
 from metrics.catalog import KPIS, Unit
 from metrics.cubes import AGENT, local_midnight
-from metrics.periods import Compare, Granularity, add_months, is_boundary
+from metrics.periods import Compare, Granularity, add_months, is_quarter
 from metrics.planner import GROUP_DIMENSIONS, DepartmentScope, KpiQuery, kpi_dimensions_missing
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -208,10 +208,11 @@ class KpiQueryInputSerializer(serializers.Serializer):
             raise _invalid(field, "Enter an ISO date (YYYY-MM-DD) or a datetime with offset.", "invalid") from None
         if not _EARLIEST <= moment < _LATEST:
             raise _invalid(field, "Dates must fall between 1900 and 2999.", "out_of_range")
-        if not is_boundary(moment, zone=zone, granularity=granularity):
-            what = {"hour": "a local hour", "day": "a local midnight", "week": "a local Monday midnight",
-                    "month": "the local midnight of a 1st", "total": "a quarter-hour"}[granularity]
-            raise _invalid(field, f"For granularity '{granularity}' it must be {what} in {zone.key}.", "unaligned")
+        if not is_quarter(moment):
+            # The exact layer's grain: any quarter-hour can start or end a range (a first or last period
+            # that is not whole is clipped to it); a finer edge cannot be answered exactly.
+            raise _invalid(field, "It must fall on a quarter-hour (:00, :15, :30, :45 and whole seconds), the "
+                           "finest grain the aggregates keep.", "unaligned")
         return moment
 
 
@@ -265,6 +266,10 @@ class PreviousSerializer(serializers.Serializer):
     end = serializers.DateTimeField()
     value = serializers.FloatField(allow_null=True)
     sample_size = serializers.IntegerField()
+    series = PointSerializer(many=True, required=False,
+                             help_text="The previous range's periods (not for granularity total), in order: the "
+                                       "i-th beside the i-th period of `series`. Ranges of unequal length (months) "
+                                       "may have one period more or less.")
 
 
 class KpiResultSerializer(serializers.Serializer):

@@ -198,10 +198,23 @@ def reference_kpi(*, kpi: str, departments: dict, start: datetime, end: datetime
         value, sample = function(records)
         periods: dict[datetime, list] = defaultdict(list)
         for record in records:
-            periods[period_start(getattr(record, ANCHOR[type(record)]), zone, granularity, start)].append(record)
+            # A first period that is not whole is clipped to the range: it starts at the range start.
+            moment = period_start(getattr(record, ANCHOR[type(record)]), zone, granularity, start)
+            periods[max(moment, start)].append(record)
         out[key] = {"value": value, "sample_size": sample,
                     "periods": {p: function(rs) for p, rs in periods.items()}}
     return out
+
+
+def period_starts(start: datetime, end: datetime, zone: ZoneInfo, granularity: str) -> list[datetime]:
+    """The starts of the range's periods: the range start, then every natural boundary inside it."""
+    if granularity == "total":
+        return [start]
+    starts, moment = [start], period_start(start, zone, granularity, start)
+    while (moment := next_boundary(moment, zone, granularity)) < end:
+        if moment > starts[-1]:
+            starts.append(moment)
+    return starts
 
 
 def empty_value(kpi: str):

@@ -56,7 +56,9 @@ def test_response_shape_day_series_with_comparison(traffic, staff_client):
         "series": [{"start": "2026-05-04T00:00:00+07:00", "value": 75.0, "sample_size": 4},
                    {"start": "2026-05-05T00:00:00+07:00", "value": None, "sample_size": 0}],
         "previous": {"start": "2026-05-02T00:00:00+07:00", "end": "2026-05-04T00:00:00+07:00", "value": None,
-                     "sample_size": 0},
+                     "sample_size": 0,
+                     "series": [{"start": "2026-05-02T00:00:00+07:00", "value": None, "sample_size": 0},
+                                {"start": "2026-05-03T00:00:00+07:00", "value": None, "sample_size": 0}]},
         "change": None,
     }
     assert count["value"] == 5 and count["series"][1] == {"start": "2026-05-05T00:00:00+07:00", "value": 0,
@@ -128,9 +130,9 @@ def test_ingest_only_and_anonymous_read_nothing(traffic, make_client, anon_clien
     ({"kpi": "interactions", "start": "2026-05-06", "end": "2026-05-04"}, "end", "end_before_start"),
     ({"kpi": "interactions", "granularity": "hour", "start": "2026-01-01", "end": "2026-03-01"}, "end",
      "range_too_long"),
-    ({"kpi": "interactions", "start": "2026-05-04T10:00:00+07:00"}, "start", "unaligned"),
-    ({"kpi": "interactions", "granularity": "week", "start": "2026-05-05", "end": "2026-05-11"}, "start",
-     "unaligned"),
+    ({"kpi": "interactions", "start": "2026-05-04T10:07:00+07:00"}, "start", "unaligned"),
+    ({"kpi": "interactions", "granularity": "week", "start": "2026-05-05T00:00:30+07:00", "end": "2026-05-11"},
+     "start", "unaligned"),
     ({"kpi": "interactions", "start": "2026-05-04T00:00:00"}, "start", "offset_required"),
     ({"kpi": "interactions", "start": "yesterday"}, "start", "invalid"),
     ({"kpi": "interactions", "timezone": "Mars/Olympus"}, "timezone", "invalid_timezone"),
@@ -197,3 +199,38 @@ def test_an_unknown_parameter_is_400_naming_it(department, staff_client):
     response = staff_client.get("/api/v1/metrics", {"kpi": "interactions", "granularty": "day"})
     assert response.status_code == 400
     assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [("granularty", "unknown_parameter")]
+
+
+def test_a_formula_across_record_types_reads_both_sides(department, traffic, make_client):
+    from tests.metrics.records import survey_build
+
+    records_store([
+        survey_build(department=department, submitted_at=DAY + timedelta(hours=15), kind="csat", agent="a-1"),
+        survey_build(department=department, submitted_at=DAY + timedelta(hours=16), kind="nps", agent="a-1",
+                     score=9),
+        survey_build(department=department, submitted_at=DAY + timedelta(hours=17), kind="csat", agent="a-2"),
+    ])
+    client = make_client(grants=[(department.slug, "manager")])
+    response = _get(client, kpi="survey_response_rate", department=department.slug, group_by="agent",
+                    granularity="total")
+    assert response.status_code == 200
+    by_agent = {r["group"]["agent"]: (r["value"], r["sample_size"]) for r in response.json()["results"]}
+    # a-1: 1 csat response / 3 resolved interactions; a-2: 1 / 1 (its other interaction was abandoned).
+    assert by_agent == {"a-1": (pytest.approx(100 / 3), 3), "a-2": (100.0, 1)}
+
+
+def test_a_formula_across_record_types_refuses_a_dimension_one_side_lacks(department, make_client,
+                                                                          monkeypatch):
+    from metrics import catalog
+
+    kpi = catalog.Kpi("cashouts_per_interaction", "Cashouts per interaction", "Rút tiền / yêu cầu",
+                      catalog.Unit.PERCENT, True, "cashouts / interactions × 100",
+                      catalog.ratio("cashouts", "interactions"))
+    monkeypatch.setitem(catalog.KPIS, kpi.key, kpi)
+    client = make_client(grants=[(department.slug, "manager")])
+    response = _get(client, kpi=kpi.key, department=department.slug, group_by="agent")
+    assert response.status_code == 400
+    error = response.json()["errors"][0]
+    assert error["field"] == "group_by" and error["code"] == "dimension_not_shared"
+    assert "cashout" in error["message"] and "agent" in error["message"]
+    assert _get(client, kpi=kpi.key, department=department.slug, group_by="channel").status_code == 200

@@ -20,7 +20,14 @@ from tests.metrics.records import (
     records_store,
     survey_build,
 )
-from tests.metrics.reference import empty_value, is_percentile, next_boundary, period_start, reference_kpi
+from tests.metrics.reference import (
+    empty_value,
+    is_percentile,
+    next_boundary,
+    period_start,
+    period_starts,
+    reference_kpi,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -101,6 +108,9 @@ def queries(draw):
     end = start
     for _ in range(draw(st.integers(1, {"hour": 60, "day": 5, "week": 2, "month": 1, "total": 400}[granularity]))):
         end = next_boundary(end, zone, granularity)
+    if draw(st.booleans()):  # a partial range: ends on any quarter-hour, first and last periods clipped
+        start = start + timedelta(minutes=15 * draw(st.integers(0, 200)))
+        end = max(end - timedelta(minutes=15 * draw(st.integers(0, 200))), start + timedelta(minutes=15))
     return {
         "granularity": granularity, "zone": zone, "start": start, "end": end,
         "group_by": tuple(draw(st.lists(st.sampled_from(["agent", "channel", "department"]), unique=True,
@@ -181,10 +191,7 @@ def _check(query_args, departments):
             assert result["sample_size"] == sample
             if query.granularity != "total":
                 starts = [datetime.fromisoformat(p["start"]) for p in result["series"]]
-                assert starts == sorted(starts) and starts[0] == query.start
-                assert all(period_start(s, tz, query.granularity, s) == s for s in starts)
-                assert next_boundary(starts[-1], tz, query.granularity) == query.end
-                assert len(set(starts)) == len(starts)
+                assert starts == period_starts(query.start, query.end, tz, query.granularity)
                 periods = want["periods"] if want else {}
                 assert set(periods) <= set(starts)
                 for point, moment in zip(result["series"], starts, strict=True):
@@ -202,6 +209,20 @@ def _check(query_args, departments):
                 p_value, p_sample = (prev["value"], prev["sample_size"]) if prev else empty_value(kpi)
                 _assert_close(previous["value"], p_value, kpi)
                 assert previous["sample_size"] == p_sample
+                if query.granularity == "total":
+                    assert "series" not in previous
+                else:  # the previous range's own periods, checked like the current ones
+                    p_starts = period_starts(p_start, p_end, tz, query.granularity)
+                    assert [datetime.fromisoformat(p["start"]) for p in previous["series"]] == p_starts
+                    p_periods = reference_kpi(
+                        kpi=kpi, departments=slugs, start=p_start, end=p_end, zone=tz,
+                        granularity=query.granularity, group_by=query.group_by, agents=query.agents,
+                        channels=query.channels, agent_scope=agent_scope,
+                    ).get(key, {"periods": {}})["periods"]
+                    for point, moment in zip(previous["series"], p_starts, strict=True):
+                        want_value, want_sample = p_periods.get(moment, empty_value(kpi))
+                        _assert_close(point["value"], want_value, kpi)
+                        assert point["sample_size"] == want_sample
                 if result["value"] is None or p_value is None:
                     assert result["change"] is None
                 else:

@@ -9,10 +9,10 @@ from django.core.management import call_command
 def canonical(value):
     """A cube column's value in a comparable form: a quantile sketch as its sorted (bin, count) pairs
     (the exact layer may hold a bin once per record, in any order), a number as itself."""
-    if isinstance(value, list):
+    if value is None or isinstance(value, list):  # a sketch (NULL: no record had the duration)
         from metrics.measures import sketch_counts
 
-        return tuple(sorted(sketch_counts(value).items()))
+        return tuple(sorted(sketch_counts(value or []).items()))
     return value
 
 

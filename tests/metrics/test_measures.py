@@ -1,0 +1,89 @@
+"""Measure kinds: the quantile sketch's bins and bound by hand, and every kind's merge against its
+plain-Python meaning."""
+
+import math
+import random
+
+import pytest
+
+from metrics.catalog import MEASURES_BY_KEY, quantile
+from metrics.measures import (
+    COUNT,
+    LINEAR_BINS,
+    MAX_BIN,
+    QUANTILE,
+    SUM,
+    sketch_bin,
+    sketch_counts,
+    sketch_pack,
+    sketch_quantile,
+    sketch_representative,
+)
+
+
+def _packed(values):
+    counts = {}
+    for v in values:
+        counts[sketch_bin(v)] = counts.get(sketch_bin(v), 0) + 1
+    return sketch_pack(counts)
+
+
+def _within(actual, exact):
+    return abs(actual - exact) <= max(0.01 * exact, 1.0)
+
+
+@pytest.mark.parametrize(("value", "index"), [
+    (0.0, 0), (1.999, 0), (2.0, 1), (99.999, 49), (100.0, LINEAR_BINS), (100.01, LINEAR_BINS + 1),
+    (math.inf, MAX_BIN), (math.nan, MAX_BIN), (-5.0, 0), (1e308, MAX_BIN),
+])
+def test_sketch_bin_hand_computed(value, index):
+    assert sketch_bin(value) == index
+
+
+def test_every_value_is_within_the_bound_of_its_bin_representative():
+    rng = random.Random(7)
+    values = [rng.uniform(0, 200) for _ in range(5000)] + [10 ** rng.uniform(2, 8.5) for _ in range(5000)]
+    values += [100.0, 2.0, 0.0, 99.99999, 315_576_000.0]  # edges, and ten years
+    for value in values:
+        assert _within(sketch_representative(sketch_bin(value)), value), value
+
+
+def test_ten_years_fit_below_the_last_bin():
+    assert sketch_bin(315_576_000.0) < MAX_BIN
+
+
+@pytest.mark.parametrize("q", [0.5, 0.9, 0.95, 0.99, 0.01, 1.0])
+def test_sketch_quantile_is_the_nearest_rank_value_within_the_bound(q):
+    rng = random.Random(int(q * 100))
+    for n in (1, 2, 3, 10, 101, 1000):
+        values = [round(rng.expovariate(1 / 900), 3) for _ in range(n)]
+        exact = sorted(values)[max(math.ceil(q * n), 1) - 1]
+        value, sample = sketch_quantile(_packed(values), q)
+        assert sample == n and _within(value, exact), (n, value, exact)
+
+
+def test_sketch_quantile_of_nothing_is_null():
+    assert sketch_quantile([], 0.9) == (None, 0)
+    assert quantile("first_response_seconds_sketch", 0.9).evaluate({}) == (None, 0)
+
+
+def test_sketch_quantile_reads_exact_layer_states_with_repeated_bins():
+    # The exact layer stores one entry per record, so a bin can appear several times, unordered.
+    one_by_one = [(sketch_bin(v) << 32) | 1 for v in (500.0, 3.0, 500.0, 40.0)]
+    assert sketch_quantile(one_by_one, 0.5) == sketch_quantile(_packed([500.0, 3.0, 500.0, 40.0]), 0.5)
+    assert sketch_quantile(one_by_one, 0.5)[1] == 4
+
+
+def test_kinds_merge_as_their_meaning():
+    assert COUNT.merge([3, 4, 0]) == 7 and COUNT.load(None) == 0
+    assert SUM.merge([1.5, 2.25]) == 3.75 and SUM.load(None) == 0.0
+    a, b = _packed([1.0, 150.0, 150.0]), _packed([150.0, 9000.0])
+    merged = QUANTILE.merge([a, b, QUANTILE.empty()])
+    assert sketch_counts(merged) == sketch_counts(_packed([1.0, 150.0, 150.0, 150.0, 9000.0]))
+    assert merged == sorted(merged)  # canonical: one entry per bin, in bin order
+    assert QUANTILE.load(None) == [] and QUANTILE.load("[4294967297]") == [4294967297]
+
+
+def test_every_measure_has_a_kind_with_columns():
+    for measure in MEASURES_BY_KEY.values():
+        assert measure.columns and measure.kind.name in {"count", "sum", "quantile"}
