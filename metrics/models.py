@@ -35,7 +35,7 @@ class DirtyBucket(models.Model):
 class BucketBase(models.Model):
     """One cube row: the state of every measure of one bucket × department × agent × channel.
 
-    `agent`/`channel` are '' when the cube does not keep that dimension or the record had none.
+    `agent`/`channel`/`topic` are '' when the cube does not keep that dimension or the record had none.
     The measure columns come from `metrics.catalog.MEASURES` through each measure's kind, so the
     catalog is the only place they are declared (the migration is checked against it by a test).
     """
@@ -47,6 +47,7 @@ class BucketBase(models.Model):
     bucket_start = models.DateTimeField(help_text="UTC instant where the bucket starts.")
     agent = models.CharField(max_length=128, blank=True, default="")
     channel = models.CharField(max_length=32, blank=True, default="")
+    topic = models.CharField(max_length=128, blank=True, default="")
 
     class Meta:
         abstract = True
@@ -58,7 +59,7 @@ def _bucket_model(name: str, record_type: str, doc: str) -> type[BucketBase]:
         "__doc__": doc,
         "Meta": type("Meta", (), {
             "constraints": [models.UniqueConstraint(
-                fields=["department", "cube", "bucket_start", "agent", "channel"], name=f"{name.lower()}_key",
+                fields=["department", "cube", "bucket_start", "agent", "channel", "topic"], name=f"{name.lower()}_key",
             )],
         }),
     }

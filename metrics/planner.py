@@ -7,11 +7,15 @@ from zoneinfo import ZoneInfo
 from cskpi.models import Department
 from ingestion.registry import RECORD_KINDS
 from metrics.catalog import Kpi
-from metrics.cubes import AGENT, CHANNEL, CUBES, DIMENSIONS, Cube
+from metrics.cubes import AGENT, CHANNEL, CUBES, DIMENSIONS, TOPIC, Cube
 from metrics.periods import Granularity, boundaries_get
 
 DEPARTMENT = "department"
-GROUP_DIMENSIONS = (AGENT, CHANNEL, DEPARTMENT)
+WEEKDAY = "weekday"  # ISO weekday of the record's time in the query zone, 1 = Monday … 7
+HOUR_OF_DAY = "hour_of_day"  # 0-23 in the query zone
+# Time dimensions: the local grain every bucket read must fit inside.
+TIME_DIMENSIONS = {WEEKDAY: Granularity.DAY, HOUR_OF_DAY: Granularity.HOUR}
+GROUP_DIMENSIONS = (AGENT, CHANNEL, TOPIC, DEPARTMENT, WEEKDAY, HOUR_OF_DAY)
 
 # The dimensions each record type carries (a cube row of a type without one holds '' there).
 RECORD_DIMENSIONS: dict[str, frozenset[str]] = {
@@ -38,6 +42,7 @@ class KpiQuery:
     agents: tuple[str, ...] = ()  # filter: only these agents
     channels: tuple[str, ...] = ()  # filter: only these channels
     compare: str | None = None
+    topics: tuple[str, ...] = ()  # filter: only these topics
 
     @property
     def tz(self) -> ZoneInfo:
@@ -63,8 +68,9 @@ def kpi_dimensions_missing(*, kpi: Kpi, dimensions: set[str]) -> dict[str, list[
 
 
 def cube_choose(*, needed: set[str], boundaries: list[datetime], department_zone: str, query_zone: str,
-                granularity: str) -> Cube:
-    """The cheapest cube holding the `needed` dimensions whose buckets fit every boundary.
+                granularity: str, nesting: dict[str, list[datetime]] | None = None) -> Cube:
+    """The cheapest cube holding the `needed` dimensions whose buckets fit every boundary, and lie
+    inside one local day/hour of the query zone for each grain in `nesting` (grain -> its boundaries).
 
     Local-day cubes fit when every boundary is a local midnight of the department: certainly between
     the ends of day/week/month periods in the department's own zone (so only the ends, which may clip
@@ -73,6 +79,10 @@ def cube_choose(*, needed: set[str], boundaries: list[datetime], department_zone
     dept_tz = ZoneInfo(department_zone)
     for cube in CUBES:
         if not needed <= cube.dims:
+            continue
+        if nesting and not all(cube.nests_in(grain, query_zone=query_zone, department_zone=department_zone,
+                                             boundaries=grain_boundaries)
+                               for grain, grain_boundaries in nesting.items()):
             continue
         if cube.local_day and query_zone == department_zone and granularity in Granularity.DAILY:
             if cube.aligned(boundaries[0], dept_tz) and cube.aligned(boundaries[-1], dept_tz):
@@ -89,13 +99,19 @@ def dimensions_needed(query: KpiQuery, scope: DepartmentScope) -> set[str]:
         needed.add(AGENT)
     if query.channels:
         needed.add(CHANNEL)
+    if query.topics:
+        needed.add(TOPIC)
     return needed
 
 
 def scope_cube_choose(*, query: KpiQuery, scope: DepartmentScope, boundaries: list[datetime],
                       granularity: str) -> Cube:
+    start, end = boundaries[0], boundaries[-1]
+    nesting = {grain: boundaries_get(start=start, end=end, zone=query.tz, granularity=grain)
+               for dimension, grain in TIME_DIMENSIONS.items() if dimension in query.group_by}
     return cube_choose(needed=dimensions_needed(query, scope), boundaries=boundaries,
-                       department_zone=scope.department.timezone, query_zone=query.zone, granularity=granularity)
+                       department_zone=scope.department.timezone, query_zone=query.zone, granularity=granularity,
+                       nesting=nesting)
 
 
 def query_plan(*, query: KpiQuery) -> dict[tuple[str, str], str]:

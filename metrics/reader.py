@@ -12,11 +12,11 @@ from datetime import datetime
 from django.db import connections, router
 from django.db.models import F, QuerySet
 
-from metrics.cubes import DIMENSIONS, Cube, PeriodIndex
+from metrics.cubes import DIMENSIONS, Cube, LocalPart, PeriodIndex
 from metrics.measures import Measure
 from metrics.models import BUCKET_MODELS
 from metrics.periods import Granularity
-from metrics.planner import DEPARTMENT, DepartmentScope, KpiQuery, scope_cube_choose
+from metrics.planner import DEPARTMENT, TIME_DIMENSIONS, DepartmentScope, KpiQuery, scope_cube_choose
 
 GroupKey = tuple
 States = dict[str, object]  # measure key -> state
@@ -27,7 +27,7 @@ def measure_states_read(*, record_type: str, measures: list[Measure], query: Kpi
                         start: datetime, end: datetime, granularity: str, boundaries: list[datetime]) -> Read:
     """Merged measure states per group and period index (0-based), for one department."""
     cube = scope_cube_choose(query=query, scope=scope, boundaries=boundaries, granularity=granularity)
-    dims = [d for d in query.group_by if d in DIMENSIONS]
+    dims = [d for d in query.group_by if d in DIMENSIONS or d in TIME_DIMENSIONS]
     series = granularity != Granularity.TOTAL
     names = (["k_period"] if series else []) + dims
     loads = [m.kind.load for m in measures]
@@ -47,7 +47,7 @@ def measure_states_read(*, record_type: str, measures: list[Measure], query: Kpi
     for row in fetched:
         if not names and all(v is None for v in row):
             continue  # no rows at all
-        key = tuple(slug if i is None else (row[i] or None) for i in key_parts)
+        key = tuple(slug if i is None else (None if row[i] == "" else row[i]) for i in key_parts)
         # SQL grouped by (period, dimensions): each (key, period) arrives once.
         out[key][row[0] - 1 if series else 0] = {
             k: load(v) for k, load, v in zip(keys, loads, row[first_state:], strict=True)
@@ -66,6 +66,8 @@ def _cube_rows(*, record_type: str, cube: Cube, query: KpiQuery, scope: Departme
         rows = rows.filter(agent__in=query.agents)
     if query.channels:
         rows = rows.filter(channel__in=query.channels)
+    if query.topics:
+        rows = rows.filter(topic__in=query.topics)
     return rows
 
 
@@ -79,17 +81,21 @@ def _grouped_read(*, record_type: str, measures: list[Measure], cube: Cube, quer
     ops = connection.ops
     params = [  # filter(**kwargs) sorts the keyword arguments: bucket_start, cube, department
         ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end), cube.key, scope.department.id,
-        *([scope.agent] if scope.agent else []), *query.agents, *query.channels,
+        *([scope.agent] if scope.agent else []), *query.agents, *query.channels, *query.topics,
     ]
-    if series:  # the select list (PeriodIndex) comes before the WHERE clause
+    # The select list (period index, then local weekday/hour) comes before the WHERE clause.
+    params[:0] = [query.zone for d in names if d in TIME_DIMENSIONS]
+    if series:
         params.insert(0, PeriodIndex.param(connection, tuple(boundaries)))
     shape = (db, record_type, cube.key, tuple(m.key for m in measures), tuple(names), bool(scope.agent),
-             len(query.agents), len(query.channels))
+             len(query.agents), len(query.channels), len(query.topics))
 
     def queryset() -> QuerySet:
         rows = _cube_rows(record_type=record_type, cube=cube, query=query, scope=scope, start=start, end=end)
         if series:
             rows = rows.annotate(k_period=PeriodIndex(F("bucket_start"), boundaries=boundaries))
+        rows = rows.annotate(**{d: LocalPart(F("bucket_start"), part=d, zone=query.zone)
+                                for d in names if d in TIME_DIMENSIONS})
         states = {f"s_{m.key}": m.kind.read(m) for m in measures}
         return rows.values(*names).annotate(**states).order_by().values_list(*names, *states)
 

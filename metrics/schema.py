@@ -16,6 +16,7 @@ _FILTER = r"^[^\x00,]*(,[^\x00,]*){0,199}$"
 PARAMETER_PATTERNS = {
     "agent": _FILTER,
     "channel": _FILTER,
+    "topic": _FILTER,
     "kpi": f"^({_KEY})(,({_KEY}))*$",
     "group_by": f"^({_DIMENSION})(,({_DIMENSION}))*$",
     "department": f"^{_SLUG}(,{_SLUG})*$",

@@ -60,9 +60,15 @@ class KpiQueryInputSerializer(serializers.Serializer):
         help_text="IANA zone the periods are cut in. Default: the departments' zone when they share one, "
                   "else the service default.",
     )
-    group_by = serializers.CharField(required=False, help_text="Comma list of `agent`, `channel`, `department`.")
+    group_by = serializers.CharField(
+        required=False,
+        help_text="Comma list of `agent`, `channel`, `topic`, `department`, `weekday` (ISO, 1 = Monday … 7) and "
+                  "`hour_of_day` (0–23); weekday and hour of day are those of the records' time in `timezone` "
+                  "(combine them for a weekday × hour heatmap).",
+    )
     agent = serializers.CharField(required=False, help_text="Comma list: only these agents (not for viewers).")
     channel = serializers.CharField(required=False, help_text="Comma list: only these channels.")
+    topic = serializers.CharField(required=False, help_text="Comma list: only these topics (interactions).")
     compare = serializers.ChoiceField(choices=Compare.ALL, required=False,
                                       help_text="Add `previous` and `change` for the range this names.")
 
@@ -103,6 +109,9 @@ class KpiQueryInputSerializer(serializers.Serializer):
     def validate_channel(self, value):
         return _filter_values(value)
 
+    def validate_topic(self, value):
+        return _filter_values(value)
+
     def validate(self, attrs):
         access: Access = self.context["access"]
         scopes = self._scopes(access, attrs.get("department"))
@@ -113,17 +122,18 @@ class KpiQueryInputSerializer(serializers.Serializer):
         group_by = attrs.get("group_by", ())
         agents = attrs.get("agent", ())
         scopes = self._agent_rules(access, scopes, group_by, agents)
-        self._dimension_rules(attrs["kpi"], group_by, agents, attrs.get("channel", ()))
+        self._dimension_rules(attrs["kpi"], group_by, agents, attrs.get("channel", ()), attrs.get("topic", ()))
         return {"query": KpiQuery(
             kpis=attrs["kpi"], scopes=tuple(scopes), start=start, end=end, zone=zone_name, granularity=granularity,
             group_by=group_by, agents=agents, channels=attrs.get("channel", ()), compare=attrs.get("compare"),
+            topics=attrs.get("topic", ()),
         )}
 
     @staticmethod
-    def _dimension_rules(kpis, group_by, agents, channels) -> None:
+    def _dimension_rules(kpis, group_by, agents, channels, topics) -> None:
         """A KPI across record types cannot be grouped or filtered by a dimension one side lacks."""
         asked = {"group_by": set(group_by), "agent": {"agent"} if agents else set(),
-                 "channel": {"channel"} if channels else set()}
+                 "channel": {"channel"} if channels else set(), "topic": {"topic"} if topics else set()}
         for kpi in kpis:
             for field_name, dimensions in asked.items():
                 for dimension, lacking in kpi_dimensions_missing(kpi=kpi, dimensions=dimensions).items():

@@ -23,9 +23,8 @@ from ingestion.choices import RecordType
 from ingestion.registry import RECORD_KINDS
 from metrics.catalog import MEASURES
 from metrics.cubes import (
-    AGENT,
-    CHANNEL,
     CUBES,
+    DIMENSIONS,
     EXACT_CUBE,
     BucketStart,
     Cube,
@@ -182,9 +181,9 @@ def _cube_rows_insert(*, record_type: str, cube: Cube, department, spans) -> Non
         source.filter(department_id=department.id).filter(_span_filter(anchor, spans))
         .annotate(
             k_bucket=BucketStart(F(anchor), seconds=cube.seconds, zone=department.timezone),
-            k_agent=dim(AGENT), k_channel=dim(CHANNEL),
+            **{f"k_{d}": dim(d) for d in DIMENSIONS},
         )
-        .values("k_bucket", "k_agent", "k_channel")
+        .values("k_bucket", *(f"k_{d}" for d in DIMENSIONS))
         .annotate(**states)
         .order_by()
     )
@@ -195,8 +194,8 @@ def _cube_rows_insert(*, record_type: str, cube: Cube, department, spans) -> Non
     values = ", ".join(f"s.{qn('c_' + m.key)}" for m in measures)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {qn(table)} (cube, department_id, bucket_start, agent, channel, {columns}) "
-            f"SELECT %s, %s, s.k_bucket, s.k_agent, s.k_channel, {values} FROM ({sql}) s",
+            f"INSERT INTO {qn(table)} (cube, department_id, bucket_start, {', '.join(DIMENSIONS)}, {columns}) "
+            f"SELECT %s, %s, s.k_bucket, {', '.join(f's.k_{d}' for d in DIMENSIONS)}, {values} FROM ({sql}) s",
             [cube.key, department.id, *params],
         )
 

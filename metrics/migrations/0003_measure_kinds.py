@@ -1,4 +1,4 @@
-"""Measure kinds: descriptive measure and cube names, quantile sketches, the contact-attempt split.
+"""Measure kinds: descriptive measure and cube names, quantile sketches, the contact-attempt split, topic.
 
 Renames the component columns and cube keys to descriptive names (data kept), adds the new measures
 and the PostgreSQL sketch-merge aggregate, and marks every quarter-hour that holds records dirty so
@@ -11,7 +11,7 @@ from django.db import migrations, models
 
 import metrics.measures
 
-CUBE_RENAMES = [('DT', 'day'), ('DC', 'day_channel'), ('DA', 'day_agent'), ('H', 'hour_channel'), ('D', 'day_agent_channel'), ('Q', 'quarter_agent_channel')]
+CUBE_RENAMES = [('DT', 'day'), ('DC', 'day_channel'), ('DA', 'day_agent'), ('H', 'hour_channel'), ('D', 'day_agent_channel'), ('Q', 'quarter_agent_channel_topic')]
 TABLES = ("metrics_interactionbucket", "metrics_surveybucket", "metrics_cashoutbucket")
 SOURCES = (("interaction", "ingestion", "Interaction", "created_at"),
            ("survey", "ingestion", "SurveyResponse", "submitted_at"),
@@ -104,9 +104,18 @@ class Migration(migrations.Migration):
         migrations.AddField(model_name='interactionbucket', name='handle_seconds_sketch', field=metrics.measures.SketchField(blank=True, null=True)),
         migrations.AddField(model_name='cashoutbucket', name='processing_seconds_sketch', field=metrics.measures.SketchField(blank=True, null=True)),
         migrations.AddField(model_name='cashoutbucket', name='response_seconds_sketch', field=metrics.measures.SketchField(blank=True, null=True)),
-        migrations.AlterField(model_name='interactionbucket', name='cube', field=models.CharField(choices=[('day', 'local day × department'), ('day_channel', 'local day × department × channel'), ('day_agent', 'local day × department × agent'), ('hour_channel', 'UTC hour × department × channel'), ('day_agent_channel', 'local day × department × agent × channel'), ('quarter_agent_channel', 'UTC quarter-hour × department × agent × channel')], max_length=32)),
-        migrations.AlterField(model_name='surveybucket', name='cube', field=models.CharField(choices=[('day', 'local day × department'), ('day_channel', 'local day × department × channel'), ('day_agent', 'local day × department × agent'), ('hour_channel', 'UTC hour × department × channel'), ('day_agent_channel', 'local day × department × agent × channel'), ('quarter_agent_channel', 'UTC quarter-hour × department × agent × channel')], max_length=32)),
-        migrations.AlterField(model_name='cashoutbucket', name='cube', field=models.CharField(choices=[('day', 'local day × department'), ('day_channel', 'local day × department × channel'), ('day_agent', 'local day × department × agent'), ('hour_channel', 'UTC hour × department × channel'), ('day_agent_channel', 'local day × department × agent × channel'), ('quarter_agent_channel', 'UTC quarter-hour × department × agent × channel')], max_length=32)),
+        migrations.AlterField(model_name='interactionbucket', name='cube', field=models.CharField(choices=[('day', 'local day × department'), ('day_channel', 'local day × department × channel'), ('day_topic', 'local day × department × topic'), ('day_agent', 'local day × department × agent'), ('hour_channel', 'UTC hour × department × channel'), ('day_agent_channel', 'local day × department × agent × channel'), ('quarter_agent_channel_topic', 'UTC quarter-hour × department × agent × channel × topic')], max_length=32)),
+        migrations.AlterField(model_name='surveybucket', name='cube', field=models.CharField(choices=[('day', 'local day × department'), ('day_channel', 'local day × department × channel'), ('day_topic', 'local day × department × topic'), ('day_agent', 'local day × department × agent'), ('hour_channel', 'UTC hour × department × channel'), ('day_agent_channel', 'local day × department × agent × channel'), ('quarter_agent_channel_topic', 'UTC quarter-hour × department × agent × channel × topic')], max_length=32)),
+        migrations.AlterField(model_name='cashoutbucket', name='cube', field=models.CharField(choices=[('day', 'local day × department'), ('day_channel', 'local day × department × channel'), ('day_topic', 'local day × department × topic'), ('day_agent', 'local day × department × agent'), ('hour_channel', 'UTC hour × department × channel'), ('day_agent_channel', 'local day × department × agent × channel'), ('quarter_agent_channel_topic', 'UTC quarter-hour × department × agent × channel × topic')], max_length=32)),
+        migrations.AddField(model_name='interactionbucket', name='topic', field=models.CharField(blank=True, default='', max_length=128)),
+        migrations.RemoveConstraint(model_name='interactionbucket', name='interactionbucket_key'),
+        migrations.AddConstraint(model_name='interactionbucket', constraint=models.UniqueConstraint(fields=('department', 'cube', 'bucket_start', 'agent', 'channel', 'topic'), name='interactionbucket_key')),
+        migrations.AddField(model_name='surveybucket', name='topic', field=models.CharField(blank=True, default='', max_length=128)),
+        migrations.RemoveConstraint(model_name='surveybucket', name='surveybucket_key'),
+        migrations.AddConstraint(model_name='surveybucket', constraint=models.UniqueConstraint(fields=('department', 'cube', 'bucket_start', 'agent', 'channel', 'topic'), name='surveybucket_key')),
+        migrations.AddField(model_name='cashoutbucket', name='topic', field=models.CharField(blank=True, default='', max_length=128)),
+        migrations.RemoveConstraint(model_name='cashoutbucket', name='cashoutbucket_key'),
+        migrations.AddConstraint(model_name='cashoutbucket', constraint=models.UniqueConstraint(fields=('department', 'cube', 'bucket_start', 'agent', 'channel', 'topic'), name='cashoutbucket_key')),
         migrations.RunPython(cube_keys_rename, cube_keys_restore),
         migrations.RunPython(sketch_sql, sketch_sql_drop),
         migrations.RunPython(buckets_mark_all, migrations.RunPython.noop),

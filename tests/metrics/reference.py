@@ -169,7 +169,8 @@ def next_boundary(moment: datetime, zone: ZoneInfo, granularity: str) -> datetim
 
 
 def reference_kpi(*, kpi: str, departments: dict, start: datetime, end: datetime, zone: ZoneInfo,
-                  granularity: str, group_by=(), agents=(), channels=(), agent_scope: dict | None = None):
+                  granularity: str, group_by=(), agents=(), channels=(), agent_scope: dict | None = None,
+                  topics=()):
     """{group key tuple: {"value", "sample_size", "periods": {period start: (value, sample)}}}.
 
     departments: {department id: slug}; agent_scope: {department id: the only agent it may see}.
@@ -191,7 +192,12 @@ def reference_kpi(*, kpi: str, departments: dict, start: datetime, end: datetime
             continue
         if channels and channel not in channels:
             continue
-        values = {"agent": agent, "channel": channel, "department": departments[record.department_id]}
+        topic = getattr(record, "topic", None) or None
+        if topics and topic not in topics:
+            continue
+        local = moment.astimezone(zone)
+        values = {"agent": agent, "channel": channel, "department": departments[record.department_id],
+                  "topic": topic, "weekday": local.isoweekday(), "hour_of_day": local.hour}
         grouped[tuple(values[g] for g in group_by)].append(record)
     out = {}
     for key, records in grouped.items():

@@ -64,6 +64,7 @@ interaction_fields = st.fixed_dictionaries({
     "status": st.sampled_from(["open", "pending", "resolved", "abandoned", "missed"]),
     "first_response_after": seconds, "resolved_after": seconds, "wait_seconds": seconds,
     "handle_seconds": seconds, "contact_count": st.integers(1, 5), "self_service": st.booleans(),
+    "topic": st.sampled_from(["card", "loan", None]),
 })
 survey_fields = st.one_of(
     st.fixed_dictionaries({"kind": st.just("csat"), "score": st.integers(1, 5).map(float)}),
@@ -113,12 +114,14 @@ def queries(draw):
         end = max(end - timedelta(minutes=15 * draw(st.integers(0, 200))), start + timedelta(minutes=15))
     return {
         "granularity": granularity, "zone": zone, "start": start, "end": end,
-        "group_by": tuple(draw(st.lists(st.sampled_from(["agent", "channel", "department"]), unique=True,
-                                        max_size=2))),
+        "group_by": tuple(draw(st.lists(st.sampled_from(["agent", "channel", "department", "topic", "weekday",
+                                                         "hour_of_day"]), unique=True, max_size=2))),
         "agents": tuple(draw(st.one_of(st.just([]), st.lists(st.sampled_from(["a-1", "a-2"]), min_size=1,
                                                               max_size=2, unique=True)))),
         "channels": tuple(draw(st.one_of(st.just([]), st.lists(st.sampled_from(CHANNELS), min_size=1,
                                                                 max_size=2, unique=True)))),
+        "topics": tuple(draw(st.one_of(st.just([]), st.just([]), st.lists(st.sampled_from(["card", "loan"]),
+                                                                           min_size=1, max_size=1)))),
         "departments": draw(st.sampled_from([(0,), (1,), (0, 1)])),
         "agent_scope": draw(st.sampled_from([None, "a-1"])),
         "compare": draw(st.sampled_from([None, "previous_period", "previous_week", "previous_year"])),
@@ -168,7 +171,7 @@ def _check(query_args, departments):
         scopes=tuple(DepartmentScope(d, agent_scope.get(d.id)) for d in chosen),
         start=query_args["start"], end=query_args["end"], zone=str(tz), granularity=query_args["granularity"],
         group_by=query_args["group_by"], agents=query_args["agents"], channels=query_args["channels"],
-        compare=query_args["compare"],
+        compare=query_args["compare"], topics=query_args["topics"],
     )
     response = kpi_series_get(query=query)
     slugs = {d.id: d.slug for d in chosen}
@@ -176,7 +179,7 @@ def _check(query_args, departments):
         expected = reference_kpi(
             kpi=kpi, departments=slugs, start=query.start, end=query.end, zone=tz,
             granularity=query.granularity, group_by=query.group_by, agents=query.agents, channels=query.channels,
-            agent_scope=agent_scope,
+            agent_scope=agent_scope, topics=query.topics,
         )
         results = [r for r in response["results"] if r["kpi"] == kpi]
         got = {tuple(r["group"][g] for g in query.group_by): r for r in results}
@@ -204,7 +207,7 @@ def _check(query_args, departments):
                 prev = reference_kpi(
                     kpi=kpi, departments=slugs, start=p_start, end=p_end, zone=tz, granularity="total",
                     group_by=query.group_by, agents=query.agents, channels=query.channels,
-                    agent_scope=agent_scope,
+                    agent_scope=agent_scope, topics=query.topics,
                 ).get(key)
                 p_value, p_sample = (prev["value"], prev["sample_size"]) if prev else empty_value(kpi)
                 _assert_close(previous["value"], p_value, kpi)
@@ -217,7 +220,7 @@ def _check(query_args, departments):
                     p_periods = reference_kpi(
                         kpi=kpi, departments=slugs, start=p_start, end=p_end, zone=tz,
                         granularity=query.granularity, group_by=query.group_by, agents=query.agents,
-                        channels=query.channels, agent_scope=agent_scope,
+                        channels=query.channels, agent_scope=agent_scope, topics=query.topics,
                     ).get(key, {"periods": {}})["periods"]
                     for point, moment in zip(previous["series"], p_starts, strict=True):
                         want_value, want_sample = p_periods.get(moment, empty_value(kpi))

@@ -8,7 +8,7 @@ def test_metrics_endpoints_are_documented(anon_client):
     metrics = schema["paths"]["/api/v1/metrics"]["get"]
     names = {p["name"]: p for p in metrics["parameters"]}
     assert set(names) == {"kpi", "department", "start", "end", "granularity", "timezone", "group_by", "agent",
-                          "channel", "compare"}
+                          "channel", "topic", "compare"}
     assert names["kpi"]["required"] is True
     assert names["granularity"]["schema"]["enum"] == ["hour", "day", "week", "month", "total"]
     assert {"200", "400", "401", "403"} <= set(metrics["responses"])

@@ -36,14 +36,25 @@ def _plan(department, *, zone="Asia/Ho_Chi_Minh", start="2026-03-01", end="2026-
     ({"granularity": "hour", "end": "2026-03-02"}, "hour_channel"),
     ({"zone": "UTC"}, "hour_channel"),
     ({"zone": "America/New_York"}, "hour_channel"),
-    ({"zone": "Asia/Kolkata"}, "quarter_agent_channel"),
-    ({"zone": "Asia/Kolkata", "granularity": "hour", "end": "2026-03-02"}, "quarter_agent_channel"),
-    ({"zone": "UTC", "group_by": ("agent",)}, "quarter_agent_channel"),
-    ({"granularity": "total", "start": "2026-03-01T10:15:00+07:00"}, "quarter_agent_channel"),
+    ({"zone": "Asia/Kolkata"}, "quarter_agent_channel_topic"),
+    ({"zone": "Asia/Kolkata", "granularity": "hour", "end": "2026-03-02"}, "quarter_agent_channel_topic"),
+    ({"zone": "UTC", "group_by": ("agent",)}, "quarter_agent_channel_topic"),
+    ({"granularity": "total", "start": "2026-03-01T10:15:00+07:00"}, "quarter_agent_channel_topic"),
     ({"granularity": "total", "start": "2026-03-01T10:00:00+07:00"}, "hour_channel"),
     # Bangkok shares Ho Chi Minh City's midnights: the local-day cubes fit.
     ({"zone": "Asia/Bangkok"}, "day"),
     ({"zone": "Asia/Bangkok", "channels": ("chat",)}, "day_channel"),
+    ({"group_by": ("topic",)}, "day_topic"),
+    ({"topics": ("card",), "group_by": ("channel",)}, "quarter_agent_channel_topic"),
+    # A partial range: its clipped ends must be bucket starts.
+    ({"start": "2026-03-01T10:00:00+07:00", "end": "2026-03-03"}, "hour_channel"),
+    ({"start": "2026-03-01T10:30:00+07:00", "end": "2026-03-03"}, "quarter_agent_channel_topic"),
+    # Weekday × hour heatmaps: every bucket inside one local day and hour of the query zone.
+    ({"group_by": ("weekday",)}, "day"),
+    ({"group_by": ("weekday", "hour_of_day")}, "hour_channel"),
+    ({"group_by": ("hour_of_day", "agent")}, "quarter_agent_channel_topic"),
+    ({"zone": "Asia/Kolkata", "group_by": ("hour_of_day",)}, "quarter_agent_channel_topic"),
+    ({"zone": "UTC", "group_by": ("weekday",)}, "hour_channel"),
 ])
 def test_cheapest_fitting_cube(department, kwargs, cube):
     assert _plan(department, **kwargs) == cube
