@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DB_NAME = "cskpi_bench"
+DB_NAME = os.environ.get("BENCH_INGEST_DB", "cskpi_bench")
 DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
 BATCH = 1000
 BASE = datetime(2026, 3, 1, tzinfo=UTC)

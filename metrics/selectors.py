@@ -81,9 +81,10 @@ def _sort_key(key: GroupKey) -> tuple:
 def kpi_series_get(*, query: KpiQuery) -> dict:
     """The KPI values of the query: per KPI and group, over the range and per period, exact.
 
-    Every value is a formula over components summed in SQL from the cheapest fitting cube, per
+    Every value is a formula over measure states merged in SQL from the cheapest fitting cube, per
     period: the boundaries (computed in Python with zoneinfo, so DST and half-hour zones are
-    exact) go to the database, which places each bucket start among them (width_bucket).
+    exact) go to the database, which places each bucket start among them (width_bucket); the
+    periods' states are merged again (each measure's kind) for the value over the whole range.
     """
     tz = query.tz
     current = _range_read(query=query, start=query.start, end=query.end)

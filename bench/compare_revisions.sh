@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Side by side in one run: a benchmark of another revision and of this tree, alternated.
+#
+#   bench/compare_revisions.sh REV [query|ingest] [ROUNDS] [-- extra benchmark arguments]
+#
+# REV is checked out into a git worktree beside the repository (its own .venv, made by its Makefile);
+# each side uses its own database (BENCH_QUERY_DB / BENCH_INGEST_DB: `<name>_rev` for REV, the
+# default name for this tree; the query data is generated on first use), and the two run one after
+# the other ROUNDS times (default 2), so both see the same machine. Every run prints its own table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rev=${1:?usage: bench/compare_revisions.sh REV [query|ingest] [ROUNDS] [-- args]}
+kind=${2:-query}
+rounds=${3:-2}
+shift $(( $# < 3 ? $# : 3 ))
+[[ "${1:-}" == "--" ]] && shift
+sha=$(git rev-parse --short "$rev")
+tree="${TMPDIR:-/tmp}/cskpi-rev-$sha"
+[[ -d "$tree" ]] || git worktree add --detach "$tree" "$sha" >/dev/null
+make -C "$tree" install >/dev/null
+make install >/dev/null
+case "$kind" in
+  query) var=BENCH_QUERY_DB; base=${BENCH_QUERY_DB:-cskpi_bench_q} ;;
+  ingest) var=BENCH_INGEST_DB; base=${BENCH_INGEST_DB:-cskpi_bench} ;;
+  *) echo "unknown benchmark $kind (query or ingest)" >&2; exit 2 ;;
+esac
+for round in $(seq "$rounds"); do
+  echo "=== round $round: $sha (database ${base}_rev)"
+  (cd "$tree" && env "$var=${base}_rev" .venv/bin/python "bench/$kind.py" "$@")
+  echo "=== round $round: this tree ($(git rev-parse --short HEAD)$(git diff --quiet || echo +changes), database $base)"
+  env "$var=$base" .venv/bin/python "bench/$kind.py" "$@"
+done
