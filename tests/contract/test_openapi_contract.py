@@ -115,6 +115,20 @@ def _metrics_range_aligned(query: dict) -> None:
         query["end"] = end.isoformat()
 
 
+def _dimension_not_shared(query: dict) -> bool:
+    """A KPI across record types grouped or filtered by a dimension one side lacks (400, a rule
+    between two parameters that OpenAPI cannot state)."""
+    from metrics.catalog import KPIS
+    from metrics.planner import kpi_dimensions_missing
+
+    if not isinstance(query.get("kpi"), str):
+        return False
+    dimensions = set(str(query.get("group_by", "")).split(",")) | {d for d in ("agent", "channel", "topic")
+                                                                    if query.get(d)}
+    return any(kpi_dimensions_missing(kpi=KPIS[key], dimensions=dimensions)
+               for key in query["kpi"].split(",") if key in KPIS)
+
+
 @SCHEMA.hook
 def filter_query(context, query):
     """Drop `end <= start`: a range must not be empty (400), a rule between two parameters that
@@ -126,6 +140,8 @@ def filter_query(context, query):
     if not query:
         return True
     if any(value is None or value == [] for value in query.values()):
+        return False
+    if _dimension_not_shared(query):
         return False
     if not isinstance(query.get("start"), str) or not isinstance(query.get("end"), str):
         return True

@@ -18,11 +18,12 @@ def canonical(value):
 
 def cube_snapshot() -> dict[str, dict[tuple, dict]]:
     """Every cube row of every record type, keyed by its bucket key, measure columns as a dict."""
+    from metrics.cubes import DIMENSIONS
     from metrics.models import BUCKET_MODELS
 
     snapshot = {}
     for record_type, model in BUCKET_MODELS.items():
-        key = ("department_id", "cube", "bucket_start", "agent", "channel")
+        key = ("department_id", "cube", "bucket_start", *DIMENSIONS)
         columns = [f.attname for f in model._meta.concrete_fields if f.attname not in key + ("id",)]
         snapshot[record_type] = {
             tuple(row[k] for k in key): {c: canonical(row[c]) for c in columns}
