@@ -13,8 +13,7 @@ The upsert is idempotent and safe against reordering and concurrency:
 
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,6 +21,7 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from cskpi.access import Access
+from cskpi.db import pg_cursor
 from cskpi.errors import Forbidden, InvalidInput
 from cskpi.models import Department
 from ingestion.choices import UpsertResult
@@ -279,18 +279,8 @@ def _check_stored_departments(stored: dict, groups: dict, department_ids: set[in
 
 
 # --- SQL (parameterised; PostgreSQL and SQLite) ---------------------------------------------
-@contextmanager
-def _pg_cursor() -> Iterator:
-    """A psycopg cursor with server-side binding on Django's connection (same transaction).
-
-    Django's default psycopg cursor binds client-side, turning each 1000-element array into a
-    quoted literal in Python; server-side binding sends them in binary, dumped in C.
-    """
-    import psycopg
-
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        yield cursor
+def _pg_cursor():
+    return pg_cursor(connection)
 
 
 def _aware(value: datetime | None) -> datetime | None:

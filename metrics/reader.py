@@ -12,6 +12,7 @@ from datetime import datetime
 from django.db import connections, router
 from django.db.models import F, QuerySet
 
+from cskpi.db import pg_cursor
 from metrics.cubes import DIMENSIONS, Cube, LocalPart, PeriodIndex
 from metrics.measures import Measure
 from metrics.models import BUCKET_MODELS
@@ -121,6 +122,12 @@ def compiled_rows(*, db: str, shape: tuple, queryset: Callable[[], QuerySet], pa
         _COMPILED[shape] = sql = compiled if list(orm_params) == params else None
         if sql is None:
             return list(built)
-    with connections[db].cursor() as cursor:
+    connection = connections[db]
+    if connection.vendor == "postgresql":
+        # Binary results: a year of day sketches (~50k array items) loads in a third of the time.
+        with pg_cursor(connection) as cursor:
+            cursor.execute(sql, params, binary=True)
+            return cursor.fetchall()
+    with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
