@@ -1,6 +1,6 @@
 """Shared OpenAPI pieces: the error body every 4xx/5xx uses, and response sets for endpoints."""
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
 
@@ -53,4 +53,10 @@ HealthSerializer = inline_serializer(
         "broker": serializers.CharField(),
         "pending_buckets": serializers.IntegerField(allow_null=True),
     },
+)
+
+
+CSV_FORMAT_PARAMETER = OpenApiParameter(
+    "format", str, OpenApiParameter.QUERY, required=False, enum=["json", "csv"],
+    description="`csv` answers text/csv (as `Accept: text/csv` does). Default: json.",
 )

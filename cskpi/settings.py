@@ -20,6 +20,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "corsheaders",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -29,6 +30,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a CORS preflight (OPTIONS) is answered here, before authentication asks for a token.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -132,6 +135,13 @@ CSKPI_MAX_RANGE_DAYS = {
     "month": env.int("CSKPI_MAX_RANGE_DAYS_MONTH", default=10 * 366),
     "total": env.int("CSKPI_MAX_RANGE_DAYS_TOTAL", default=10 * 366),
 }
+# CORS: browser apps on these origins (scheme://host[:port]) may call the API with a token; none by
+# default. Preflights are answered without a token; Authorization is an allowed header.
+CORS_ALLOWED_ORIGINS = env.list("CSKPI_CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/api/"
+CORS_ALLOW_METHODS = ("GET", "POST", "OPTIONS")
+CORS_EXPOSE_HEADERS = ("Content-Language", "Retry-After")
+CORS_PREFLIGHT_MAX_AGE = 600
 # Request bodies above this are refused with 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("CSKPI_MAX_BODY_BYTES", default=8 * 1024 * 1024)
 
@@ -154,11 +164,19 @@ SPECTACULAR_SETTINGS = {
         if CSKPI_PUBLIC_DOCS
         else ["rest_framework.permissions.IsAuthenticated"]
     ),
-    "ENUM_NAME_OVERRIDES": {},
+    # One enum component per choice set, named for what it is (shared by inputs, outputs and filters).
+    "ENUM_NAME_OVERRIDES": {
+        "InteractionStatusEnum": "ingestion.choices.InteractionStatus",
+        "CashoutStatusEnum": "ingestion.choices.CashoutStatus",
+        "SurveyKindEnum": "ingestion.choices.SurveyKind",
+        "CurrencyEnum": "ingestion.currencies.ISO_4217_CHOICES",
+        "CallerRoleEnum": "cskpi.serializers.CALLER_ROLES",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "ingestion.schema.closed_record_inputs",
+        "ingestion.schema.record_components",
         "metrics.schema.metrics_parameters",
+        "cskpi.params.list_parameters_schema",
     ],
 }
 

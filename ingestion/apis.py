@@ -1,38 +1,48 @@
 """HTTP entrypoints: POST a batch of records, read records back. Thin: parse, call, render."""
 
+from dataclasses import replace
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
 from django.conf import settings
 from django.core.validators import RegexValidator
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
-    PolymorphicProxySerializer,
     extend_schema,
+    extend_schema_field,
     extend_schema_view,
 )
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cskpi.access import request_access
+from cskpi.choices import ReadLevel
 from cskpi.errors import InvalidInput, PayloadTooLarge
-from cskpi.schema import error_response, standard_errors
-from ingestion.choices import SurveyKind
+from cskpi.params import query_params_read
+from cskpi.renderers import CsvNegotiationMixin, CsvRenderer, csv_lines
+from cskpi.schema import CSV_FORMAT_PARAMETER, error_response, standard_errors
 from ingestion.fields import RECORD_SPECS, FieldSpec, FieldType, RecordSpec
 from ingestion.parsers import FastJSONParser
+from ingestion.registry import RECORD_KINDS
+from ingestion.schema import field_schema, record_batch_request, record_example
 from ingestion.selectors import RECORD_FILTERS, RecordQuery, record_get, record_list
 from ingestion.serializers import (
-    INPUT_SERIALIZERS,
     NO_NUL_VALIDATOR,
     OUTPUT_SERIALIZERS,
     SLUG_VALIDATOR,
-    SpecDateTimeField,
     UpsertResultSerializer,
     record_page_serializer,
 )
 from ingestion.services import record_batch_ingest
+from ingestion.validation import DATETIME_YEAR_PATTERN, Invalid, batch_validator_get, coercer_build
 
-_TIME_SPEC = FieldSpec("time", FieldType.DATETIME, "")
+_SLUG_LIST = r"^[-a-zA-Z0-9_]+(,[-a-zA-Z0-9_]+)*$"
 
 
 def batch_items_read(request) -> list:
@@ -62,15 +72,42 @@ def batch_items_read(request) -> list:
     return data
 
 
+@extend_schema_field({"type": "string", "format": "date-time", "pattern": DATETIME_YEAR_PATTERN})
+class RecordTimeField(serializers.Field):
+    """A time bound read like a record's own times (the declared datetime coercer: offset required)."""
+
+    coerce = staticmethod(coercer_build(FieldSpec("time", FieldType.DATETIME, "")))
+
+    def to_internal_value(self, data):
+        value = self.coerce(data)
+        if type(value) is Invalid:
+            raise serializers.ValidationError(value.message, code=value.code)
+        return value
+
+
+class CommaListField(serializers.CharField):
+    """Values separated by commas (repeated parameters arrive joined, see cskpi.params), each checked by
+    `item`; -> a tuple without duplicates."""
+
+    def __init__(self, *, item: serializers.Field, value_schema: dict, **kwargs):
+        self.item = item
+        # One value is documented (cskpi.params.list_parameters_schema makes it a repeated list).
+        self._spectacular_annotation = {"field": value_schema}
+        super().__init__(trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data):
+        text = super().to_internal_value(data)
+        values = tuple(dict.fromkeys(part for part in text.split(",") if part))
+        return tuple(self.item.run_validation(value) for value in values)
+
+
 class RecordFilterSerializer(serializers.Serializer):
     department = serializers.CharField(
-        required=False, trim_whitespace=False, validators=[RegexValidator(r"^[-a-zA-Z0-9_]+(,[-a-zA-Z0-9_]+)*$")],
-        help_text="Department slugs, comma-separated. Default: every department the caller may read.",
+        required=False, trim_whitespace=False, validators=[RegexValidator(_SLUG_LIST)],
+        help_text="Department slugs. Default: every department the caller may read.",
     )
-    start = SpecDateTimeField(spec=_TIME_SPEC, required=False, allow_null=False,
-                              help_text="Anchor time >= start (ISO 8601 with offset).")
-    end = SpecDateTimeField(spec=_TIME_SPEC, required=False, allow_null=False,
-                            help_text="Anchor time < end (ISO 8601 with offset).")
+    start = RecordTimeField(required=False, help_text="Anchor time >= start (ISO 8601 with offset).")
+    end = RecordTimeField(required=False, help_text="Anchor time < end (ISO 8601 with offset).")
     cursor = serializers.CharField(required=False, trim_whitespace=False, validators=[NO_NUL_VALIDATOR],
                                    help_text="From the `next` link of the previous page.")
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=settings.CSKPI_MAX_PAGE_SIZE,
@@ -90,41 +127,78 @@ class RecordFilterSerializer(serializers.Serializer):
         return attrs
 
 
+def _filter_item(field: FieldSpec) -> serializers.Field:
+    """A filter value is checked as the declared field checks it (choices, slug, free text)."""
+    if field.type is FieldType.CHOICE:
+        return serializers.ChoiceField(choices=list(field.choices))
+    if field.type is FieldType.SLUG:
+        return serializers.CharField(max_length=field.max_length, trim_whitespace=False, validators=[SLUG_VALIDATOR])
+    return serializers.CharField(max_length=field.max_length, trim_whitespace=False, validators=[NO_NUL_VALIDATOR])
+
+
 def _filter_serializer(plural: str) -> type[RecordFilterSerializer]:
     spec = RECORD_SPECS[plural]
+    fields = {f.name: f for f in spec.fields}
     extra: dict = {}
     for name in RECORD_FILTERS[plural]:
-        if name == "status":
-            choices = next(f.choices for f in spec.fields if f.name == "status")
-            extra[name] = serializers.ChoiceField(choices=list(choices), required=False)
-        elif name == "kind":
-            extra[name] = serializers.ChoiceField(choices=SurveyKind.values, required=False)
-        elif name == "channel":
-            extra[name] = serializers.CharField(required=False, max_length=32, trim_whitespace=False,
-                                                validators=[SLUG_VALIDATOR])
-        else:
-            extra[name] = serializers.CharField(required=False, max_length=128, trim_whitespace=False,
-                                                validators=[NO_NUL_VALIDATOR],
-                                                help_text="Needs a manager or agent grant on the departments.")
+        value_schema = {k: v for k, v in field_schema(spec, fields[name]).items()
+                        if k not in ("description", "example", "nullable")}
+        extra[name] = CommaListField(
+            item=_filter_item(fields[name]), value_schema=value_schema, required=False,
+            help_text=("Only these values. " + ("Needs a manager or agent grant on the departments."
+                                                if name == "agent" else "")).strip(),
+        )
     name = spec.record_type.value.capitalize()
     return type(f"{name}FilterSerializer", (RecordFilterSerializer,), extra)
 
 
 FILTER_SERIALIZERS = {plural: _filter_serializer(plural) for plural in RECORD_SPECS}
+LIST_PARAMETERS = ("department", "channel", "agent", "status", "kind")
 
 
 def _query(plural: str, request) -> RecordQuery:
-    params = FILTER_SERIALIZERS[plural](data=request.query_params.dict())
+    params = FILTER_SERIALIZERS[plural](data=query_params_read(request.query_params, lists=LIST_PARAMETERS))
     params.is_valid(raise_exception=True)
     values = dict(params.validated_data)
     departments = tuple(s.strip() for s in values.pop("department", "").split(",") if s.strip())
     return RecordQuery(departments=departments, **values)
 
 
-class RecordCollectionApi(APIView):
+class RecordCsvRenderer(CsvRenderer):
+    """Only negotiates the format: a CSV list is streamed by the view (every page), never rendered whole."""
+
+
+def _record_csv_stream(*, spec: RecordSpec, access, query: RecordQuery, first: tuple) -> StreamingHttpResponse:
+    """Every record of the query from its cursor on, page after page (keyset), as CSV rows."""
+    serializer = OUTPUT_SERIALIZERS[spec.plural]
+    records, scopes, next_cursor = first
+    header = list(serializer().fields)
+    if not any(scope.sees_amounts for scope in scopes.values()):
+        header = [name for name in header if name != "amount"]
+
+    def rows():
+        nonlocal records, scopes, next_cursor
+        while True:
+            yield from serializer(records, many=True, context={"scopes": scopes}).data
+            if not next_cursor:
+                return
+            records, scopes, next_cursor = record_list(
+                spec=spec, access=access, query=replace(query, cursor=next_cursor))
+
+    response = StreamingHttpResponse(csv_lines(header, rows()), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{spec.plural}.csv"'
+    return response
+
+
+class RecordCollectionApi(CsvNegotiationMixin, APIView):
     spec: RecordSpec
     parser_classes = [FastJSONParser]
     batch_errors = True
+    list_parameters = LIST_PARAMETERS
+
+    def get_renderers(self):
+        method = getattr(getattr(self, "request", None), "method", "GET")
+        return [JSONRenderer(), *([RecordCsvRenderer()] if method in ("GET", "HEAD") else [])]
 
     def post(self, request):
         items = batch_items_read(request)
@@ -133,9 +207,12 @@ class RecordCollectionApi(APIView):
 
     def get(self, request):
         plural = self.spec.plural
-        records, scopes, next_cursor = record_list(
-            spec=self.spec, access=request_access(request), query=_query(plural, request)
-        )
+        access, query = request_access(request), _query(plural, request)
+        if self.wants_csv(request):
+            query = replace(query, page_size=settings.CSKPI_MAX_PAGE_SIZE)
+            first = record_list(spec=self.spec, access=access, query=query)  # refusals before streaming
+            return _record_csv_stream(spec=self.spec, access=access, query=query, first=first)
+        records, scopes, next_cursor = record_list(spec=self.spec, access=access, query=query)
         next_url = None
         if next_cursor:
             params = request.query_params.copy()
@@ -158,8 +235,15 @@ class RecordDetailApi(APIView):
 
 
 # --- one pair of views per record type, each with its own OpenAPI description ------------------
-def _example_item(spec: RecordSpec) -> dict:
-    return {f.name: f.example for f in spec.fields if f.example is not None}
+def _output_example(spec: RecordSpec, item: dict) -> dict:
+    """The example record as a manager reads it back: validated, derived and serialized like a stored one."""
+    rows, _ = batch_validator_get(spec).validate([item], departments={item["department"]: 0})
+    row = {column: value for column, value in rows[0].items() if column != "department"}  # the slug
+    record = RECORD_KINDS[spec.record_type].model(**row)
+    record.department_slug = item["department"]
+    record.received_at = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)
+    manager = SimpleNamespace(sees_amounts=True, read_level=ReadLevel.FULL)
+    return OUTPUT_SERIALIZERS[spec.plural](record, context={"scopes": {0: manager}}).data
 
 
 _TOO_LARGE = error_response("The body is over the size limit, or the batch over CSKPI_MAX_BATCH records.",
@@ -185,16 +269,8 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
     spec = RECORD_SPECS[plural]
     label = spec.record_type.label.lower()
     tag = plural
-    item = _example_item(spec)
-    batch = PolymorphicProxySerializer(
-        component_name=f"{spec.record_type.value.capitalize()}Batch",
-        serializers=[
-            INPUT_SERIALIZERS[plural],
-            INPUT_SERIALIZERS[plural](many=True),
-        ],
-        resource_type_field_name=None,
-        many=False,
-    )
+    item = record_example(spec)
+    read_back = _output_example(spec, item)
     post = extend_schema(
         operation_id=f"{plural}_upsert",
         tags=[tag],
@@ -207,7 +283,7 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
             "staff) on every department named. Agents and channels need no registration. Unknown fields "
             "are refused (`unknown_field`); timestamps need a UTC offset."
         ),
-        request=batch,
+        request=record_batch_request(spec),
         responses={200: UpsertResultSerializer, **standard_errors(), 400: _BATCH_INVALID,
                    403: _BATCH_FORBIDDEN, 413: _TOO_LARGE, 415: _NOT_JSON},
         examples=[
@@ -235,8 +311,11 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
             + (" (so no cashouts)" if plural == "cashouts" else "")
             + "; ingest-only callers read nothing."
         ),
-        parameters=[FILTER_SERIALIZERS[plural]],
-        responses={200: record_page_serializer(plural), **standard_errors(404)},
+        parameters=[FILTER_SERIALIZERS[plural], CSV_FORMAT_PARAMETER],
+        responses={(200, "application/json"): record_page_serializer(plural),
+                   (200, "text/csv"): OpenApiTypes.STR, **standard_errors(404)},
+        examples=[OpenApiExample("a page", response_only=True, status_codes=["200"], media_type="application/json",
+                                 value={"next": None, "results": [read_back]})],
     )
     detail = extend_schema(
         operation_id=f"{plural}_retrieve",
@@ -246,6 +325,7 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
         parameters=[OpenApiParameter("source", str, OpenApiParameter.PATH),
                     OpenApiParameter("external_id", str, OpenApiParameter.PATH)],
         responses={200: OUTPUT_SERIALIZERS[plural], **standard_errors(404)},
+        examples=[OpenApiExample(f"one {label}", response_only=True, status_codes=["200"], value=read_back)],
     )
     name = spec.record_type.value.capitalize()
     collection = extend_schema_view(post=post, get=listing)(

@@ -13,3 +13,6 @@ ISO_4217_CODES: frozenset[str] = frozenset(
     XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XUA YER ZAR ZMW ZWG ZWL
     """.split()
 )
+
+# Sorted, for enums in the OpenAPI document.
+ISO_4217_CHOICES: tuple[str, ...] = tuple(sorted(ISO_4217_CODES))

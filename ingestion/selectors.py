@@ -26,10 +26,11 @@ class RecordQuery:
     departments: tuple[str, ...] = ()
     start: datetime | None = None
     end: datetime | None = None
-    channel: str | None = None
-    agent: str | None = None
-    status: str | None = None
-    kind: str | None = None
+    # Filters: a record matches when its value is one of these (empty: no filter).
+    channel: tuple[str, ...] = ()
+    agent: tuple[str, ...] = ()
+    status: tuple[str, ...] = ()
+    kind: tuple[str, ...] = ()
     cursor: str | None = None
     page_size: int = 100
 
@@ -91,7 +92,7 @@ def record_list(*, spec: RecordSpec, access: Access, query: RecordQuery) -> tupl
     model = RECORD_KINDS[spec.record_type].model
     has_agent = any(f.name == "agent" for f in model._meta.concrete_fields)
     scopes = _scopes(access=access, departments=query.departments)
-    if query.agent is not None:
+    if query.agent:
         blind = [s.department.slug for s in scopes if s.read_level == ReadLevel.DEPARTMENT]
         if blind:
             raise Forbidden("Filtering by agent needs a manager or agent grant.", [
@@ -105,9 +106,9 @@ def record_list(*, spec: RecordSpec, access: Access, query: RecordQuery) -> tupl
     if query.end is not None:
         queryset = queryset.filter(**{f"{anchor}__lt": query.end})
     for name in ("channel", "agent", "status", "kind"):
-        value = getattr(query, name)
-        if value is not None:
-            queryset = queryset.filter(**{name: value})
+        values = getattr(query, name)
+        if values:
+            queryset = queryset.filter(**{f"{name}__in": values})
     if query.cursor:
         moment, pk = cursor_decode(query.cursor)
         queryset = queryset.filter(Q(**{f"{anchor}__gt": moment}) | Q(**{anchor: moment, "pk__gt": pk}))

@@ -1,10 +1,15 @@
 from django.utils.translation import get_language_from_request
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cskpi.access import request_access
-from cskpi.schema import error_response, standard_errors
+from cskpi.params import query_params_read
+from cskpi.renderers import CsvNegotiationMixin
+from cskpi.schema import CSV_FORMAT_PARAMETER, error_response, standard_errors
+from metrics.renderers import KpiSeriesCsvRenderer
 from metrics.selectors import kpi_catalog_list, kpi_series_get, recompute_status_get
 from metrics.serializers import (
     KpiCatalogEntrySerializer,
@@ -27,18 +32,24 @@ _SERIES_EXAMPLE = {
 }
 
 
-class KpiSeriesApi(APIView):
+class KpiSeriesApi(CsvNegotiationMixin, APIView):
+    renderer_classes = [JSONRenderer, KpiSeriesCsvRenderer]
+    list_parameters = ("kpi", "department", "group_by", "agent", "channel")
+
     @extend_schema(
         summary="KPI values per period, per group, over a range (exact, from precomputed aggregates)",
         description=(
             "One result per KPI and group. `series` lists every period of the range in order, empty ones "
             "included (counts 0, other KPIs null with sample_size 0). `value` is computed over the whole range "
             "from summed numerators and denominators. Agents see only themselves; viewers cannot group or "
-            "filter by agent; a department outside the caller's grants is 403."
+            "filter by agent; a department outside the caller's grants is 403. `Accept: text/csv` or "
+            "`format=csv` answers CSV: one row per KPI, group and period (columns kpi, unit, the group_by "
+            "dimensions, period_start, period_end, value, sample_size), the same numbers as the JSON answer."
         ),
-        parameters=[KpiQueryInputSerializer],
+        parameters=[KpiQueryInputSerializer, CSV_FORMAT_PARAMETER],
         responses={
-            200: KpiSeriesSerializer,
+            (200, "application/json"): KpiSeriesSerializer,
+            (200, "text/csv"): OpenApiTypes.STR,
             **standard_errors(),
             400: error_response(
                 "A parameter is wrong; `errors[].field` names it (codes: unknown_kpi, unaligned, "
@@ -52,7 +63,8 @@ class KpiSeriesApi(APIView):
     )
     def get(self, request):
         # A plain dict: with a QueryDict DRF reads `start=` as "not given" instead of refusing it as blank.
-        serializer = KpiQueryInputSerializer(data=request.query_params.dict(),
+        params = query_params_read(request.query_params, lists=self.list_parameters)
+        serializer = KpiQueryInputSerializer(data=params,
                                              context={"access": request_access(request)})
         serializer.is_valid(raise_exception=True)
         return Response(kpi_series_get(query=serializer.validated_data["query"]))

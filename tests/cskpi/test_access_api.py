@@ -90,7 +90,20 @@ def test_create_department_errors_name_the_field(staff_client, department):
     body = response.json()
     assert_error_shape(body, "invalid")
     by_field = {e["field"]: e["code"] for e in body["errors"]}
-    assert by_field == {"slug": "invalid", "timezone": "invalid_choice"}
+    assert by_field == {"slug": "invalid", "timezone": "invalid_timezone"}
+
+
+@pytest.mark.parametrize("zone", ["localtime", "Factory", "posixrules", "posix/Asia/Ho_Chi_Minh", "Mars/Olympus", ""])
+def test_create_department_refuses_host_dependent_and_unknown_zones(staff_client, zone):
+    response = staff_client.post("/api/v1/departments", {"slug": "x", "name": "x", "timezone": zone}, format="json")
+    assert response.status_code == 400, response.json()
+    assert [e["field"] for e in response.json()["errors"]] == ["timezone"]
+
+
+def test_create_department_takes_an_iana_alias(staff_client):
+    response = staff_client.post("/api/v1/departments", {"slug": "x", "name": "x", "timezone": "Asia/Saigon"},
+                                 format="json")
+    assert response.status_code == 201 and response.json()["timezone"] == "Asia/Saigon"
 
 
 def test_create_existing_department_is_409_naming_slug(staff_client, department):

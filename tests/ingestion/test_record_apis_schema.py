@@ -42,10 +42,38 @@ def test_cashout_amount_is_documented_as_omitted_for_non_managers(schema):
 def test_list_and_detail_are_documented(schema):
     listing = schema["paths"]["/api/v1/interactions"]["get"]
     names = {p["name"] for p in listing["parameters"]}
-    assert names == {"department", "start", "end", "cursor", "page_size", "channel", "agent", "status"}
+    assert names == {"department", "start", "end", "cursor", "page_size", "channel", "agent", "status", "format"}
     assert "404" in schema["paths"]["/api/v1/interactions/{source}/{external_id}"]["get"]["responses"]
+    assert set(listing["responses"]["200"]["content"]) == {"application/json", "text/csv"}
 
 
-@pytest.mark.parametrize("component", ["InteractionInputRequest", "SurveyInputRequest", "CashoutInputRequest"])
-def test_record_inputs_are_closed(schema, component):
-    assert schema["components"]["schemas"][component]["additionalProperties"] is False
+@pytest.mark.parametrize(("plural", "lists"), [("interactions", {"department", "channel", "agent", "status"}),
+                                               ("surveys", {"department", "channel", "agent", "kind"}),
+                                               ("cashouts", {"department", "channel", "status"})])
+def test_filters_are_repeatable_lists(schema, plural, lists):
+    parameters = {p["name"]: p for p in schema["paths"][f"/api/v1/{plural}"]["get"]["parameters"]}
+    assert {name for name, p in parameters.items() if p["schema"].get("type") == "array"} == lists
+    for name in lists:
+        assert (parameters[name]["style"], parameters[name]["explode"]) == ("form", True)
+    if "status" in lists:
+        assert parameters["status"]["schema"]["items"]["allOf"] == [
+            {"$ref": f"#/components/schemas/{plural[:-1].capitalize()}StatusEnum"}]
+
+
+@pytest.mark.parametrize("component", ["InteractionInput", "SurveyInput", "CashoutInput"])
+def test_record_inputs_are_closed_and_flat(schema, component):
+    item = schema["components"]["schemas"][component]
+    assert item["additionalProperties"] is False
+    assert not {"oneOf", "anyOf", "allOf"} & set(item)
+
+
+@pytest.mark.parametrize("plural", sorted(RECORD_SPECS))
+def test_outputs_share_the_input_enums_and_hide_internal_docstrings(schema, plural):
+    name = plural[:-1].capitalize()
+    output = schema["components"]["schemas"][f"{name}Output"]
+    assert "context" not in output.get("description", "") and "scopes" not in output.get("description", "")
+    for field in RECORD_SPECS[plural].fields:
+        if field.choices:
+            prop = output["properties"][field.name]
+            ref = prop.get("$ref") or prop["allOf"][0]["$ref"]
+            assert ref == f"#/components/schemas/{name}{field.name.capitalize()}Enum"

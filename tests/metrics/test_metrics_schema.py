@@ -8,9 +8,29 @@ def test_metrics_endpoints_are_documented(anon_client):
     metrics = schema["paths"]["/api/v1/metrics"]["get"]
     names = {p["name"]: p for p in metrics["parameters"]}
     assert set(names) == {"kpi", "department", "start", "end", "granularity", "timezone", "group_by", "agent",
-                          "channel", "topic", "compare"}
+                          "channel", "topic", "compare", "format"}
     assert names["kpi"]["required"] is True
     assert names["granularity"]["schema"]["enum"] == ["hour", "day", "week", "month", "total"]
     assert {"200", "400", "401", "403"} <= set(metrics["responses"])
     for path in ("/api/v1/kpis", "/api/v1/status"):
         assert {"200", "401"} <= set(schema["paths"][path]["get"]["responses"])
+
+
+def test_metrics_parameters_generate_typed_clients(anon_client):
+    """KPI keys and group dimensions are enums read from the catalog; list parameters are exploded
+    arrays; the time zone is a plain string (an enum of every IANA name breaks client generators)."""
+    from metrics.catalog import KPIS
+    from metrics.selectors import GROUP_DIMENSIONS
+
+    schema = anon_client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    names = {p["name"]: p for p in schema["paths"]["/api/v1/metrics"]["get"]["parameters"]}
+    components = schema["components"]["schemas"]
+    assert components["KpiKeyEnum"]["enum"] == list(KPIS)
+    assert components["GroupDimensionEnum"]["enum"] == list(GROUP_DIMENSIONS)
+    assert names["kpi"]["schema"] == {"type": "array", "items": {"$ref": "#/components/schemas/KpiKeyEnum"}}
+    for name in ("kpi", "department", "group_by", "agent", "channel"):
+        assert (names[name]["schema"]["type"], names[name]["style"], names[name]["explode"]) == ("array", "form", True)
+    assert names["timezone"]["schema"] == {"type": "string", "minLength": 1, "maxLength": 64}
+    assert components["KpiResult"]["properties"]["kpi"] == {"$ref": "#/components/schemas/KpiKeyEnum"}
+    assert set(schema["paths"]["/api/v1/metrics"]["get"]["responses"]["200"]["content"]) == {
+        "application/json", "text/csv"}

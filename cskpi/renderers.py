@@ -1,0 +1,65 @@
+"""CSV answers (`Accept: text/csv` or `?format=csv`) beside JSON.
+
+A view offering CSV lists `CsvRenderer` (or a subclass that flattens its JSON answer into rows)
+after JSON, and mixes in `CsvNegotiationMixin`: errors stay JSON whatever was asked for, and an
+unknown `format=` is a 400 naming the parameter (DRF's default is a misleading 404)."""
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+
+from django.http import Http404
+from rest_framework import renderers
+from rest_framework.exceptions import NotFound
+
+from cskpi.errors import InvalidInput
+
+CSV_MEDIA_TYPE = "text/csv"
+
+
+def csv_line(values: Iterable) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(["" if v is None else v for v in values])
+    return buffer.getvalue()
+
+
+def csv_lines(header: list[str], rows: Iterable[dict]) -> Iterator[str]:
+    yield csv_line(header)
+    for row in rows:
+        yield csv_line(row.get(name) for name in header)
+
+
+class CsvRenderer(renderers.BaseRenderer):
+    media_type = CSV_MEDIA_TYPE
+    format = "csv"
+    charset = "utf-8"
+
+    def table(self, data) -> tuple[list[str], Iterable[dict]]:
+        """-> (header, rows) of the JSON answer `data`."""
+        raise NotImplementedError
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        header, rows = self.table(data)
+        return "".join(csv_lines(header, rows)).encode(self.charset)
+
+
+class CsvNegotiationMixin:
+    def perform_content_negotiation(self, request, force=False):
+        try:
+            return super().perform_content_negotiation(request, force)
+        except (NotFound, Http404):  # ?format= names no renderer of this view
+            formats = ", ".join(r.format for r in self.get_renderers())
+            raise InvalidInput(f"format: use one of {formats}.", [
+                {"field": "format", "code": "invalid_choice", "message": f"Use one of {formats}."}
+            ]) from None
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code >= 400 and isinstance(getattr(response, "accepted_renderer", None), CsvRenderer):
+            response.accepted_renderer = renderers.JSONRenderer()
+            response.accepted_media_type = "application/json"
+        return response
+
+    @staticmethod
+    def wants_csv(request) -> bool:
+        return isinstance(getattr(request, "accepted_renderer", None), CsvRenderer)
