@@ -97,8 +97,10 @@ class CommaListField(serializers.CharField):
 
     def to_internal_value(self, data):
         text = super().to_internal_value(data)
-        values = tuple(dict.fromkeys(part for part in text.split(",") if part))
-        return tuple(self.item.run_validation(value) for value in values)
+        parts = text.split(",")
+        if "" in parts:
+            raise serializers.ValidationError("An empty value; give each value once, non-empty.", code="blank")
+        return tuple(self.item.run_validation(value) for value in dict.fromkeys(parts))
 
 
 class RecordFilterSerializer(serializers.Serializer):

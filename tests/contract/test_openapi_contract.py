@@ -7,8 +7,9 @@ schemathesis' own pytest plugin does not run under pytest 9, so operations are p
 and each runs as a plain hypothesis test over the operation's strategy.
 
 The hooks below only bring what a schema cannot say into the generated data: which departments
-exist, that a range's end is after its start, and that a record's later times are not before its
-anchor time. They never touch a value the schema refuses, so a negative case stays negative.
+and time zones exist, that a range's end is after its start, and the rules between a record's
+fields (times not before the anchor, status agreeing with the timestamps, a survey score within its
+kind's scale). They never touch a value the schema refuses, so a negative case stays negative.
 """
 
 import re
@@ -24,6 +25,7 @@ from schemathesis import GenerationMode
 from cskpi.access import access_get
 from cskpi.services import token_issue, user_grants_upsert
 from cskpi.wsgi import application
+from ingestion.choices import SURVEY_SCALES
 from ingestion.fields import RECORD_SPECS
 from ingestion.services import record_batch_ingest
 from ingestion.validation import batch_validator_get
@@ -73,12 +75,32 @@ def _plural(context) -> str | None:
 
 
 # --- references: departments must exist ----------------------------------------------------------
+def _real_departments(value):
+    if isinstance(value, str) and _DEPARTMENT_LIST.fullmatch(value):
+        return ",".join(_real_department(slug) for slug in value.split(","))
+    return value
+
+
+# A time zone is any string to the schema (a plain string, not an enum of the host's zone names): a
+# drawn one becomes a real zone, stable for the same input.
+ZONES = ("Asia/Ho_Chi_Minh", "Asia/Kolkata", "UTC", "America/New_York")
+
+
+def _real_zone(value):
+    return ZONES[sum(map(ord, value)) % len(ZONES)] if isinstance(value, str) and value else value
+
+
 @SCHEMA.hook
 def map_query(context, query):
-    """`department=` names departments; a random slug is a 404 (a documented, but dull, answer)."""
-    if query and isinstance(query.get("department"), str) and _DEPARTMENT_LIST.fullmatch(query["department"]):
-        query["department"] = ",".join(_real_department(slug) for slug in query["department"].split(","))
+    """`department=` names departments; a random slug is a 404 (a documented, but dull, answer).
+    It is a list (repeated parameter) whose values may each be a comma list."""
+    if query and "department" in query:
+        value = query["department"]
+        query["department"] = ([_real_departments(v) for v in value] if isinstance(value, list)
+                               else _real_departments(value))
     if query and context.operation and context.operation.path == "/api/v1/metrics":
+        if "timezone" in query:
+            query["timezone"] = _real_zone(query["timezone"])
         _metrics_range_aligned(query)
     return query
 
@@ -136,7 +158,7 @@ def filter_query(context, query):
 
     Also drop queries holding a None or [] value: nothing of such a parameter goes on the wire, so
     a negative case whose only violation it is reaches the API as a valid request. (No parameter of
-    ours is nullable or an array, so no positive case is lost.)"""
+    ours is nullable; an empty list parameter is the same as none, so no positive case is lost.)"""
     if not query:
         return True
     if any(value is None or value == [] for value in query.values()):
@@ -154,7 +176,11 @@ def filter_query(context, query):
 
 @SCHEMA.hook
 def map_body(context, body):
-    """Record batches: real departments, and times not before the anchor (see below)."""
+    """Record batches: real departments, and the rules between fields kept (see below).
+    Departments: a real time zone."""
+    if context.operation and context.operation.path == "/api/v1/departments" and isinstance(body, dict) \
+            and "timezone" in body:
+        body["timezone"] = _real_zone(body["timezone"])
     plural = _plural(context)
     if plural is None or context.operation.method.upper() != "POST":
         return body
@@ -163,7 +189,7 @@ def map_body(context, body):
         if isinstance(item, dict) and isinstance(item.get("department"), str) \
                 and _DEPARTMENT_SLUG.fullmatch(item["department"]):
             item["department"] = _real_department(item["department"])
-    _not_before_anchor(plural, items)
+    _record_rules_kept(plural, items)
     return body
 
 
@@ -188,34 +214,61 @@ def map_path_parameters(context, path_parameters):
     return path_parameters
 
 
-# --- the one record rule OpenAPI 3.0 cannot state ------------------------------------------------
-# first_response_at / resolved_at / completed_at are not before the anchor time (`before_anchor` in
-# ingestion.fields): a comparison between two fields. The status rules and survey scales are in the
-# schema (oneOf variants), so the generator already keeps them.
+# --- the rules between a record's fields, which a flat schema states in descriptions only -----------
+_RULE_CODES = frozenset({"before_anchor", "status_contradiction", "out_of_scale"})
 _ANCHORED = {
     "interactions": ("created_at", ("first_response_at", "resolved_at")),
     "cashouts": ("requested_at", ("first_response_at", "completed_at")),
 }
 
 
-def _not_before_anchor(plural: str, items: list) -> None:
-    """Move a time that is before the anchor onto the anchor, in an item that breaks no other rule.
+def _interaction_status(item: dict) -> None:
+    if item.get("resolved_at") is not None:
+        item["status"] = "resolved"
+    elif item["status"] == "resolved" or (item["status"] in ("abandoned", "missed")
+                                          and item.get("first_response_at") is not None):
+        item["status"] = "open"
+
+
+def _cashout_status(item: dict) -> None:
+    if item.get("completed_at") is None:
+        item["failure_reason"] = None
+        if item["status"] not in ("pending", "processing"):
+            item["status"] = "pending"
+    elif item.get("failure_reason") is not None:
+        item["status"] = "failed"
+    elif item["status"] not in ("succeeded", "failed"):
+        item["status"] = "succeeded"
+
+
+def _survey_scale(item: dict) -> None:
+    low, high, whole = SURVEY_SCALES[item["kind"]]
+    score = min(max(item["score"], low), high)
+    item["score"] = int(score) if whole else score
+
+
+_REPAIRS = {"interactions": _interaction_status, "cashouts": _cashout_status, "surveys": _survey_scale}
+
+
+def _record_rules_kept(plural: str, items: list) -> None:
+    """Repair an item that breaks only rules between fields: a later time moves onto the anchor, the
+    status follows the timestamps, a score is clamped into its kind's scale.
 
     An item with any other error (a value the schema refuses: a negative case) is left alone; the
-    fast validator stands in for the schema here, tests/ingestion/test_input_serializers.py checks
+    fast validator stands in for the schema here, tests/ingestion/test_record_input_schema.py checks
     that the two agree."""
-    if plural not in _ANCHORED:
-        return
-    anchor, fields = _ANCHORED[plural]
     validator = batch_validator_get(RECORD_SPECS[plural])
     for item in items:
         _, errors = validator.validate([item], departments=dict.fromkeys(DEPARTMENTS, 1))
-        if not errors or any(e["code"] != "before_anchor" for e in errors):
+        if not errors or any(e["code"] not in _RULE_CODES for e in errors):
             continue
-        start = datetime.fromisoformat(item[anchor])
-        for name in fields:
-            if item.get(name) is not None and datetime.fromisoformat(item[name]) < start:
-                item[name] = item[anchor]
+        if plural in _ANCHORED:
+            anchor, fields = _ANCHORED[plural]
+            start = datetime.fromisoformat(item[anchor])
+            for name in fields:
+                if item.get(name) is not None and datetime.fromisoformat(item[name]) < start:
+                    item[name] = item[anchor]
+        _REPAIRS[plural](item)
 
 
 @pytest.fixture(autouse=True)
