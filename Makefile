@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test install lint schema bench-ingest bench-query bench-freshness clean
+.PHONY: run test install lint schema clients bench-ingest bench-query bench-freshness clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,11 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 install: $(BIN)/.installed
+
+# npm tools for the client generation (openapi-typescript), pinned by package-lock.json.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
 
 ## Serve the API on 127.0.0.1:$(PORT). Embedded (SQLite, in-process tasks) unless DATABASE_URL
 ## and REDIS_URL are set, in which case web, worker and beat start (and stop) together.
@@ -32,6 +37,15 @@ lint: install
 schema: install
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 
+## Generate a Python client (openapi-python-client) and TypeScript types (openapi-typescript) from
+## the OpenAPI document into build/clients/, with the generators' default settings.
+clients: install node_modules/.installed
+	mkdir -p build/clients
+	$(BIN)/python manage.py spectacular --format openapi-json --file build/clients/openapi.json
+	node_modules/.bin/openapi-typescript build/clients/openapi.json -o build/clients/cskpi.d.ts
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/openapi-python-client generate --path build/clients/openapi.json \
+		--output-path build/clients/python --overwrite
+
 bench-ingest: install
 	$(BIN)/python bench/ingest.py
 
@@ -42,4 +56,4 @@ bench-freshness: install
 	$(BIN)/python bench/freshness.py
 
 clean:
-	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache
+	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache node_modules build

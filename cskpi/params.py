@@ -51,6 +51,8 @@ def list_parameters_schema(result, generator, request, public):
                         and parameter["schema"].get("type") != "array":
                     item = parameter["schema"]
                     item.pop("default", None)
+                    if len(item.get("allOf", ())) == 1:  # a bare reference: generators then type it (an enum)
+                        item = item["allOf"][0]
                     parameter["schema"] = {"type": "array", "items": item}
                     parameter["style"], parameter["explode"] = "form", True
                     parameter["description"] = (

@@ -8,11 +8,10 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 
-from django.http import Http404
 from rest_framework import renderers
-from rest_framework.exceptions import NotFound
 
 from cskpi.errors import InvalidInput
+from cskpi.params import FORMAT_PARAMETER
 
 CSV_MEDIA_TYPE = "text/csv"
 
@@ -45,13 +44,14 @@ class CsvRenderer(renderers.BaseRenderer):
 
 class CsvNegotiationMixin:
     def perform_content_negotiation(self, request, force=False):
-        try:
-            return super().perform_content_negotiation(request, force)
-        except (NotFound, Http404):  # ?format= names no renderer of this view
-            formats = ", ".join(r.format for r in self.get_renderers())
-            raise InvalidInput(f"format: use one of {formats}.", [
-                {"field": "format", "code": "invalid_choice", "message": f"Use one of {formats}."}
-            ]) from None
+        requested = request.query_params.getlist(FORMAT_PARAMETER)
+        formats = [r.format for r in self.get_renderers()]
+        if not force and (len(requested) > 1 or (requested and requested[0] not in formats)):
+            raise InvalidInput(f"format: give one of {', '.join(formats)}, once.", [
+                {"field": FORMAT_PARAMETER, "code": "invalid_choice",
+                 "message": f"Give one of {', '.join(formats)}, once."}
+            ])
+        return super().perform_content_negotiation(request, force)
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

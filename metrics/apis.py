@@ -37,6 +37,8 @@ class KpiSeriesApi(CsvNegotiationMixin, APIView):
     list_parameters = ("kpi", "department", "group_by", "agent", "channel")
 
     @extend_schema(
+        operation_id="metrics_get",
+        tags=["metrics"],
         summary="KPI values per period, per group, over a range (exact, from precomputed aggregates)",
         description=(
             "One result per KPI and group. `series` lists every period of the range in order, empty ones "
@@ -72,6 +74,8 @@ class KpiSeriesApi(CsvNegotiationMixin, APIView):
 
 class KpiCatalogApi(APIView):
     @extend_schema(
+        operation_id="kpis_list",
+        tags=["metrics"],
         summary="The KPI catalog: keys, labels (Accept-Language: en or vi), units, formulas",
         parameters=[OpenApiParameter("Accept-Language", str, OpenApiParameter.HEADER, required=False,
                                      enum=["en", "vi"], description="Language of `label`.")],
@@ -92,6 +96,8 @@ class KpiCatalogApi(APIView):
 
 class RecomputeStatusApi(APIView):
     @extend_schema(
+        operation_id="status_get",
+        tags=["metrics"],
         summary="Freshness: buckets waiting for recompute, the oldest waiting change, the last recompute",
         description="Scoped to the departments the caller holds a grant on (staff: all).",
         responses={200: RecomputeStatusSerializer, **standard_errors()},

@@ -40,6 +40,8 @@ def metrics_parameters(result, generator, request, public):
             parameter["schema"]["pattern"] = PARAMETER_PATTERNS[name]
         elif name == "kpi":
             parameter["schema"] = {"$ref": _REF + KPI_KEY_ENUM}
+        elif name == "granularity":  # the enum the answer's `granularity` uses
+            parameter["schema"] = {"allOf": [{"$ref": _REF + "GranularityEnum"}], "default": "day"}
         elif name == "group_by":
             parameter["schema"] = {"$ref": _REF + GROUP_DIMENSION_ENUM}
         elif name == "timezone":

@@ -58,6 +58,8 @@ CASES = [
     if mode is GenerationMode.POSITIVE or op.path_parameters or op.query or op.body
 ]
 
+# Query parameters documented as arrays (repeated, style form): /metrics and the record-list filters.
+LIST_PARAMETERS = frozenset({"kpi", "department", "group_by", "agent", "channel", "topic", "status", "kind"})
 _RECORD_PATH = re.compile(r"^/api/v1/(?P<plural>interactions|surveys|cashouts)$")
 _DETAIL_PATH = re.compile(r"^/api/v1/(?P<plural>interactions|surveys|cashouts)/\{source\}/\{external_id\}$")
 _DEPARTMENT_SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")  # what the schema allows and a department may be
@@ -143,12 +145,16 @@ def _dimension_not_shared(query: dict) -> bool:
     from metrics.catalog import KPIS
     from metrics.planner import kpi_dimensions_missing
 
-    if not isinstance(query.get("kpi"), str):
+    def values(name) -> list[str]:  # a list parameter (repeated), each value possibly a comma list
+        given = query.get(name, [])
+        given = given if isinstance(given, list) else [given]
+        return [part for value in given if isinstance(value, str) for part in value.split(",")]
+
+    if not values("kpi"):
         return False
-    dimensions = set(str(query.get("group_by", "")).split(",")) | {d for d in ("agent", "channel", "topic")
-                                                                    if query.get(d)}
+    dimensions = set(values("group_by")) | {d for d in ("agent", "channel", "topic") if query.get(d)}
     return any(kpi_dimensions_missing(kpi=KPIS[key], dimensions=dimensions)
-               for key in query["kpi"].split(",") if key in KPIS)
+               for key in values("kpi") if key in KPIS)
 
 
 @SCHEMA.hook
@@ -162,6 +168,10 @@ def filter_query(context, query):
     if not query:
         return True
     if any(value is None or value == [] for value in query.values()):
+        return False
+    # A list parameter drawn as a lone value (a string, a number): on the wire `agent=0.0` is the
+    # one-element list ["0.0"], so such a negative case is a valid request. Drop it.
+    if any(name in LIST_PARAMETERS and not isinstance(value, list) for name, value in query.items()):
         return False
     if _dimension_not_shared(query):
         return False
