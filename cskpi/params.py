@@ -16,20 +16,24 @@ def query_params_read(params: QueryDict, *, lists: Iterable[str]) -> dict[str, s
     """-> one string per parameter; a list parameter's repeated values joined with commas."""
     lists = frozenset(lists)
     out: dict[str, str] = {}
-    repeated = []
+    repeated, blank = [], []
     for name, values in params.lists():
         if name == FORMAT_PARAMETER:
             continue
         if name in lists:
+            if len(values) > 1 and "" in values:
+                blank.append(name)
             out[name] = ",".join(values)
         elif len(values) > 1:
             repeated.append(name)
         else:
             out[name] = values[0]
-    if repeated:
-        raise InvalidInput(f"Given more than once: {', '.join(repeated)}.", [
-            {"field": name, "code": "repeated_parameter",
-             "message": "This parameter takes one value; give it once."} for name in repeated
+    if repeated or blank:
+        raise InvalidInput(f"Given more than once: {', '.join(repeated)}." if repeated
+                           else f"An empty value in {', '.join(blank)}.", [
+            *({"field": name, "code": "repeated_parameter",
+               "message": "This parameter takes one value; give it once."} for name in repeated),
+            *({"field": name, "code": "blank", "message": "A repeated value may not be empty."} for name in blank),
         ])
     return out
 

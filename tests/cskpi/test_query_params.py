@@ -118,3 +118,11 @@ def test_record_list_single_parameter_twice_is_refused(stored, staff_client):
     response = _get(staff_client, "/api/v1/interactions", [("page_size", "1"), ("page_size", "2")])
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == "repeated_parameter"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/metrics", "/api/v1/interactions"])
+def test_an_empty_repeated_value_is_refused(traffic, staff_client, path):
+    response = _get(staff_client, path, [("kpi", "interactions"), ("channel", "chat"), ("channel", "")]
+                    if path.endswith("metrics") else [("channel", "chat"), ("channel", "")])
+    assert response.status_code == 400
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [("channel", "blank")]
