@@ -52,7 +52,7 @@ def _module(package, name: str):
     return importlib.import_module(f"{package.__name__}.{name}")
 
 
-def test_python_client_ingests_pages_and_reads_metrics(client_package, api_server):
+def test_python_client_ingests_pages_and_reads_metrics(client_package, api_server, request):
     m = _module(client_package, "models")
 
     def api(tag: str, operation: str):
@@ -65,6 +65,8 @@ def test_python_client_ingests_pages_and_reads_metrics(client_package, api_serve
     token = token_issue(user=user_grants_upsert(username="integrator", staff=True))
     client = client_package.AuthenticatedClient(base_url=api_server.url, token=token,
                                                 raise_on_unexpected_status=True)
+    # Close its keep-alive connection before the server stops (else a server thread outlives it).
+    request.addfinalizer(client.get_httpx_client().close)
 
     def at(hour: int, minute: int = 0) -> datetime:
         return datetime.fromisoformat(f"2026-05-04T{hour:02}:{minute:02}:00+07:00")

@@ -10,7 +10,8 @@ def test_metrics_endpoints_are_documented(anon_client):
     assert set(names) == {"kpi", "department", "start", "end", "granularity", "timezone", "group_by", "agent",
                           "channel", "topic", "compare", "format"}
     assert names["kpi"]["required"] is True
-    assert names["granularity"]["schema"]["enum"] == ["hour", "day", "week", "month", "total"]
+    assert names["granularity"]["schema"]["allOf"] == [{"$ref": "#/components/schemas/GranularityEnum"}]
+    assert schema["components"]["schemas"]["GranularityEnum"]["enum"] == ["hour", "day", "week", "month", "total"]
     assert {"200", "400", "401", "403"} <= set(metrics["responses"])
     for path in ("/api/v1/kpis", "/api/v1/status"):
         assert {"200", "401"} <= set(schema["paths"][path]["get"]["responses"])
@@ -20,7 +21,7 @@ def test_metrics_parameters_generate_typed_clients(anon_client):
     """KPI keys and group dimensions are enums read from the catalog; list parameters are exploded
     arrays; the time zone is a plain string (an enum of every IANA name breaks client generators)."""
     from metrics.catalog import KPIS
-    from metrics.selectors import GROUP_DIMENSIONS
+    from metrics.planner import GROUP_DIMENSIONS
 
     schema = anon_client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     names = {p["name"]: p for p in schema["paths"]["/api/v1/metrics"]["get"]["parameters"]}
