@@ -1,7 +1,7 @@
 """The fields of each record type, declared once.
 
-The fast batch validator (`ingestion.validation`), the OpenAPI input serializers
-(`ingestion.serializers`) and the CSV import all derive from these declarations, so what the API
+The fast batch validator (`ingestion.validation`), the OpenAPI input schemas (`ingestion.schema`),
+the list filters and the CSV import all derive from these declarations, so what the API
 accepts, what it documents and what the backfill accepts cannot drift apart.
 """
 
