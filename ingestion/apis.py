@@ -138,15 +138,26 @@ def _filter_item(field: FieldSpec) -> serializers.Field:
     return serializers.CharField(max_length=field.max_length, trim_whitespace=False, validators=[NO_NUL_VALIDATOR])
 
 
+# One filter value of a free-text or slug field, as a pattern: a parameter value is a comma list of them.
+_ONE_VALUE = {FieldType.STR: "[^\\x00,]{{1,{n}}}", FieldType.SLUG: "[a-z0-9][a-z0-9_-]{{0,{m}}}"}
+
+
+def _filter_value_schema(spec: RecordSpec, field: FieldSpec) -> dict:
+    """How one value of a list filter is documented: a choice as its enum; text and slugs as a comma list
+    of declared values (length limits per value, in the pattern)."""
+    if field.type not in _ONE_VALUE:
+        return {k: v for k, v in field_schema(spec, field).items() if k not in ("description", "example", "nullable")}
+    one = _ONE_VALUE[field.type].format(n=field.max_length, m=field.max_length - 1)
+    return {"type": "string", "pattern": f"^{one}(,{one})*$"}
+
+
 def _filter_serializer(plural: str) -> type[RecordFilterSerializer]:
     spec = RECORD_SPECS[plural]
     fields = {f.name: f for f in spec.fields}
     extra: dict = {}
     for name in RECORD_FILTERS[plural]:
-        value_schema = {k: v for k, v in field_schema(spec, fields[name]).items()
-                        if k not in ("description", "example", "nullable")}
         extra[name] = CommaListField(
-            item=_filter_item(fields[name]), value_schema=value_schema, required=False,
+            item=_filter_item(fields[name]), value_schema=_filter_value_schema(spec, fields[name]), required=False,
             help_text=("Only these values. " + ("Needs a manager or agent grant on the departments."
                                                 if name == "agent" else "")).strip(),
         )

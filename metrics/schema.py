@@ -9,8 +9,9 @@ _SLUG = "[-a-zA-Z0-9_]+"
 # A date (local midnight in `timezone`) or a datetime with an offset; a `+` decoded to a space counts.
 _MOMENT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+ -][0-9]{2}:[0-9]{2}))?$"
 
-# Filters: up to 200 comma-separated values (more is 400 too_many), no NUL (PostgreSQL refuses it).
-_FILTER = r"^[^\x00,]*(,[^\x00,]*){0,199}$"
+# Filters: up to 200 comma-separated values (more is 400 too_many), none empty, no NUL (PostgreSQL
+# refuses it). A repeated parameter's values are joined with commas (cskpi.params).
+_FILTER = r"^[^\x00,]+(,[^\x00,]+){0,199}$"
 
 PARAMETER_PATTERNS = {
     "agent": _FILTER,

@@ -89,7 +89,10 @@ ZONES = ("Asia/Ho_Chi_Minh", "Asia/Kolkata", "UTC", "America/New_York")
 
 
 def _real_zone(value):
-    return ZONES[sum(map(ord, value)) % len(ZONES)] if isinstance(value, str) and value else value
+    """Only a value the schema allows (1-64 characters) is replaced, so a negative case stays negative."""
+    if isinstance(value, str) and 1 <= len(value) <= 64:
+        return ZONES[sum(map(ord, value)) % len(ZONES)]
+    return value
 
 
 @SCHEMA.hook
