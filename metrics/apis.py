@@ -34,7 +34,7 @@ _SERIES_EXAMPLE = {
 
 class KpiSeriesApi(CsvNegotiationMixin, APIView):
     renderer_classes = [JSONRenderer, KpiSeriesCsvRenderer]
-    list_parameters = ("kpi", "department", "group_by", "agent", "channel")
+    list_parameters = ("kpi", "department", "group_by", "agent", "channel", "topic")
 
     @extend_schema(
         operation_id="metrics_get",

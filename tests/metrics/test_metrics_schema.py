@@ -29,7 +29,7 @@ def test_metrics_parameters_generate_typed_clients(anon_client):
     assert components["KpiKeyEnum"]["enum"] == list(KPIS)
     assert components["GroupDimensionEnum"]["enum"] == list(GROUP_DIMENSIONS)
     assert names["kpi"]["schema"] == {"type": "array", "items": {"$ref": "#/components/schemas/KpiKeyEnum"}}
-    for name in ("kpi", "department", "group_by", "agent", "channel"):
+    for name in ("kpi", "department", "group_by", "agent", "channel", "topic"):
         assert (names[name]["schema"]["type"], names[name]["style"], names[name]["explode"]) == ("array", "form", True)
     assert names["timezone"]["schema"] == {"type": "string", "minLength": 1, "maxLength": 64}
     assert components["KpiResult"]["properties"]["kpi"] == {"$ref": "#/components/schemas/KpiKeyEnum"}
