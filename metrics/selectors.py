@@ -35,7 +35,7 @@ def _states_read(*, query: KpiQuery, start: datetime, end: datetime, granularity
     for record_type, keys in by_type.items():
         measures = [MEASURES_BY_KEY[k] for k in keys]
         reads = [
-            measure_states_read(record_type=record_type, measures=measures, query=query, scope=scope, start=start,
+            measure_states_read(measures=measures, query=query, scope=scope, start=start,
                                 end=end, granularity=granularity, boundaries=boundaries)
             for scope in query.scopes
         ]

@@ -21,7 +21,6 @@ from django.utils import timezone
 from cskpi.models import Department
 from ingestion.choices import RecordType
 from ingestion.registry import RECORD_KINDS
-from metrics.catalog import MEASURES
 from metrics.cubes import (
     CUBES,
     DIMENSIONS,
@@ -31,7 +30,7 @@ from metrics.cubes import (
     local_midnight,
     merge_intervals,
 )
-from metrics.models import BUCKET_MODELS, DirtyBucket, RecomputeStamp
+from metrics.models import BUCKET_MODELS, CUBE_TABLES, CubeTable, DirtyBucket, RecomputeStamp
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +108,10 @@ def department_buckets_invalidate(*, department_id: int) -> None:
             # A recompute running now finishes first (its old-zone rows are deleted here); one that
             # starts later reads the new zone under the same lock.
             _recompute_lock(record_type=record_type, department_id=department_id)
-            BUCKET_MODELS[record_type].objects.filter(
-                department_id=department_id, cube__in=[c.key for c in CUBES if c.local_day]
-            ).delete()
+            for model in BUCKET_MODELS[record_type]:
+                model.objects.filter(
+                    department_id=department_id, cube__in=[c.key for c in CUBES if c.local_day]
+                ).delete()
             days = (
                 kind.model.objects.filter(department_id=department_id)
                 .annotate(day=BucketStart(F(kind.anchor), seconds=None, zone=department.timezone))
@@ -143,24 +143,27 @@ def cube_buckets_rebuild(*, record_type: str, department, intervals: list[tuple[
         spans = cube.spans(intervals, zone)
         for i in range(0, len(spans), _CHUNK_INTERVALS):
             chunk = spans[i:i + _CHUNK_INTERVALS]
-            _cube_rows_delete(record_type=record_type, cube=cube, department=department, spans=chunk)
-            _cube_rows_insert(record_type=record_type, cube=cube, department=department, spans=chunk)
+            for table in CUBE_TABLES[record_type]:
+                _cube_rows_delete(table=table, cube=cube, department=department, spans=chunk)
+                _cube_rows_insert(record_type=record_type, table=table, cube=cube, department=department,
+                                  spans=chunk)
 
 
 def _span_filter(field_name: str, spans) -> Q:
     return reduce(or_, (Q(**{f"{field_name}__gte": s, f"{field_name}__lt": e}) for s, e in spans))
 
 
-def _cube_rows_delete(*, record_type: str, cube: Cube, department, spans) -> None:
-    BUCKET_MODELS[record_type].objects.filter(cube=cube.key, department_id=department.id).filter(
+def _cube_rows_delete(*, table: CubeTable, cube: Cube, department, spans) -> None:
+    table.model.objects.filter(cube=cube.key, department_id=department.id).filter(
         _span_filter("bucket_start", spans)
     ).delete()
 
 
-def _cube_rows_insert(*, record_type: str, cube: Cube, department, spans) -> None:
-    """INSERT ... SELECT the cube's rows for `spans`: every measure's state per bucket × dimensions,
-    built from the raw records for the exact layer and merged from it for every other cube (each
-    measure's kind supplies the aggregate)."""
+def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, department, spans) -> None:
+    """INSERT ... SELECT one table's rows of the cube for `spans`: its measures' states per bucket ×
+    dimensions, built from the raw records for the exact layer and merged from it for every other
+    cube (each measure's kind supplies the aggregate). Every table of a record type holds the same
+    keys (a bucket with records but no duration has NULL sketches), so any KPI finds the same groups."""
     kind = RECORD_KINDS[record_type]
     raw_fields = {f.name for f in kind.model._meta.get_fields()}
 
@@ -170,12 +173,12 @@ def _cube_rows_insert(*, record_type: str, cube: Cube, department, spans) -> Non
             return Coalesce(F(name), Value(""), output_field=CharField())
         return Value("", output_field=CharField())
 
-    measures = MEASURES[record_type]
+    measures = table.measures
     if cube is EXACT_CUBE:
         source, anchor = kind.model.objects, kind.anchor
         states = {f"c_{m.key}": m.kind.build(m) for m in measures}
     else:
-        source, anchor = BUCKET_MODELS[record_type].objects.filter(cube=EXACT_CUBE.key), "bucket_start"
+        source, anchor = table.model.objects.filter(cube=EXACT_CUBE.key), "bucket_start"
         states = {f"c_{m.key}": m.kind.rollup(m) for m in measures}
     select = (
         source.filter(department_id=department.id).filter(_span_filter(anchor, spans))
@@ -189,12 +192,12 @@ def _cube_rows_insert(*, record_type: str, cube: Cube, department, spans) -> Non
     )
     sql, params = select.query.sql_with_params()
     qn = connection.ops.quote_name
-    table = BUCKET_MODELS[record_type]._meta.db_table
     columns = ", ".join(qn(m.key) for m in measures)
     values = ", ".join(f"s.{qn('c_' + m.key)}" for m in measures)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {qn(table)} (cube, department_id, bucket_start, {', '.join(DIMENSIONS)}, {columns}) "
+            f"INSERT INTO {qn(table.model._meta.db_table)} (cube, department_id, bucket_start, "
+            f"{', '.join(DIMENSIONS)}, {columns}) "
             f"SELECT %s, %s, s.k_bucket, {', '.join(f's.k_{d}' for d in DIMENSIONS)}, {values} FROM ({sql}) s",
             [cube.key, department.id, *params],
         )
@@ -370,10 +373,10 @@ def department_cubes_rebuild(*, department, since: datetime | None = None, chunk
         parked = parked.filter(quarter_start__gte=since)
     parked.delete()
     # Rows outside what the raw records cover are stale (e.g. the records moved elsewhere).
-    for record_type, model in BUCKET_MODELS.items():
+    for record_type, models in BUCKET_MODELS.items():
         with transaction.atomic():
             _recompute_lock(record_type=record_type, department_id=department.id)
-            for cube in CUBES:
+            for model, cube in ((m, c) for m in models for c in CUBES):
                 rows = model.objects.filter(department_id=department.id, cube=cube.key)
                 spans = cube.spans(covered.get(record_type, []), zone)
                 if since:

@@ -241,7 +241,8 @@ def two_departments(db):
 
 
 def _reset():
-    for model in (Interaction, SurveyResponse, Cashout, DirtyBucket, *BUCKET_MODELS.values()):
+    cube_models = [m for models in BUCKET_MODELS.values() for m in models]
+    for model in (Interaction, SurveyResponse, Cashout, DirtyBucket, *cube_models):
         model.objects.all().delete()
 
 
