@@ -8,7 +8,8 @@ The upsert is idempotent and safe against reordering and concurrency:
   they are classified; new keys are inserted with `ON CONFLICT DO NOTHING`, and a key another
   request inserted meanwhile is locked and classified again;
 - every created/updated record marks its quarter-hour (and, when an update moves it, the old one)
-  dirty in the same transaction; the recompute is kicked after commit.
+  in the change log (`ingestion.changes`) in the same transaction; whoever aggregates the records
+  listens to `record_changes_marked` (metrics kicks its recompute after commit).
 """
 
 import hashlib
@@ -24,11 +25,11 @@ from cskpi.access import Access
 from cskpi.db import pg_cursor
 from cskpi.errors import Forbidden, InvalidInput
 from cskpi.models import Department
+from ingestion.changes import record_changes_mark
 from ingestion.choices import UpsertResult
 from ingestion.fields import RecordSpec
 from ingestion.registry import RECORD_KINDS
 from ingestion.validation import batch_validator_get
-from metrics.services import dirty_buckets_mark, recompute_kick_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -226,8 +227,7 @@ def _upsert(table: _Table, rows: Sequence[dict], department_ids: set[int] | None
         raise OperationalError("could not settle concurrent inserts")
     _update(table, updates)
     if marks:
-        dirty_buckets_mark(record_type=table.record_type, marks=marks)
-        recompute_kick_on_commit()
+        record_changes_mark(record_type=table.record_type, marks=marks)
     return results
 
 
