@@ -28,7 +28,6 @@ from cskpi.models import Department
 from ingestion.changes import record_changes_mark
 from ingestion.choices import UpsertResult
 from ingestion.fields import RecordSpec
-from ingestion.registry import RECORD_KINDS
 from ingestion.validation import batch_validator_get
 
 logger = logging.getLogger(__name__)
@@ -88,17 +87,18 @@ class _Stored:
     department_id: int
     updated_at: datetime | None
     content_hash: str
-    anchor: datetime
+    place: tuple  # the values of the record type's time columns (anchor, or start and end)
 
 
 class _Table:
     """Column layout of one record table, computed once."""
 
     def __init__(self, spec: RecordSpec):
-        model = RECORD_KINDS[spec.record_type].model
+        model = spec.model
         self.name = model._meta.db_table
         self.record_type = spec.record_type
-        self.anchor = spec.anchor
+        self.time_columns = spec.time_columns
+        self.quarters_touched = spec.quarters_touched
         self.columns = [f.column for f in model._meta.concrete_fields if f.column != "id"]
         meta = {"department_id", "updated_at", "content_hash", "received_at"}
         derived = set(spec.derived(_probe_row(spec)).keys()) if spec.derived else set()
@@ -139,7 +139,9 @@ class _Table:
 
 def _probe_row(spec: RecordSpec) -> dict:
     moment = datetime(2000, 1, 1, tzinfo=UTC)
-    return {f.target: moment if f.type == "datetime" else None for f in spec.fields} | {spec.anchor: moment}
+    return {f.target: moment if f.type == "datetime" else None for f in spec.fields} | {
+        column: moment for column in spec.time_columns
+    }
 
 
 _TABLES: dict[str, _Table] = {}
@@ -209,14 +211,15 @@ def _upsert(table: _Table, rows: Sequence[dict], department_ids: set[int] | None
                 inserts.append(final)
                 continue
             if changed:
-                marks.append((current.department_id, current.anchor))
-                marks.append((final["department_id"], final[table.anchor]))
+                marks += _marks(table, current.department_id, current.place)
+                marks += _marks(table, final["department_id"], tuple(final[c] for c in table.time_columns))
             if final is not None:
                 updates.append(final | {"id": current.id})
         inserted = _insert(table, inserts)
         pending = sorted({(r["source"], r["external_id"]) for r in inserts} - inserted)
-        marks.extend((r["department_id"], r[table.anchor]) for r in inserts
-                     if (r["source"], r["external_id"]) in inserted)
+        for r in inserts:
+            if (r["source"], r["external_id"]) in inserted:
+                marks += _marks(table, r["department_id"], tuple(r[c] for c in table.time_columns))
         if not pending:
             break
         # Inserted by a concurrent request since our select: lock them and classify again.
@@ -229,6 +232,11 @@ def _upsert(table: _Table, rows: Sequence[dict], department_ids: set[int] | None
     if marks:
         record_changes_mark(record_type=table.record_type, marks=marks)
     return results
+
+
+def _marks(table: _Table, department_id: int, place: tuple) -> list[tuple[int, datetime]]:
+    """(department id, moment) per quarter-hour a record placed at `place` counts in."""
+    return [(department_id, moment) for moment in table.quarters_touched(place)]
 
 
 def _fold(current: _Stored | None, indexes: list[int], rows: Sequence[dict], results: list[str]):
@@ -293,7 +301,7 @@ def _select_for_update(table: _Table, keys: list[tuple[str, str]]) -> dict[tuple
     found: dict[tuple[str, str], _Stored] = {}
     if not keys:
         return found
-    columns = f"id, source, external_id, department_id, updated_at, content_hash, {table.anchor}"
+    columns = f"id, source, external_id, department_id, updated_at, content_hash, {', '.join(table.time_columns)}"
     if connection.vendor == "postgresql":
         with _pg_cursor() as cursor:
             # Locks are taken in key order, so two batches sharing keys cannot deadlock on them.
@@ -316,8 +324,9 @@ def _select_for_update(table: _Table, keys: list[tuple[str, str]]) -> dict[tuple
                     [part for key in chunk for part in key],
                 )
                 fetched.extend(cursor.fetchall())
-    for id_, source, external_id, department_id, updated_at, digest, anchor in fetched:
-        found[(source, external_id)] = _Stored(id_, department_id, _aware(updated_at), digest, _aware(anchor))
+    for id_, source, external_id, department_id, updated_at, digest, *place in fetched:
+        found[(source, external_id)] = _Stored(id_, department_id, _aware(updated_at), digest,
+                                               tuple(map(_aware, place)))
     return found
 
 

@@ -17,9 +17,8 @@ from django.utils import timezone
 
 from cskpi.models import Department
 from ingestion.changes import record_changes_mark
-from ingestion.choices import RecordType
+from ingestion.fields import SPEC_BY_TYPE as RECORD_KINDS
 from ingestion.models import RecordChange
-from ingestion.registry import RECORD_KINDS
 from metrics.catalog import MEASURES
 from metrics.cubes import (
     CUBES,
@@ -66,8 +65,8 @@ def department_buckets_invalidate(*, department_id: int) -> None:
 # --- recompute ------------------------------------------------------------------------------
 
 # First key of the PostgreSQL advisory lock that serialises recomputes of one record type of one
-# department (the second key is the department id).
-_LOCK_NAMESPACE = {RecordType.INTERACTION: 7_301, RecordType.SURVEY: 7_302, RecordType.CASHOUT: 7_303}
+# department (the second key is the department id), as each record type declares it.
+_LOCK_NAMESPACE = {record_type: spec.lock_namespace for record_type, spec in RECORD_KINDS.items()}
 _CHUNK_INTERVALS = 200
 
 

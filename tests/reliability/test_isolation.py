@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 from cskpi.models import Department
-from ingestion.models import Cashout, Interaction, RecordChange, SurveyResponse
+from ingestion.fields import RECORD_SPECS
+from ingestion.models import RecordChange
 from metrics.periods import Compare
 from tests.metrics.reference import empty_value, reference_kpi
 
@@ -36,8 +37,8 @@ AGENTS = (SHARED_AGENT, *(f"a-{short}" for *_, short in DEPARTMENTS), "a-nobody"
 CHANNELS = (SHARED_CHANNEL, *(f"ch-{short}" for *_, short in DEPARTMENTS), "email")
 ROLES = ("ingest", "agent", "viewer", "manager")
 LEVEL = {"ingest": 0, "agent": 1, "viewer": 2, "manager": 3}
-PLURALS = ("interactions", "surveys", "cashouts")
-MODELS = {"interactions": Interaction, "surveys": SurveyResponse, "cashouts": Cashout}
+PLURALS = tuple(RECORD_SPECS)
+MODELS = {plural: spec.model for plural, spec in RECORD_SPECS.items()}
 KPIS = ("interactions", "fcr_rate", "csat", "cashout_requests", "cashout_success_rate")
 RANGE_DAYS = ("2026-03-01", "2026-03-06")  # holds every record in every zone
 
