@@ -212,14 +212,12 @@ def _upsert(table: _Table, rows: Sequence[dict], department_ids: set[int] | None
                 continue
             if changed:
                 marks += _marks(table, current.department_id, current.place)
-                marks += _marks(table, final["department_id"], tuple(final[c] for c in table.time_columns))
+                marks += _row_marks(table, [final])
             if final is not None:
                 updates.append(final | {"id": current.id})
         inserted = _insert(table, inserts)
         pending = sorted({(r["source"], r["external_id"]) for r in inserts} - inserted)
-        for r in inserts:
-            if (r["source"], r["external_id"]) in inserted:
-                marks += _marks(table, r["department_id"], tuple(r[c] for c in table.time_columns))
+        marks += _row_marks(table, [r for r in inserts if (r["source"], r["external_id"]) in inserted])
         if not pending:
             break
         # Inserted by a concurrent request since our select: lock them and classify again.
@@ -237,6 +235,14 @@ def _upsert(table: _Table, rows: Sequence[dict], department_ids: set[int] | None
 def _marks(table: _Table, department_id: int, place: tuple) -> list[tuple[int, datetime]]:
     """(department id, moment) per quarter-hour a record placed at `place` counts in."""
     return [(department_id, moment) for moment in table.quarters_touched(place)]
+
+
+def _row_marks(table: _Table, rows: list[dict]) -> list[tuple[int, datetime]]:
+    if len(table.time_columns) == 1:  # a point in time: its anchor's quarter (the hot path, kept lean)
+        anchor = table.time_columns[0]
+        return [(r["department_id"], r[anchor]) for r in rows]
+    return [mark for r in rows
+            for mark in _marks(table, r["department_id"], tuple(r[c] for c in table.time_columns))]
 
 
 def _fold(current: _Stored | None, indexes: list[int], rows: Sequence[dict], results: list[str]):
