@@ -15,12 +15,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cskpi.access import request_access
+from cskpi.choices import ReadLevel
 from cskpi.errors import InvalidInput, PayloadTooLarge
 from cskpi.schema import error_response, standard_errors
-from ingestion.choices import SurveyKind
 from ingestion.fields import RECORD_SPECS, FieldSpec, FieldType, RecordSpec
 from ingestion.parsers import FastJSONParser
-from ingestion.selectors import RECORD_FILTERS, RecordQuery, record_get, record_list
+from ingestion.selectors import RecordQuery, record_get, record_list
 from ingestion.serializers import (
     INPUT_SERIALIZERS,
     NO_NUL_VALIDATOR,
@@ -90,35 +90,37 @@ class RecordFilterSerializer(serializers.Serializer):
         return attrs
 
 
-def _filter_serializer(plural: str) -> type[RecordFilterSerializer]:
-    spec = RECORD_SPECS[plural]
-    extra: dict = {}
-    for name in RECORD_FILTERS[plural]:
-        if name == "status":
-            choices = next(f.choices for f in spec.fields if f.name == "status")
-            extra[name] = serializers.ChoiceField(choices=list(choices), required=False)
-        elif name == "kind":
-            extra[name] = serializers.ChoiceField(choices=SurveyKind.values, required=False)
-        elif name == "channel":
-            extra[name] = serializers.CharField(required=False, max_length=32, trim_whitespace=False,
-                                                validators=[SLUG_VALIDATOR])
-        else:
-            extra[name] = serializers.CharField(required=False, max_length=128, trim_whitespace=False,
-                                                validators=[NO_NUL_VALIDATOR],
-                                                help_text="Needs a manager or agent grant on the departments.")
+def _filter_field(field: FieldSpec) -> serializers.Field:
+    """The query parameter of a filterable field: exact match, in the form the field is sent in."""
+    if field.type is FieldType.CHOICE:
+        return serializers.ChoiceField(choices=list(field.choices or ()), required=False)
+    if field.type is FieldType.SLUG:
+        return serializers.CharField(required=False, max_length=field.max_length, trim_whitespace=False,
+                                     validators=[SLUG_VALIDATOR])
+    if field.type is FieldType.STR:
+        return serializers.CharField(
+            required=False, max_length=field.max_length, trim_whitespace=False, validators=[NO_NUL_VALIDATOR],
+            help_text="Needs a manager or agent grant on the departments." if field.owner else "",
+        )
+    raise ValueError(f"{field.name}: a {field.type} field cannot be a record-list filter (yet)")
+
+
+def _filter_serializer(spec: RecordSpec) -> type[RecordFilterSerializer]:
+    extra = {field.name: _filter_field(field) for field in spec.filters}
     name = spec.record_type.value.capitalize()
     return type(f"{name}FilterSerializer", (RecordFilterSerializer,), extra)
 
 
-FILTER_SERIALIZERS = {plural: _filter_serializer(plural) for plural in RECORD_SPECS}
+FILTER_SERIALIZERS = {plural: _filter_serializer(spec) for plural, spec in RECORD_SPECS.items()}
 
 
-def _query(plural: str, request) -> RecordQuery:
-    params = FILTER_SERIALIZERS[plural](data=request.query_params.dict())
+def _query(spec: RecordSpec, request) -> RecordQuery:
+    params = FILTER_SERIALIZERS[spec.plural](data=request.query_params.dict())
     params.is_valid(raise_exception=True)
     values = dict(params.validated_data)
     departments = tuple(s.strip() for s in values.pop("department", "").split(",") if s.strip())
-    return RecordQuery(departments=departments, **values)
+    filters = {f.name: values.pop(f.name) for f in spec.filters if f.name in values}
+    return RecordQuery(departments=departments, filters=filters, **values)
 
 
 class RecordCollectionApi(APIView):
@@ -134,7 +136,7 @@ class RecordCollectionApi(APIView):
     def get(self, request):
         plural = self.spec.plural
         records, scopes, next_cursor = record_list(
-            spec=self.spec, access=request_access(request), query=_query(plural, request)
+            spec=self.spec, access=request_access(request), query=_query(self.spec, request)
         )
         next_url = None
         if next_cursor:
@@ -179,6 +181,22 @@ _BATCH_FORBIDDEN = error_response(
     [{"index": 1, "field": "department", "code": "permission_denied",
       "message": "No ingest grant on department 'cskh-hcm'."}],
 )
+
+
+def _listing_description(spec: RecordSpec) -> str:
+    """Who sees what of this record type, from the roles of its fields."""
+    hidden = [f"`{f.name}`" for f in spec.fields if f.redacted_below is not None and f.public]
+    viewers_miss = [f"`{f.name}`" for f in spec.fields
+                    if f.redacted_below is not None and f.redacted_below > ReadLevel.DEPARTMENT]
+    owner = next((f.name for f in spec.fields if f.owner), None)
+    return (
+        f"Ordered by `{spec.time}` then id. Managers and staff see everything of their departments"
+        + (f", {' and '.join(hidden)} included" if hidden else "")
+        + (f"; viewers see records with `{owner}` null" if owner else "; viewers see the records")
+        + (f" and no {' and '.join(viewers_miss)}" if viewers_miss else "")
+        + ("; agents see only their own records" if owner else f"; agents see no {spec.plural}")
+        + "; ingest-only callers read nothing."
+    )
 
 
 def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
@@ -226,15 +244,7 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
         operation_id=f"{plural}_list",
         tags=[tag],
         summary=f"List {plural} the caller may read, oldest anchor time first (cursor-paginated)",
-        description=(
-            f"Ordered by `{spec.anchor}` then id. Managers and staff see everything of their departments"
-            + (", amounts included" if plural == "cashouts" else "")
-            + "; viewers see records with `agent` null"
-            + (" and no `amount`" if plural == "cashouts" else "")
-            + "; agents see only their own records"
-            + (" (so no cashouts)" if plural == "cashouts" else "")
-            + "; ingest-only callers read nothing."
-        ),
+        description=_listing_description(spec),
         parameters=[FILTER_SERIALIZERS[plural]],
         responses={200: record_page_serializer(plural), **standard_errors(404)},
     )

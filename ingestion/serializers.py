@@ -5,10 +5,9 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from cskpi.choices import ReadLevel
 from ingestion.choices import UpsertResult
 from ingestion.currencies import ISO_4217_CODES
-from ingestion.fields import RECORD_SPECS, FieldSpec, FieldType, RecordSpec
+from ingestion.fields import RECORD_SPECS, SPEC_BY_MODEL, FieldSpec, FieldType, RecordSpec
 from ingestion.validation import (
     AMOUNT_INTEGER_MAX,
     AMOUNT_PATTERN,
@@ -187,11 +186,8 @@ class _RecordOutputBase(serializers.Serializer):
     def to_representation(self, instance):
         data = super().to_representation(instance)
         scope = self.context["scopes"][instance.department_id]
-        if not scope.sees_amounts:
-            data.pop("amount", None)
-        if scope.read_level == ReadLevel.DEPARTMENT and "agent" in data:
-            data["agent"] = None  # viewers see department-level data, no per-agent breakdown
-        return data
+        # The roles of the declared fields decide (amount for managers only, agent hidden from viewers).
+        return SPEC_BY_MODEL[type(instance)].redact(data, scope.read_level)
 
 
 _AGENT_DOC = "The sender's agent id; null for callers with a viewer grant (no per-agent data)."

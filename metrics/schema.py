@@ -1,6 +1,7 @@
 """OpenAPI post-processing for GET /api/v1/metrics: the parameters' forms, stated as the parser
 reads them (drf-spectacular only sees plain strings on the query serializer)."""
 
+from cskpi.validators import zone_names
 from metrics.catalog import KPIS
 from metrics.planner import GROUP_DIMENSIONS
 
@@ -26,8 +27,6 @@ PARAMETER_PATTERNS = {
 
 
 def metrics_parameters(result, generator, request, public):
-    from cskpi.validators import zone_names
-
     operation = result.get("paths", {}).get("/api/v1/metrics", {}).get("get")
     for parameter in (operation or {}).get("parameters", []):
         schema = parameter["schema"]

@@ -46,6 +46,7 @@ def test_list_and_detail_are_documented(schema):
     assert "404" in schema["paths"]["/api/v1/interactions/{source}/{external_id}"]["get"]["responses"]
 
 
-@pytest.mark.parametrize("component", ["InteractionInputRequest", "SurveyInputRequest", "CashoutInputRequest"])
+@pytest.mark.parametrize("component", [f"{spec.record_type.value.capitalize()}InputRequest"
+                                       for spec in RECORD_SPECS.values()])
 def test_record_inputs_are_closed(schema, component):
     assert schema["components"]["schemas"][component]["additionalProperties"] is False
