@@ -51,15 +51,15 @@ def main() -> None:
     from rest_framework.test import APIClient
 
     from cskpi.services import department_upsert, token_issue, user_grants_upsert
-    from ingestion.models import Interaction
-    from metrics.models import DirtyBucket
-    from metrics.services import KICK_FLAG, dirty_buckets_mark, recompute_kick_on_commit
+    from ingestion.changes import record_changes_mark
+    from ingestion.models import Interaction, RecordChange
+    from metrics.services import KICK_FLAG
 
     call_command("migrate", verbosity=0)
     probe = department_upsert(slug="fresh-probe", name="Freshness probe", timezone="Asia/Ho_Chi_Minh")
     load = [department_upsert(slug=f"bench-{i:02d}", timezone="Asia/Ho_Chi_Minh") for i in range(20)]
     Interaction.objects.filter(source="fresh").delete()
-    DirtyBucket.objects.all().delete()
+    RecordChange.objects.all().delete()
     cache.delete(KICK_FLAG)
     user = user_grants_upsert(username="fresh-viewer", grants=[("fresh-probe", "viewer")])
     token = token_issue(user=user)
@@ -116,8 +116,8 @@ def main() -> None:
                 ))
             with transaction.atomic():
                 Interaction.objects.bulk_create(rows)
-                dirty_buckets_mark(record_type="interaction", marks=[(r.department_id, r.created_at) for r in rows])
-                recompute_kick_on_commit()
+                # The marks kick the recompute after commit (metrics.receivers), as ingestion's do.
+                record_changes_mark(record_type="interaction", marks=[(r.department_id, r.created_at) for r in rows])
             committed.append(time.perf_counter())
         ingest_seconds = time.perf_counter() - started
         deadline = time.monotonic() + 60
@@ -140,7 +140,7 @@ def main() -> None:
 
     fresh = Interaction.objects.filter(source="fresh")
     with transaction.atomic():
-        dirty_buckets_mark(record_type="interaction", marks=list(fresh.values_list("department_id", "created_at")))
+        record_changes_mark(record_type="interaction", marks=list(fresh.values_list("department_id", "created_at")))
         fresh.delete()
     dirty_buckets_recompute(time_budget=600)
 

@@ -201,7 +201,7 @@ def profile_one_batch(token: str) -> None:
         (services, "_select_for_update", "SQL: SELECT ... FOR UPDATE"),
         (services, "_insert", "SQL: INSERT ... ON CONFLICT DO NOTHING"),
         (services, "_update", "SQL: UPDATE ... FROM unnest"),
-        (services, "dirty_buckets_mark", "SQL: dirty-bucket marks"),
+        (services, "record_changes_mark", "SQL: change-log marks"),
     ]
     originals = [(owner, name, timed(owner, name, label)) for owner, name, label in patched]
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_HOST="127.0.0.1")

@@ -52,8 +52,7 @@ GROUP BY 1 ORDER BY 1
 # What each cube holds, and how much of it the quantile sketches take.
 CUBE_BYTES = """
 SELECT cube, count(*), sum(pg_column_size(b.*)),
-       sum(coalesce(pg_column_size(first_response_seconds_sketch), 0) + coalesce(pg_column_size(resolution_seconds_sketch), 0)
-           + coalesce(pg_column_size(wait_seconds_sketch), 0) + coalesce(pg_column_size(handle_seconds_sketch), 0))
+       (SELECT sum(pg_column_size(s.*)) FROM metrics_interactionsketchbucket s WHERE s.cube = b.cube)
 FROM metrics_interactionbucket b GROUP BY cube ORDER BY 2
 """
 
@@ -105,16 +104,18 @@ def main() -> None:
         cursor.execute(CUBE_BYTES)
         cubes = cursor.fetchall()
         cursor.execute("SELECT pg_total_relation_size('ingestion_interaction'), "
-                       "pg_total_relation_size('metrics_interactionbucket')")
-        raw_bytes, cube_bytes = cursor.fetchone()
+                       "pg_total_relation_size('metrics_interactionbucket'), "
+                       "pg_total_relation_size('metrics_interactionsketchbucket')")
+        raw_bytes, cube_bytes, sketch_bytes_total = cursor.fetchone()
     total_cube = 0
-    print(f"  {'cube':<22} {'rows':>10} {'rollup':>8} {'row bytes':>10} {'sketch bytes':>13} {'sketch bytes/row':>17}")
+    print(f"  {'cube':<28} {'rows':>10} {'rollup':>8} {'count bytes':>12} {'sketch bytes':>13} {'sketch bytes/row':>17}")
     for cube, rows, row_bytes, sketch_bytes in cubes:
         total_cube += rows
-        print(f"  {cube:<22} {rows:>10,} {rows / raw:>8.4f} {row_bytes:>10,} {sketch_bytes:>13,} "
+        print(f"  {cube:<28} {rows:>10,} {rows / raw:>8.4f} {row_bytes:>12,} {sketch_bytes:>13,} "
               f"{sketch_bytes / rows:>17.1f}")
-    print(f"  all cubes: {total_cube:,} rows ({total_cube / raw:.3f} × raw); table with indexes "
-          f"{cube_bytes / 2**20:,.0f} MB, raw interactions with indexes {raw_bytes / 2**20:,.0f} MB")
+    print(f"  all cubes: {total_cube:,} rows ({total_cube / raw:.3f} × raw); with indexes: counts "
+          f"{cube_bytes / 2**20:,.0f} MB, sketches {sketch_bytes_total / 2**20:,.0f} MB; raw interactions "
+          f"with indexes {raw_bytes / 2**20:,.0f} MB")
 
     department = Department.objects.get(slug="bench-03")
     user = user_grants_upsert(username="bench-manager", grants=[(department.slug, "manager")])

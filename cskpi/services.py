@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from cskpi.choices import Role
 from cskpi.errors import Conflict
 from cskpi.models import ApiToken, Department, Grant
+from cskpi.signals import department_timezone_changed
 
 TOKEN_PREFIX = "csk_"
 
@@ -53,15 +54,9 @@ def department_upsert(*, slug: str, name: str | None = None, timezone: str | Non
         department.full_clean()
         department.save(update_fields=changed)
         if "timezone" in changed:
-            _department_timezone_changed(department)
+            # Day buckets are cut in the department's zone: their keeper rebuilds them in the new one.
+            department_timezone_changed.send(sender=Department, department=department)
     return department
-
-
-def _department_timezone_changed(department: Department) -> None:
-    # Day buckets are cut in the department's zone: they must be rebuilt in the new one.
-    from metrics.services import department_buckets_invalidate
-
-    department_buckets_invalidate(department_id=department.id)
 
 
 @transaction.atomic

@@ -29,9 +29,8 @@ from cskpi.renderers import CsvNegotiationMixin, CsvRenderer, csv_lines
 from cskpi.schema import CSV_FORMAT_PARAMETER, error_response, standard_errors
 from ingestion.fields import RECORD_SPECS, FieldSpec, FieldType, RecordSpec
 from ingestion.parsers import FastJSONParser
-from ingestion.registry import RECORD_KINDS
 from ingestion.schema import field_schema, record_batch_request, record_example
-from ingestion.selectors import RECORD_FILTERS, RecordQuery, record_get, record_list
+from ingestion.selectors import RecordQuery, record_get, record_list
 from ingestion.serializers import (
     NO_NUL_VALIDATOR,
     OUTPUT_SERIALIZERS,
@@ -151,30 +150,30 @@ def _filter_value_schema(spec: RecordSpec, field: FieldSpec) -> dict:
     return {"type": "string", "pattern": f"^{one}(,{one})*$"}
 
 
-def _filter_serializer(plural: str) -> type[RecordFilterSerializer]:
-    spec = RECORD_SPECS[plural]
-    fields = {f.name: f for f in spec.fields}
+def _filter_serializer(spec: RecordSpec) -> type[RecordFilterSerializer]:
     extra: dict = {}
-    for name in RECORD_FILTERS[plural]:
-        extra[name] = CommaListField(
-            item=_filter_item(fields[name]), value_schema=_filter_value_schema(spec, fields[name]), required=False,
+    for field in spec.filters:
+        extra[field.name] = CommaListField(
+            item=_filter_item(field), value_schema=_filter_value_schema(spec, field), required=False,
             help_text=("Only these values. " + ("Needs a manager or agent grant on the departments."
-                                                if name == "agent" else "")).strip(),
+                                                if field.owner else "")).strip(),
         )
     name = spec.record_type.value.capitalize()
     return type(f"{name}FilterSerializer", (RecordFilterSerializer,), extra)
 
 
-FILTER_SERIALIZERS = {plural: _filter_serializer(plural) for plural in RECORD_SPECS}
-LIST_PARAMETERS = ("department", "channel", "agent", "status", "kind")
+FILTER_SERIALIZERS = {plural: _filter_serializer(spec) for plural, spec in RECORD_SPECS.items()}
+# Parameters that take several values (repeated, or comma-separated): departments and every filter.
+LIST_PARAMETERS = ("department", *dict.fromkeys(f.name for spec in RECORD_SPECS.values() for f in spec.filters))
 
 
-def _query(plural: str, request) -> RecordQuery:
-    params = FILTER_SERIALIZERS[plural](data=query_params_read(request.query_params, lists=LIST_PARAMETERS))
+def _query(spec: RecordSpec, request) -> RecordQuery:
+    params = FILTER_SERIALIZERS[spec.plural](data=query_params_read(request.query_params, lists=LIST_PARAMETERS))
     params.is_valid(raise_exception=True)
     values = dict(params.validated_data)
     departments = tuple(s.strip() for s in values.pop("department", "").split(",") if s.strip())
-    return RecordQuery(departments=departments, **values)
+    filters = {f.name: values.pop(f.name) for f in spec.filters if f.name in values}
+    return RecordQuery(departments=departments, filters=filters, **values)
 
 
 class RecordCsvRenderer(CsvRenderer):
@@ -220,7 +219,7 @@ class RecordCollectionApi(CsvNegotiationMixin, APIView):
 
     def get(self, request):
         plural = self.spec.plural
-        access, query = request_access(request), _query(plural, request)
+        access, query = request_access(request), _query(self.spec, request)
         if self.wants_csv(request):
             query = replace(query, page_size=settings.CSKPI_MAX_PAGE_SIZE)
             first = record_list(spec=self.spec, access=access, query=query)  # refusals before streaming
@@ -252,7 +251,7 @@ def _output_example(spec: RecordSpec, item: dict) -> dict:
     """The example record as a manager reads it back: validated, derived and serialized like a stored one."""
     rows, _ = batch_validator_get(spec).validate([item], departments={item["department"]: 0})
     row = {column: value for column, value in rows[0].items() if column != "department"}  # the slug
-    record = RECORD_KINDS[spec.record_type].model(**row)
+    record = spec.model(**row)
     record.department_slug = item["department"]
     record.received_at = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)
     manager = SimpleNamespace(sees_amounts=True, read_level=ReadLevel.FULL)
@@ -276,6 +275,22 @@ _BATCH_FORBIDDEN = error_response(
     [{"index": 1, "field": "department", "code": "permission_denied",
       "message": "No ingest grant on department 'cskh-hcm'."}],
 )
+
+
+def _listing_description(spec: RecordSpec) -> str:
+    """Who sees what of this record type, from the roles of its fields."""
+    hidden = [f"`{f.name}`" for f in spec.fields if f.redacted_below is not None and f.public]
+    viewers_miss = [f"`{f.name}`" for f in spec.fields
+                    if f.redacted_below is not None and f.redacted_below > ReadLevel.DEPARTMENT]
+    owner = next((f.name for f in spec.fields if f.owner), None)
+    return (
+        f"Ordered by `{spec.time}` then id. Managers and staff see everything of their departments"
+        + (f", {' and '.join(hidden)} included" if hidden else "")
+        + (f"; viewers see records with `{owner}` null" if owner else "; viewers see the records")
+        + (f" and no {' and '.join(viewers_miss)}" if viewers_miss else "")
+        + ("; agents see only their own records" if owner else f"; agents see no {spec.plural}")
+        + "; ingest-only callers read nothing."
+    )
 
 
 def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
@@ -315,15 +330,7 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
         operation_id=f"{plural}_list",
         tags=[tag],
         summary=f"List {plural} the caller may read, oldest anchor time first (cursor-paginated)",
-        description=(
-            f"Ordered by `{spec.anchor}` then id. Managers and staff see everything of their departments"
-            + (", amounts included" if plural == "cashouts" else "")
-            + "; viewers see records with `agent` null"
-            + (" and no `amount`" if plural == "cashouts" else "")
-            + "; agents see only their own records"
-            + (" (so no cashouts)" if plural == "cashouts" else "")
-            + "; ingest-only callers read nothing."
-        ),
+        description=_listing_description(spec),
         parameters=[FILTER_SERIALIZERS[plural], CSV_FORMAT_PARAMETER],
         responses={(200, "application/json"): record_page_serializer(plural),
                    (200, "text/csv"): OpenApiTypes.STR, **standard_errors(404)},

@@ -1,15 +1,21 @@
-"""The fields of each record type, declared once.
+"""The record types, each declared once: model, time, fields with their roles, lock namespace.
 
-The fast batch validator (`ingestion.validation`), the OpenAPI input schemas (`ingestion.schema`),
-the list filters and the CSV import all derive from these declarations, so what the API
-accepts, what it documents and what the backfill accepts cannot drift apart.
+Everything that used to repeat a record type derives from its `RecordSpec`: the batch validator
+(`ingestion.validation`), the OpenAPI input schemas (`ingestion.schema`), the CSV/JSONL
+import, the upsert (table layout, change-log marks), the record-list filters and redaction
+(`ingestion.apis`, `ingestion.selectors`), the KPI engine's anchors and recompute locks
+(`metrics`), and the tests that loop over record types. docs/record-types.md says how to add one.
 """
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from django.db import models
+
+from cskpi.choices import ReadLevel
 from ingestion.choices import (
     DEFAULT_SOURCE,
     SURVEY_SCALES,
@@ -18,6 +24,7 @@ from ingestion.choices import (
     RecordType,
     SurveyKind,
 )
+from ingestion.models import Cashout, Interaction, SurveyResponse
 
 
 class FieldType(StrEnum):
@@ -46,6 +53,13 @@ class FieldSpec:
     choices: tuple[str, ...] | None = None
     min_value: int | None = None
     column: str | None = None  # model column when it differs from the public name
+    # --- roles ---
+    public: bool = True  # returned when records are read back (GET); False: accepted and stored only
+    filterable: bool = False  # an exact-match filter of the record list: GET /api/v1/<plural>?<name>=
+    dimension: bool = False  # KPIs group and filter by it (kept as a dimension of the cubes)
+    redacted_below: ReadLevel | None = None  # hidden from callers whose read level is below this
+    sensitive: bool = False  # personal or financial data: no error message or log line echoes it
+    owner: bool = False  # the agent the record belongs to: agent grants read only their own records
 
     @property
     def target(self) -> str:
@@ -56,17 +70,89 @@ class FieldSpec:
 Rule = Callable[[dict], Iterator[tuple[str, str, str]]]
 
 
+QUARTER = timedelta(minutes=15)
+
+
 @dataclass(frozen=True)
 class RecordSpec:
+    """One record type. A record sits at an instant (`anchor`) or spans time (`start`, `end`)."""
+
     record_type: RecordType
     plural: str  # URL segment and import command argument
-    anchor: str  # the column whose time places a record in a period
+    model: type[models.Model]
     fields: tuple[FieldSpec, ...]
+    # First key of the PostgreSQL advisory lock serialising the recompute of this record type's
+    # aggregates of one department (the second key is the department id); unique per record type.
+    lock_namespace: int
+    anchor: str | None = None  # the column whose time places a record in a period
+    start: str | None = None  # records that span time: the columns of the span (end null: ongoing)
+    end: str | None = None
     rules: tuple[Rule, ...] = field(default=())
     derived: Callable[[dict], dict] | None = None  # durations stored beside the timestamps
 
+    def __post_init__(self):
+        if (self.anchor is None) == (self.start is None) or (self.start is None) != (self.end is None):
+            raise ValueError(f"{self.plural}: declare either an anchor or a start and an end")
+        names = {f.target for f in self.fields}
+        missing = [c for c in (self.anchor, self.start, self.end) if c is not None and c not in names]
+        if missing:
+            raise ValueError(f"{self.plural}: no declared field {', '.join(missing)}")
+
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
+
+    def field_named(self, name: str) -> FieldSpec | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    @property
+    def time(self) -> str:
+        """The column that orders records in lists and that `start`/`end` filters apply to."""
+        return self.anchor or self.start  # type: ignore[return-value]
+
+    @property
+    def time_columns(self) -> tuple[str, ...]:
+        """The columns whose values place a stored record in the aggregates."""
+        return (self.anchor,) if self.anchor else (self.start, self.end)  # type: ignore[return-value]
+
+    def quarters_touched(self, times: tuple) -> list[datetime]:
+        """Moments, one per quarter-hour, that a record with these `time_columns` values counts in.
+
+        A point record counts in the quarter of its anchor; a span in every quarter from its start
+        to its end (an ongoing span, end null, only in its start's quarter until it ends).
+        """
+        if self.anchor:
+            return [times[0]]
+        start, end = times
+        moments, moment = [start], start + QUARTER
+        while end is not None and moment < end:
+            moments.append(moment)
+            moment += QUARTER
+        if end is not None and end > start:
+            moments.append(end - timedelta(microseconds=1))  # the quarter holding the span's last instant
+        return moments
+
+    @property
+    def filters(self) -> tuple[FieldSpec, ...]:
+        return tuple(f for f in self.fields if f.filterable)
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        return tuple(f.target for f in self.fields if f.dimension)
+
+    @property
+    def owner(self) -> str | None:
+        """The column naming the agent a record belongs to, if the type has one."""
+        return next((f.target for f in self.fields if f.owner), None)
+
+    def redact(self, data: dict, read_level: ReadLevel) -> dict:
+        """A record as read back (`data`, keyed by public name) as a caller at `read_level` may see it."""
+        for f in self.fields:
+            if not f.public or (f.redacted_below is not None and read_level < f.redacted_below):
+                data.pop(f.name, None)
+        owner = next((f.name for f in self.fields if f.owner), None)
+        if owner is not None and read_level == ReadLevel.DEPARTMENT and owner in data:
+            data[owner] = None  # viewers see department-level data, no per-agent breakdown
+        return data
 
 
 # --- shared fields ---------------------------------------------------------------------------
@@ -153,17 +239,22 @@ def _cashout_derived(row: dict) -> dict:
 INTERACTION = RecordSpec(
     record_type=RecordType.INTERACTION,
     plural="interactions",
+    model=Interaction,
+    lock_namespace=7_301,
     anchor="created_at",
     fields=(
         *_key_fields(),
         FieldSpec("channel", FieldType.SLUG, "Channel slug, e.g. phone, email, chat, facebook, zalo, web; "
-                  "new channels need no registration.", example="phone", required=True, max_length=32),
+                  "new channels need no registration.", example="phone", required=True, max_length=32,
+                  filterable=True, dimension=True),
         FieldSpec("agent", FieldType.STR, "The sender's agent id; agents need no registration.",
-                  example="agent-17", max_length=128),
-        FieldSpec("customer", FieldType.STR, "The sender's customer id.", example="C-88121", max_length=128),
+                  example="agent-17", max_length=128, filterable=True, dimension=True, owner=True),
+        FieldSpec("customer", FieldType.STR, "The sender's customer id.", example="C-88121", max_length=128,
+                  sensitive=True),
         FieldSpec("customer_region", FieldType.STR, "Customer region, e.g. a province.", example="Hà Nội",
                   max_length=128),
-        FieldSpec("topic", FieldType.STR, "Topic of the contact.", example="card-blocked", max_length=128),
+        FieldSpec("topic", FieldType.STR, "Topic of the contact.", example="card-blocked", max_length=128,
+                  dimension=True),
         FieldSpec("parent_external_id", FieldType.STR, "external_id of the parent ticket (same source).",
                   example="T-100200", max_length=128),
         FieldSpec("created_at", FieldType.DATETIME, "When the contact arrived; places it in a period.",
@@ -174,7 +265,7 @@ INTERACTION = RecordSpec(
                   "status is resolved.", example="2026-03-02T09:20:00+07:00"),
         FieldSpec("status", FieldType.CHOICE, "open | pending | resolved | abandoned | missed. abandoned and "
                   "missed contacts have no first_response_at.", example="resolved", required=True,
-                  choices=tuple(InteractionStatus.values)),
+                  choices=tuple(InteractionStatus.values), filterable=True),
         FieldSpec("wait_seconds", FieldType.DURATION, "Seconds queued before an agent took it (>= 0).",
                   example=42),
         FieldSpec("handle_seconds", FieldType.DURATION, "Talk + hold + after-contact work in seconds (>= 0).",
@@ -191,21 +282,28 @@ INTERACTION = RecordSpec(
 SURVEY = RecordSpec(
     record_type=RecordType.SURVEY,
     plural="surveys",
+    model=SurveyResponse,
+    lock_namespace=7_302,
     anchor="submitted_at",
     fields=(
         *_key_fields(),
         FieldSpec("kind", FieldType.CHOICE, "csat (1-5) | nps (0-10) | ces (1-7): whole numbers; qa (0-100): "
-                  "any number.", example="csat", required=True, choices=tuple(SurveyKind.values)),
+                  "any number.", example="csat", required=True, choices=tuple(SurveyKind.values),
+                  filterable=True),
         FieldSpec("score", FieldType.SCORE, "The score, within the scale of its kind.", example=5,
                   required=True),
         FieldSpec("submitted_at", FieldType.DATETIME, "When the response was given; places it in a period.",
                   example="2026-03-02T10:00:00+07:00", required=True),
         FieldSpec("interaction", FieldType.STR, "external_id of the interaction it rates (same source).",
                   example="T-100234", max_length=128, column="interaction_external_id"),
-        FieldSpec("agent", FieldType.STR, "The sender's agent id.", example="agent-17", max_length=128),
-        FieldSpec("customer", FieldType.STR, "The sender's customer id.", example="C-88121", max_length=128),
-        FieldSpec("channel", FieldType.SLUG, "Channel slug.", example="chat", max_length=32),
-        FieldSpec("comment", FieldType.STR, "Free-text comment.", example="Nhanh và lịch sự.", max_length=4000),
+        FieldSpec("agent", FieldType.STR, "The sender's agent id.", example="agent-17", max_length=128,
+                  filterable=True, dimension=True, owner=True),
+        FieldSpec("customer", FieldType.STR, "The sender's customer id.", example="C-88121", max_length=128,
+                  sensitive=True),
+        FieldSpec("channel", FieldType.SLUG, "Channel slug.", example="chat", max_length=32, filterable=True,
+                  dimension=True),
+        FieldSpec("comment", FieldType.STR, "Free-text comment.", example="Nhanh và lịch sự.", max_length=4000,
+                  sensitive=True),
     ),
     rules=(_survey_scale,),
 )
@@ -213,15 +311,19 @@ SURVEY = RecordSpec(
 CASHOUT = RecordSpec(
     record_type=RecordType.CASHOUT,
     plural="cashouts",
+    model=Cashout,
+    lock_namespace=7_303,
     anchor="requested_at",
     fields=(
         *_key_fields(),
-        FieldSpec("customer", FieldType.STR, "The sender's customer id.", example="C-88121", max_length=128),
+        FieldSpec("customer", FieldType.STR, "The sender's customer id.", example="C-88121", max_length=128,
+                  sensitive=True),
         FieldSpec("amount", FieldType.DECIMAL, "Amount as a decimal string (or an integer) > 0, at most 6 "
                   "decimals; floats are refused (they lose precision). Shown to managers and staff only.",
-                  example="1500000.00", required=True),
+                  example="1500000.00", required=True, redacted_below=ReadLevel.FULL, sensitive=True),
         FieldSpec("currency", FieldType.CURRENCY, "ISO 4217 code, uppercase.", example="VND", required=True),
-        FieldSpec("channel", FieldType.SLUG, "Channel slug.", example="app", max_length=32),
+        FieldSpec("channel", FieldType.SLUG, "Channel slug.", example="app", max_length=32, filterable=True,
+                  dimension=True),
         FieldSpec("requested_at", FieldType.DATETIME, "When the customer asked; places it in a period.",
                   example="2026-03-02T11:00:00+07:00", required=True),
         FieldSpec("first_response_at", FieldType.DATETIME, "First answer to the customer (>= requested_at).",
@@ -229,7 +331,7 @@ CASHOUT = RecordSpec(
         FieldSpec("completed_at", FieldType.DATETIME, "When it succeeded or failed (>= requested_at); given "
                   "exactly when status is succeeded or failed.", example="2026-03-02T11:04:00+07:00"),
         FieldSpec("status", FieldType.CHOICE, "pending | processing | succeeded | failed.",
-                  example="succeeded", required=True, choices=tuple(CashoutStatus.values)),
+                  example="succeeded", required=True, choices=tuple(CashoutStatus.values), filterable=True),
         FieldSpec("failure_reason", FieldType.STR, "Why it failed; only with status failed.",
                   example="bank_timeout", max_length=255),
     ),
@@ -237,5 +339,7 @@ CASHOUT = RecordSpec(
     derived=_cashout_derived,
 )
 
+# Every record type, in one place: the rest of the code and the tests iterate these.
 RECORD_SPECS: dict[str, RecordSpec] = {spec.plural: spec for spec in (INTERACTION, SURVEY, CASHOUT)}
 SPEC_BY_TYPE: dict[str, RecordSpec] = {spec.record_type: spec for spec in RECORD_SPECS.values()}
+SPEC_BY_MODEL: dict[type[models.Model], RecordSpec] = {spec.model: spec for spec in RECORD_SPECS.values()}

@@ -7,7 +7,7 @@ SUM on every database; they are written by the upsert service from the same payl
 from django.db import models
 
 from cskpi.models import Department
-from ingestion.choices import CashoutStatus, InteractionStatus, SurveyKind
+from ingestion.choices import CashoutStatus, InteractionStatus, RecordType, SurveyKind
 
 
 class RecordBase(models.Model):
@@ -82,3 +82,31 @@ class Cashout(RecordBase):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["source", "external_id"], name="cashout_key")]
         indexes = [models.Index(fields=["department", "requested_at"], name="cashout_dept_time")]
+
+
+class RecordChange(models.Model):
+    """The change log: a quarter-hour of one department's records of one type that changed.
+
+    Written by the upsert in the same transaction as the records (a lost broker message loses
+    nothing); read and cleared by whoever keeps aggregates of the records (metrics recomputes the
+    quarter, then deletes the row). `version` changes on every new mark: a consumer that handled
+    version v deletes the row only if it is still v. `claimed_until`, `attempts`, `failed_at` and
+    `last_error` are the consumer's lease and failure bookkeeping.
+    """
+
+    record_type = models.CharField(max_length=16, choices=RecordType.choices)
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="+")
+    quarter_start = models.DateTimeField(help_text="UTC start of the 15-minute bucket.")
+    version = models.BigIntegerField()
+    first_marked_at = models.DateTimeField()
+    marked_at = models.DateTimeField()
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["record_type", "department", "quarter_start"], name="record_change_key")
+        ]
+        indexes = [models.Index(fields=["first_marked_at"], name="record_change_age")]

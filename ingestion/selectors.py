@@ -2,7 +2,7 @@
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db.models import F, Q, QuerySet
@@ -11,26 +11,15 @@ from cskpi.access import Access, DepartmentAccess
 from cskpi.choices import ReadLevel
 from cskpi.errors import Forbidden, NotFoundError
 from ingestion.fields import RecordSpec
-from ingestion.registry import RECORD_KINDS
-
-# Filters each record type offers besides department and time range.
-RECORD_FILTERS: dict[str, tuple[str, ...]] = {
-    "interactions": ("channel", "agent", "status"),
-    "surveys": ("channel", "agent", "kind"),
-    "cashouts": ("channel", "status"),
-}
 
 
 @dataclass(frozen=True)
 class RecordQuery:
     departments: tuple[str, ...] = ()
-    start: datetime | None = None
+    start: datetime | None = None  # on the record type's time (its anchor, or the start of a span)
     end: datetime | None = None
-    # Filters: a record matches when its value is one of these (empty: no filter).
-    channel: tuple[str, ...] = ()
-    agent: tuple[str, ...] = ()
-    status: tuple[str, ...] = ()
-    kind: tuple[str, ...] = ()
+    # Public name -> the values a record may have (any of them; empty: no filter), of the filterable fields.
+    filters: dict[str, tuple[str, ...]] = field(default_factory=dict)
     cursor: str | None = None
     page_size: int = 100
 
@@ -52,19 +41,19 @@ def _scopes(*, access: Access, departments: tuple[str, ...]) -> list[DepartmentA
     return [access.get(slug) for slug in dict.fromkeys(departments)]
 
 
-def _scope_q(spec: RecordSpec, scopes: list[DepartmentAccess], has_agent: bool) -> Q:
+def _scope_q(spec: RecordSpec, scopes: list[DepartmentAccess]) -> Q:
     q = Q(pk__in=[])
+    owner = spec.owner
     for scope in scopes:
         if scope.read_level >= ReadLevel.DEPARTMENT:
             q |= Q(department_id=scope.department.id)
-        elif scope.read_level == ReadLevel.AGENT and has_agent and scope.agent:
-            q |= Q(department_id=scope.department.id, agent=scope.agent)
+        elif scope.read_level == ReadLevel.AGENT and owner and scope.agent:
+            q |= Q(department_id=scope.department.id, **{owner: scope.agent})
     return q
 
 
 def _queryset(spec: RecordSpec) -> QuerySet:
-    model = RECORD_KINDS[spec.record_type].model
-    return model.objects.annotate(department_slug=F("department__slug"))
+    return spec.model.objects.annotate(department_slug=F("department__slug"))
 
 
 def cursor_encode(anchor: datetime, pk: int) -> str:
@@ -89,26 +78,27 @@ def cursor_decode(cursor: str) -> tuple[datetime, int]:
 
 def record_list(*, spec: RecordSpec, access: Access, query: RecordQuery) -> tuple[list, dict, str | None]:
     """-> (one page of records, scopes by department id, cursor of the next page or None)."""
-    model = RECORD_KINDS[spec.record_type].model
-    has_agent = any(f.name == "agent" for f in model._meta.concrete_fields)
     scopes = _scopes(access=access, departments=query.departments)
-    if query.agent:
+    owner = next((f.name for f in spec.fields if f.owner), None)
+    if owner is not None and query.filters.get(owner):
         blind = [s.department.slug for s in scopes if s.read_level == ReadLevel.DEPARTMENT]
         if blind:
-            raise Forbidden("Filtering by agent needs a manager or agent grant.", [
-                {"field": "agent", "code": "permission_denied",
+            raise Forbidden(f"Filtering by {owner} needs a manager or agent grant.", [
+                {"field": owner, "code": "permission_denied",
                  "message": f"No per-agent access to {', '.join(blind)}."}
             ])
-    anchor = spec.anchor
-    queryset = _queryset(spec).filter(_scope_q(spec, scopes, has_agent))
+    anchor = spec.time
+    queryset = _queryset(spec).filter(_scope_q(spec, scopes))
     if query.start is not None:
         queryset = queryset.filter(**{f"{anchor}__gte": query.start})
     if query.end is not None:
         queryset = queryset.filter(**{f"{anchor}__lt": query.end})
-    for name in ("channel", "agent", "status", "kind"):
-        values = getattr(query, name)
-        if values:
-            queryset = queryset.filter(**{f"{name}__in": values})
+    for name, value in query.filters.items():
+        filterable = spec.field_named(name)
+        if filterable is None or not filterable.filterable:
+            raise ValueError(f"{name} is not a filter of {spec.plural}")  # the filter serializer allows none
+        if value:
+            queryset = queryset.filter(**{f"{filterable.target}__in": value})
     if query.cursor:
         moment, pk = cursor_decode(query.cursor)
         queryset = queryset.filter(Q(**{f"{anchor}__gt": moment}) | Q(**{anchor: moment, "pk__gt": pk}))
@@ -123,14 +113,12 @@ def record_list(*, spec: RecordSpec, access: Access, query: RecordQuery) -> tupl
 
 def record_get(*, spec: RecordSpec, access: Access, source: str, external_id: str):
     """-> (record, scopes) or (None, {}) when missing or not readable (indistinguishable)."""
-    model = RECORD_KINDS[spec.record_type].model
     if "\x00" in source or "\x00" in external_id:
         return None, {}  # no stored key holds a NUL (the validator refuses them; PostgreSQL cannot)
-    has_agent = any(f.name == "agent" for f in model._meta.concrete_fields)
     scopes = access.readable()
     record = (
         _queryset(spec)
-        .filter(_scope_q(spec, scopes, has_agent), source=source, external_id=external_id)
+        .filter(_scope_q(spec, scopes), source=source, external_id=external_id)
         .first()
     )
     if record is None:

@@ -6,9 +6,9 @@ their OpenAPI schema is derived from the declarations (ingestion.schema)."""
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-from cskpi.choices import ReadLevel
 from ingestion.choices import CashoutStatus, InteractionStatus, SurveyKind, UpsertResult
 from ingestion.currencies import ISO_4217_CHOICES
+from ingestion.fields import SPEC_BY_MODEL
 from ingestion.validation import NO_NUL_PATTERN, SLUG_PATTERN
 
 # Document the slug and text rules in the schema (`pattern`); the coercers enforce the same rules.
@@ -45,11 +45,8 @@ class _RecordOutputBase(serializers.Serializer):
     def to_representation(self, instance):
         data = super().to_representation(instance)
         scope = self.context["scopes"][instance.department_id]
-        if not scope.sees_amounts:
-            data.pop("amount", None)
-        if scope.read_level == ReadLevel.DEPARTMENT and "agent" in data:
-            data["agent"] = None  # viewers see department-level data, no per-agent breakdown
-        return data
+        # The roles of the declared fields decide (amount for managers only, agent hidden from viewers).
+        return SPEC_BY_MODEL[type(instance)].redact(data, scope.read_level)
 
 
 _AGENT_DOC = "The sender's agent id; null for callers with a viewer grant (no per-agent data)."

@@ -8,7 +8,8 @@ The upsert is idempotent and safe against reordering and concurrency:
   they are classified; new keys are inserted with `ON CONFLICT DO NOTHING`, and a key another
   request inserted meanwhile is locked and classified again;
 - every created/updated record marks its quarter-hour (and, when an update moves it, the old one)
-  dirty in the same transaction; the recompute is kicked after commit.
+  in the change log (`ingestion.changes`) in the same transaction; whoever aggregates the records
+  listens to `record_changes_marked` (metrics kicks its recompute after commit).
 """
 
 import hashlib
@@ -24,11 +25,10 @@ from cskpi.access import Access
 from cskpi.db import pg_cursor
 from cskpi.errors import Forbidden, InvalidInput
 from cskpi.models import Department
+from ingestion.changes import record_changes_mark
 from ingestion.choices import UpsertResult
 from ingestion.fields import RecordSpec
-from ingestion.registry import RECORD_KINDS
 from ingestion.validation import batch_validator_get
-from metrics.services import dirty_buckets_mark, recompute_kick_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -87,17 +87,18 @@ class _Stored:
     department_id: int
     updated_at: datetime | None
     content_hash: str
-    anchor: datetime
+    place: tuple  # the values of the record type's time columns (anchor, or start and end)
 
 
 class _Table:
     """Column layout of one record table, computed once."""
 
     def __init__(self, spec: RecordSpec):
-        model = RECORD_KINDS[spec.record_type].model
+        model = spec.model
         self.name = model._meta.db_table
         self.record_type = spec.record_type
-        self.anchor = spec.anchor
+        self.time_columns = spec.time_columns
+        self.quarters_touched = spec.quarters_touched
         self.columns = [f.column for f in model._meta.concrete_fields if f.column != "id"]
         meta = {"department_id", "updated_at", "content_hash", "received_at"}
         derived = set(spec.derived(_probe_row(spec)).keys()) if spec.derived else set()
@@ -138,7 +139,9 @@ class _Table:
 
 def _probe_row(spec: RecordSpec) -> dict:
     moment = datetime(2000, 1, 1, tzinfo=UTC)
-    return {f.target: moment if f.type == "datetime" else None for f in spec.fields} | {spec.anchor: moment}
+    return {f.target: moment if f.type == "datetime" else None for f in spec.fields} | {
+        column: moment for column in spec.time_columns
+    }
 
 
 _TABLES: dict[str, _Table] = {}
@@ -208,14 +211,13 @@ def _upsert(table: _Table, rows: Sequence[dict], department_ids: set[int] | None
                 inserts.append(final)
                 continue
             if changed:
-                marks.append((current.department_id, current.anchor))
-                marks.append((final["department_id"], final[table.anchor]))
+                marks += _marks(table, current.department_id, current.place)
+                marks += _row_marks(table, [final])
             if final is not None:
                 updates.append(final | {"id": current.id})
         inserted = _insert(table, inserts)
         pending = sorted({(r["source"], r["external_id"]) for r in inserts} - inserted)
-        marks.extend((r["department_id"], r[table.anchor]) for r in inserts
-                     if (r["source"], r["external_id"]) in inserted)
+        marks += _row_marks(table, [r for r in inserts if (r["source"], r["external_id"]) in inserted])
         if not pending:
             break
         # Inserted by a concurrent request since our select: lock them and classify again.
@@ -226,9 +228,21 @@ def _upsert(table: _Table, rows: Sequence[dict], department_ids: set[int] | None
         raise OperationalError("could not settle concurrent inserts")
     _update(table, updates)
     if marks:
-        dirty_buckets_mark(record_type=table.record_type, marks=marks)
-        recompute_kick_on_commit()
+        record_changes_mark(record_type=table.record_type, marks=marks)
     return results
+
+
+def _marks(table: _Table, department_id: int, place: tuple) -> list[tuple[int, datetime]]:
+    """(department id, moment) per quarter-hour a record placed at `place` counts in."""
+    return [(department_id, moment) for moment in table.quarters_touched(place)]
+
+
+def _row_marks(table: _Table, rows: list[dict]) -> list[tuple[int, datetime]]:
+    if len(table.time_columns) == 1:  # a point in time: its anchor's quarter (the hot path, kept lean)
+        anchor = table.time_columns[0]
+        return [(r["department_id"], r[anchor]) for r in rows]
+    return [mark for r in rows
+            for mark in _marks(table, r["department_id"], tuple(r[c] for c in table.time_columns))]
 
 
 def _fold(current: _Stored | None, indexes: list[int], rows: Sequence[dict], results: list[str]):
@@ -293,7 +307,7 @@ def _select_for_update(table: _Table, keys: list[tuple[str, str]]) -> dict[tuple
     found: dict[tuple[str, str], _Stored] = {}
     if not keys:
         return found
-    columns = f"id, source, external_id, department_id, updated_at, content_hash, {table.anchor}"
+    columns = f"id, source, external_id, department_id, updated_at, content_hash, {', '.join(table.time_columns)}"
     if connection.vendor == "postgresql":
         with _pg_cursor() as cursor:
             # Locks are taken in key order, so two batches sharing keys cannot deadlock on them.
@@ -316,8 +330,9 @@ def _select_for_update(table: _Table, keys: list[tuple[str, str]]) -> dict[tuple
                     [part for key in chunk for part in key],
                 )
                 fetched.extend(cursor.fetchall())
-    for id_, source, external_id, department_id, updated_at, digest, anchor in fetched:
-        found[(source, external_id)] = _Stored(id_, department_id, _aware(updated_at), digest, _aware(anchor))
+    for id_, source, external_id, department_id, updated_at, digest, *place in fetched:
+        found[(source, external_id)] = _Stored(id_, department_id, _aware(updated_at), digest,
+                                               tuple(map(_aware, place)))
     return found
 
 

@@ -1,12 +1,14 @@
 from django.apps import AppConfig
 from django.db.backends.signals import connection_created
 
+from cskpi.signals import department_timezone_changed, health_collected
+from ingestion.signals import record_changes_marked
+from metrics.cubes import sqlite_bucket_start, sqlite_local_part, sqlite_period_index
+from metrics.measures import SqliteSketchBuild, SqliteSketchMerge, sqlite_sketch_bin
+
 
 def _sqlite_functions(sender, connection, **kwargs):
     if connection.vendor == "sqlite":
-        from metrics.cubes import sqlite_bucket_start, sqlite_local_part, sqlite_period_index
-        from metrics.measures import SqliteSketchBuild, SqliteSketchMerge, sqlite_sketch_bin
-
         raw = connection.connection
         raw.create_function("cskpi_bucket_start", 3, sqlite_bucket_start, deterministic=True)
         raw.create_function("cskpi_period_index", 2, sqlite_period_index, deterministic=True)
@@ -21,4 +23,10 @@ class MetricsConfig(AppConfig):
     verbose_name = "Metrics: KPI aggregates"
 
     def ready(self):
+        # Django's way to connect receivers: their module uses models, importable only once apps are ready.
+        from metrics import receivers
+
         connection_created.connect(_sqlite_functions, dispatch_uid="metrics-sqlite-functions")
+        record_changes_marked.connect(receivers.recompute_kick_on_commit, dispatch_uid="metrics-recompute-kick")
+        department_timezone_changed.connect(receivers.department_zone_changed, dispatch_uid="metrics-zone-change")
+        health_collected.connect(receivers.recompute_backlog, dispatch_uid="metrics-recompute-backlog")

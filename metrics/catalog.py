@@ -12,6 +12,7 @@ from functools import cached_property
 from django.db.models import Q
 
 from ingestion.choices import CashoutStatus, InteractionStatus, RecordType, SurveyKind
+from ingestion.fields import SPEC_BY_TYPE
 from metrics.measures import COUNT, QUANTILE, SUM, Measure, sketch_quantile
 
 _I, _S, _C = RecordType.INTERACTION, RecordType.SURVEY, RecordType.CASHOUT
@@ -161,7 +162,8 @@ def quantile(sketch: str, q: float) -> Formula:
     return Formula("quantile", (sketch,), q)
 
 
-ANCHORS = {_I: "created_at", _S: "submitted_at", _C: "requested_at"}
+# The time that places a record in a period, as each record type declares it (ingestion.fields).
+ANCHORS = {record_type: spec.anchor for record_type, spec in SPEC_BY_TYPE.items() if spec.anchor}
 
 
 @dataclass(frozen=True)

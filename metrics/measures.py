@@ -58,6 +58,10 @@ class Measure:
 
 class MeasureKind(ABC):
     name: str
+    # Which cube table of the record type holds this kind's states ("": the main one, "sketch": the
+    # `<Type>SketchBucket` table). Sketches are wide: kept apart, so a query of counts and sums never
+    # reads their pages.
+    store: str = ""
 
     @abstractmethod
     def columns(self, measure: Measure) -> dict[str, models.Field]:
@@ -277,6 +281,7 @@ class Quantile(MeasureKind):
     """A mergeable quantile state (sparse histogram) of a duration field."""
 
     name = "quantile"
+    store = "sketch"
 
     def columns(self, measure):
         return {measure.key: SketchField(null=True, blank=True)}

@@ -1,35 +1,12 @@
+from dataclasses import dataclass
+
 from django.db import models
 
 from cskpi.models import Department
 from ingestion.choices import RecordType
 from metrics.catalog import MEASURES
 from metrics.cubes import CUBE_CHOICES
-
-
-class DirtyBucket(models.Model):
-    """A quarter-hour of one department's records that changed since its aggregates were computed.
-
-    Written by ingestion in the same transaction as the records (so a lost broker message loses
-    nothing), consumed by the recompute workers. `version` changes on every new mark: a worker that
-    recomputed version v deletes the row only if it is still v.
-    """
-
-    record_type = models.CharField(max_length=16, choices=RecordType.choices)
-    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="+")
-    quarter_start = models.DateTimeField(help_text="UTC start of the 15-minute bucket.")
-    version = models.BigIntegerField()
-    first_marked_at = models.DateTimeField()
-    marked_at = models.DateTimeField()
-    claimed_until = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    failed_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True, default="")
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["record_type", "department", "quarter_start"], name="dirty_bucket_key")
-        ]
-        indexes = [models.Index(fields=["first_marked_at"], name="dirty_bucket_age")]
+from metrics.measures import Measure
 
 
 class BucketBase(models.Model):
@@ -53,29 +30,49 @@ class BucketBase(models.Model):
         abstract = True
 
 
-def _bucket_model(name: str, record_type: str, doc: str) -> type[BucketBase]:
-    attrs = {
-        "__module__": __name__,
-        "__doc__": doc,
-        "Meta": type("Meta", (), {
-            "constraints": [models.UniqueConstraint(
-                fields=["department", "cube", "bucket_start", "agent", "channel", "topic"], name=f"{name.lower()}_key",
-            )],
-        }),
-    }
-    for measure in MEASURES[record_type]:
-        attrs.update(measure.columns)
-    return type(name, (BucketBase,), attrs)
+@dataclass(frozen=True)
+class CubeTable:
+    """One table of a record type's cubes: the measures whose kind stores its states there."""
+
+    model: type[BucketBase]
+    measures: tuple[Measure, ...]
 
 
-InteractionBucket = _bucket_model("InteractionBucket", RecordType.INTERACTION, "Interaction measures per bucket.")
-SurveyBucket = _bucket_model("SurveyBucket", RecordType.SURVEY, "Survey measures per bucket.")
-CashoutBucket = _bucket_model("CashoutBucket", RecordType.CASHOUT, "Cashout measures per bucket.")
+def _cube_tables(record_type: str, name: str) -> tuple[CubeTable, ...]:
+    tables = []
+    stores = dict.fromkeys(m.kind.store for m in MEASURES[record_type])
+    for store in stores:
+        measures = tuple(m for m in MEASURES[record_type] if m.kind.store == store)
+        model_name = f"{name}{store.capitalize()}Bucket"
+        attrs = {
+            "__module__": __name__,
+            "__doc__": f"{name} measures ({', '.join(m.key for m in measures)}) per bucket.",
+            "Meta": type("Meta", (), {
+                "constraints": [models.UniqueConstraint(
+                    fields=["department", "cube", "bucket_start", "agent", "channel", "topic"],
+                    name=f"{model_name.lower()}_key",
+                )],
+            }),
+        }
+        for measure in measures:
+            attrs.update(measure.columns)
+        tables.append(CubeTable(type(model_name, (BucketBase,), attrs), measures))
+    return tuple(tables)
 
-BUCKET_MODELS: dict[str, type[BucketBase]] = {
-    RecordType.INTERACTION: InteractionBucket,
-    RecordType.SURVEY: SurveyBucket,
-    RecordType.CASHOUT: CashoutBucket,
+
+# Per record type, its cube tables: counts and sums in one (narrow rows: most dashboards read only
+# these), quantile sketches in another (`<Type>SketchBucket`). Both have the same key; a bucket with no duration has no
+# sketch row.
+CUBE_TABLES: dict[str, tuple[CubeTable, ...]] = {
+    RecordType.INTERACTION: _cube_tables(RecordType.INTERACTION, "Interaction"),
+    RecordType.SURVEY: _cube_tables(RecordType.SURVEY, "Survey"),
+    RecordType.CASHOUT: _cube_tables(RecordType.CASHOUT, "Cashout"),
+}
+MEASURE_TABLES: dict[str, CubeTable] = {m.key: t for tables in CUBE_TABLES.values() for t in tables
+                                        for m in t.measures}
+InteractionBucket = CUBE_TABLES[RecordType.INTERACTION][0].model
+BUCKET_MODELS: dict[str, tuple[type[BucketBase], ...]] = {
+    record_type: tuple(t.model for t in tables) for record_type, tables in CUBE_TABLES.items()
 }
 
 

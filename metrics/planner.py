@@ -5,7 +5,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from cskpi.models import Department
-from ingestion.registry import RECORD_KINDS
+from ingestion.fields import SPEC_BY_TYPE as RECORD_KINDS
 from metrics.catalog import Kpi
 from metrics.cubes import AGENT, CHANNEL, CUBES, DIMENSIONS, TOPIC, Cube
 from metrics.periods import Granularity, boundaries_get

@@ -15,7 +15,7 @@ from django.db.models import F, QuerySet
 from cskpi.db import pg_cursor
 from metrics.cubes import DIMENSIONS, Cube, LocalPart, PeriodIndex
 from metrics.measures import Measure
-from metrics.models import BUCKET_MODELS
+from metrics.models import MEASURE_TABLES
 from metrics.periods import Granularity
 from metrics.planner import DEPARTMENT, TIME_DIMENSIONS, DepartmentScope, KpiQuery, scope_cube_choose
 
@@ -24,22 +24,36 @@ States = dict[str, object]  # measure key -> state
 Read = dict[GroupKey, dict[int, States]]  # group key -> period index -> states
 
 
-def measure_states_read(*, record_type: str, measures: list[Measure], query: KpiQuery, scope: DepartmentScope,
+def measure_states_read(*, measures: list[Measure], query: KpiQuery, scope: DepartmentScope,
                         start: datetime, end: datetime, granularity: str, boundaries: list[datetime]) -> Read:
     """Merged measure states per group and period index (0-based), for one department."""
     cube = scope_cube_choose(query=query, scope=scope, boundaries=boundaries, granularity=granularity)
+    out: Read = defaultdict(dict)
+    by_table: dict[type, list[Measure]] = defaultdict(list)
+    for measure in measures:
+        by_table[MEASURE_TABLES[measure.key].model].append(measure)
+    for model, table_measures in by_table.items():
+        _table_read(out, model=model, measures=table_measures, cube=cube, query=query, scope=scope, start=start,
+                    end=end, granularity=granularity, boundaries=boundaries)
+    return out
+
+
+def _table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query: KpiQuery,
+                scope: DepartmentScope, start: datetime, end: datetime, granularity: str,
+                boundaries: list[datetime]) -> None:
+    """Add one cube table's merged states to `out` (several tables: the same group and period gather
+    the states of each)."""
     dims = [d for d in query.group_by if d in DIMENSIONS or d in TIME_DIMENSIONS]
     series = granularity != Granularity.TOTAL
     names = (["k_period"] if series else []) + dims
     loads = [m.kind.load for m in measures]
     keys = [m.key for m in measures]
     if names:
-        fetched = _grouped_read(record_type=record_type, measures=measures, cube=cube, query=query, scope=scope,
+        fetched = _grouped_read(model=model, measures=measures, cube=cube, query=query, scope=scope,
                                 start=start, end=end, boundaries=boundaries, names=names)
     else:
-        rows = _cube_rows(record_type=record_type, cube=cube, query=query, scope=scope, start=start, end=end)
+        rows = _cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
         fetched = [tuple(rows.aggregate(**{f"s_{m.key}": m.kind.read(m) for m in measures}).values())]
-    out: Read = defaultdict(dict)
     offset = 1 if series else 0
     first_state = offset + len(dims)
     # Where each group_by entry comes from: a fetched dimension column, or the department itself.
@@ -49,16 +63,18 @@ def measure_states_read(*, record_type: str, measures: list[Measure], query: Kpi
         if not names and all(v is None for v in row):
             continue  # no rows at all
         key = tuple(slug if i is None else (None if row[i] == "" else row[i]) for i in key_parts)
-        # SQL grouped by (period, dimensions): each (key, period) arrives once.
-        out[key][row[0] - 1 if series else 0] = {
-            k: load(v) for k, load, v in zip(keys, loads, row[first_state:], strict=True)
-        }
-    return out
+        # SQL grouped by (period, dimensions): each (key, period) arrives once per table.
+        states = {k: load(v) for k, load, v in zip(keys, loads, row[first_state:], strict=True)}
+        period = row[0] - 1 if series else 0
+        if period in out[key]:
+            out[key][period].update(states)
+        else:
+            out[key][period] = states
 
 
-def _cube_rows(*, record_type: str, cube: Cube, query: KpiQuery, scope: DepartmentScope, start: datetime,
+def _cube_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, start: datetime,
                end: datetime) -> QuerySet:
-    rows = BUCKET_MODELS[record_type].objects.filter(
+    rows = model.objects.filter(
         cube=cube.key, department_id=scope.department.id, bucket_start__gte=start, bucket_start__lt=end
     )
     if scope.agent:
@@ -72,12 +88,12 @@ def _cube_rows(*, record_type: str, cube: Cube, query: KpiQuery, scope: Departme
     return rows
 
 
-def _grouped_read(*, record_type: str, measures: list[Measure], cube: Cube, query: KpiQuery,
+def _grouped_read(*, model, measures: list[Measure], cube: Cube, query: KpiQuery,
                   scope: DepartmentScope, start: datetime, end: datetime, boundaries: list[datetime],
                   names: list[str]) -> list[tuple]:
     """Rows of (period index?, dimensions..., merged states...) as the ORM's values_list gives them."""
     series = names[0] == "k_period"
-    db = router.db_for_read(BUCKET_MODELS[record_type])
+    db = router.db_for_read(model)
     connection = connections[db]
     ops = connection.ops
     params = [  # filter(**kwargs) sorts the keyword arguments: bucket_start, cube, department
@@ -88,11 +104,11 @@ def _grouped_read(*, record_type: str, measures: list[Measure], cube: Cube, quer
     params[:0] = [query.zone for d in names if d in TIME_DIMENSIONS]
     if series:
         params.insert(0, PeriodIndex.param(connection, tuple(boundaries)))
-    shape = (db, record_type, cube.key, tuple(m.key for m in measures), tuple(names), bool(scope.agent),
+    shape = (db, model._meta.db_table, cube.key, tuple(m.key for m in measures), tuple(names), bool(scope.agent),
              len(query.agents), len(query.channels), len(query.topics))
 
     def queryset() -> QuerySet:
-        rows = _cube_rows(record_type=record_type, cube=cube, query=query, scope=scope, start=start, end=end)
+        rows = _cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
         if series:
             rows = rows.annotate(k_period=PeriodIndex(F("bucket_start"), boundaries=boundaries))
         rows = rows.annotate(**{d: LocalPart(F("bucket_start"), part=d, zone=query.zone)

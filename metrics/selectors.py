@@ -14,8 +14,9 @@ from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from cskpi.access import Access
+from ingestion.models import RecordChange
 from metrics.catalog import KPIS, MEASURES_BY_KEY
-from metrics.models import DirtyBucket, RecomputeStamp
+from metrics.models import RecomputeStamp
 from metrics.periods import Granularity, boundaries_get, period_starts_iso, previous_range
 from metrics.planner import GROUP_DIMENSIONS, DepartmentScope, KpiQuery, query_plan
 from metrics.reader import GroupKey, Read, States, measure_states_read
@@ -35,7 +36,7 @@ def _states_read(*, query: KpiQuery, start: datetime, end: datetime, granularity
     for record_type, keys in by_type.items():
         measures = [MEASURES_BY_KEY[k] for k in keys]
         reads = [
-            measure_states_read(record_type=record_type, measures=measures, query=query, scope=scope, start=start,
+            measure_states_read(measures=measures, query=query, scope=scope, start=start,
                                 end=end, granularity=granularity, boundaries=boundaries)
             for scope in query.scopes
         ]
@@ -194,17 +195,17 @@ class _Scope:
 def recompute_status_get(*, access: Access) -> dict:
     """The recompute backlog and the last completed recompute, for the caller's departments."""
     scope = _Scope(None if access.is_staff else [a.department.id for a in access.by_slug.values()])
-    marks = scope.filter(DirtyBucket.objects.all()).aggregate(
+    marks = scope.filter(RecordChange.objects.all()).aggregate(
         pending=Count("id", filter=Q(failed_at__isnull=True)),
         failed=Count("id", filter=Q(failed_at__isnull=False)),
         oldest=Min("first_marked_at", filter=Q(failed_at__isnull=True)),
     )
     last = scope.filter(RecomputeStamp.objects.all()).order_by("-completed_at").first()
     last_error = (
-        scope.filter(DirtyBucket.objects.filter(failed_at__isnull=False))
+        scope.filter(RecordChange.objects.filter(failed_at__isnull=False))
         .order_by("-failed_at").values_list("last_error", flat=True).first()
     )
-    newest = scope.filter(DirtyBucket.objects.all()).aggregate(newest=Max("marked_at"))["newest"]
+    newest = scope.filter(RecordChange.objects.all()).aggregate(newest=Max("marked_at"))["newest"]
     return {
         "pending_buckets": marks["pending"],
         "failed_buckets": marks["failed"],

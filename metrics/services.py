@@ -1,27 +1,24 @@
-"""Writes of the KPI engine: marking changed buckets dirty, and recomputing them."""
+"""Writes of the KPI engine: recomputing the buckets ingestion's change log names, and rebuilding."""
 
 import logging
-import secrets
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import reduce
 from operator import or_
 from time import monotonic
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import CharField, F, Max, Min, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from cskpi.models import Department
-from ingestion.choices import RecordType
-from ingestion.registry import RECORD_KINDS
-from metrics.catalog import MEASURES
+from ingestion.changes import record_changes_mark
+from ingestion.fields import SPEC_BY_TYPE as RECORD_KINDS
+from ingestion.models import RecordChange
 from metrics.cubes import (
     CUBES,
     DIMENSIONS,
@@ -31,69 +28,12 @@ from metrics.cubes import (
     local_midnight,
     merge_intervals,
 )
-from metrics.models import BUCKET_MODELS, DirtyBucket, RecomputeStamp
+from metrics.models import BUCKET_MODELS, CUBE_TABLES, CubeTable, RecomputeStamp
 
 logger = logging.getLogger(__name__)
 
 QUARTER = timedelta(minutes=15)
-_QUARTER_SECONDS = 900
 KICK_FLAG = "metrics:recompute-queued"
-
-
-def quarter_floor(moment: datetime) -> datetime:
-    """The UTC start of the 15-minute bucket holding `moment` (aware)."""
-    ts = int(moment.timestamp()) // _QUARTER_SECONDS * _QUARTER_SECONDS
-    return datetime.fromtimestamp(ts, tz=UTC)
-
-
-def dirty_buckets_mark(*, record_type: str, marks: Iterable[tuple[int, datetime]]) -> int:
-    """Mark the quarter-hours holding these (department id, anchor time) pairs as needing recompute.
-
-    Call inside the transaction that changes the records, so the marks commit with them. A mark on
-    an already-dirty bucket gives it a new version (and clears any claim), so a worker that is
-    recomputing the old version leaves the row for another pass.
-    """
-    keys = {(department_id, quarter_floor(anchor)) for department_id, anchor in marks}
-    if not keys:
-        return 0
-    now = timezone.now()
-    version = secrets.randbits(62)
-    DirtyBucket.objects.bulk_create(
-        [
-            DirtyBucket(
-                record_type=record_type, department_id=department_id, quarter_start=quarter,
-                version=version, first_marked_at=now, marked_at=now,
-            )
-            for department_id, quarter in sorted(keys)
-        ],
-        update_conflicts=True,
-        unique_fields=["record_type", "department", "quarter_start"],
-        update_fields=["version", "marked_at", "claimed_until", "attempts", "failed_at", "last_error"],
-    )
-    return len(keys)
-
-
-def recompute_kick_on_commit() -> None:
-    """After the current transaction commits, get the dirty buckets recomputed.
-
-    In-process mode (no REDIS_URL) recomputes before the response returns. With a broker, one
-    task is queued for many requests (a short-lived cache flag coalesces them); if the broker is
-    down the marks are safe in the database and the beat sweep finds them later.
-    """
-    transaction.on_commit(_kick)
-
-
-def _kick() -> None:
-    from metrics import tasks
-
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        tasks.recompute_dirty_buckets.apply()
-        return
-    try:
-        if cache.add(KICK_FLAG, 1, timeout=30):
-            tasks.recompute_dirty_buckets.delay()
-    except Exception:  # noqa: BLE001 - broker or cache down: the sweep picks the marks up later
-        logger.warning("could not queue the recompute; the sweep will pick it up", exc_info=True)
 
 
 def department_buckets_invalidate(*, department_id: int) -> None:
@@ -109,23 +49,24 @@ def department_buckets_invalidate(*, department_id: int) -> None:
             # A recompute running now finishes first (its old-zone rows are deleted here); one that
             # starts later reads the new zone under the same lock.
             _recompute_lock(record_type=record_type, department_id=department_id)
-            BUCKET_MODELS[record_type].objects.filter(
-                department_id=department_id, cube__in=[c.key for c in CUBES if c.local_day]
-            ).delete()
+            for model in BUCKET_MODELS[record_type]:
+                model.objects.filter(
+                    department_id=department_id, cube__in=[c.key for c in CUBES if c.local_day]
+                ).delete()
             days = (
                 kind.model.objects.filter(department_id=department_id)
                 .annotate(day=BucketStart(F(kind.anchor), seconds=None, zone=department.timezone))
                 .values_list("day", flat=True).distinct().order_by()
             )
-            dirty_buckets_mark(record_type=record_type, marks=((department_id, day) for day in days.iterator()))
-        recompute_kick_on_commit()
+            # The marks announce themselves: the recompute is kicked after commit (metrics.receivers).
+            record_changes_mark(record_type=record_type, marks=((department_id, day) for day in days.iterator()))
 
 
 # --- recompute ------------------------------------------------------------------------------
 
 # First key of the PostgreSQL advisory lock that serialises recomputes of one record type of one
-# department (the second key is the department id).
-_LOCK_NAMESPACE = {RecordType.INTERACTION: 7_301, RecordType.SURVEY: 7_302, RecordType.CASHOUT: 7_303}
+# department (the second key is the department id), as each record type declares it.
+_LOCK_NAMESPACE = {record_type: spec.lock_namespace for record_type, spec in RECORD_KINDS.items()}
 _CHUNK_INTERVALS = 200
 
 
@@ -143,24 +84,27 @@ def cube_buckets_rebuild(*, record_type: str, department, intervals: list[tuple[
         spans = cube.spans(intervals, zone)
         for i in range(0, len(spans), _CHUNK_INTERVALS):
             chunk = spans[i:i + _CHUNK_INTERVALS]
-            _cube_rows_delete(record_type=record_type, cube=cube, department=department, spans=chunk)
-            _cube_rows_insert(record_type=record_type, cube=cube, department=department, spans=chunk)
+            for table in CUBE_TABLES[record_type]:
+                _cube_rows_delete(table=table, cube=cube, department=department, spans=chunk)
+                _cube_rows_insert(record_type=record_type, table=table, cube=cube, department=department,
+                                  spans=chunk)
 
 
 def _span_filter(field_name: str, spans) -> Q:
     return reduce(or_, (Q(**{f"{field_name}__gte": s, f"{field_name}__lt": e}) for s, e in spans))
 
 
-def _cube_rows_delete(*, record_type: str, cube: Cube, department, spans) -> None:
-    BUCKET_MODELS[record_type].objects.filter(cube=cube.key, department_id=department.id).filter(
+def _cube_rows_delete(*, table: CubeTable, cube: Cube, department, spans) -> None:
+    table.model.objects.filter(cube=cube.key, department_id=department.id).filter(
         _span_filter("bucket_start", spans)
     ).delete()
 
 
-def _cube_rows_insert(*, record_type: str, cube: Cube, department, spans) -> None:
-    """INSERT ... SELECT the cube's rows for `spans`: every measure's state per bucket × dimensions,
-    built from the raw records for the exact layer and merged from it for every other cube (each
-    measure's kind supplies the aggregate)."""
+def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, department, spans) -> None:
+    """INSERT ... SELECT one table's rows of the cube for `spans`: its measures' states per bucket ×
+    dimensions, built from the raw records for the exact layer and merged from it for every other
+    cube (each measure's kind supplies the aggregate). Every table of a record type holds the same
+    keys (a bucket with records but no duration has NULL sketches), so any KPI finds the same groups."""
     kind = RECORD_KINDS[record_type]
     raw_fields = {f.name for f in kind.model._meta.get_fields()}
 
@@ -170,12 +114,12 @@ def _cube_rows_insert(*, record_type: str, cube: Cube, department, spans) -> Non
             return Coalesce(F(name), Value(""), output_field=CharField())
         return Value("", output_field=CharField())
 
-    measures = MEASURES[record_type]
+    measures = table.measures
     if cube is EXACT_CUBE:
         source, anchor = kind.model.objects, kind.anchor
         states = {f"c_{m.key}": m.kind.build(m) for m in measures}
     else:
-        source, anchor = BUCKET_MODELS[record_type].objects.filter(cube=EXACT_CUBE.key), "bucket_start"
+        source, anchor = table.model.objects.filter(cube=EXACT_CUBE.key), "bucket_start"
         states = {f"c_{m.key}": m.kind.rollup(m) for m in measures}
     select = (
         source.filter(department_id=department.id).filter(_span_filter(anchor, spans))
@@ -189,12 +133,12 @@ def _cube_rows_insert(*, record_type: str, cube: Cube, department, spans) -> Non
     )
     sql, params = select.query.sql_with_params()
     qn = connection.ops.quote_name
-    table = BUCKET_MODELS[record_type]._meta.db_table
     columns = ", ".join(qn(m.key) for m in measures)
     values = ", ".join(f"s.{qn('c_' + m.key)}" for m in measures)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {qn(table)} (cube, department_id, bucket_start, {', '.join(DIMENSIONS)}, {columns}) "
+            f"INSERT INTO {qn(table.model._meta.db_table)} (cube, department_id, bucket_start, "
+            f"{', '.join(DIMENSIONS)}, {columns}) "
             f"SELECT %s, %s, s.k_bucket, {', '.join(f's.k_{d}' for d in DIMENSIONS)}, {values} FROM ({sql}) s",
             [cube.key, department.id, *params],
         )
@@ -254,13 +198,13 @@ def _dirty_buckets_claim(*, limit: int) -> list[dict]:
         # A lease that ran out after the last allowed attempt means every attempt died with its
         # worker (an exception would have parked it already): park it instead of claiming it
         # again, so a bucket that kills its worker cannot be redelivered forever.
-        lost = DirtyBucket.objects.filter(
+        lost = RecordChange.objects.filter(
             failed_at__isnull=True, claimed_until__lt=now, attempts__gte=settings.CSKPI_RECOMPUTE_MAX_ATTEMPTS
         )
         lost.filter(last_error="").update(failed_at=now, last_error=WORKER_LOST)
         lost.update(failed_at=now)
         ids = list(
-            DirtyBucket.objects.select_for_update(skip_locked=True)
+            RecordChange.objects.select_for_update(skip_locked=True)
             .filter(failed_at__isnull=True)
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
             .order_by("first_marked_at")
@@ -268,12 +212,12 @@ def _dirty_buckets_claim(*, limit: int) -> list[dict]:
         )
         if not ids:
             return []
-        DirtyBucket.objects.filter(id__in=ids).update(
+        RecordChange.objects.filter(id__in=ids).update(
             claimed_until=now + timedelta(seconds=settings.CSKPI_RECOMPUTE_LEASE_SECONDS),
             attempts=F("attempts") + 1,
         )
         return list(
-            DirtyBucket.objects.filter(id__in=ids).values(
+            RecordChange.objects.filter(id__in=ids).values(
                 "id", "version", "record_type", "department_id", "quarter_start", "attempts"
             )
         )
@@ -296,7 +240,7 @@ def _claims_recompute(*, record_type: str, department, claims: list[dict]) -> bo
             # Under the lock, the zone as committed now (a zone change takes the same lock).
             department.refresh_from_db(fields=["timezone"])
             cube_buckets_rebuild(record_type=record_type, department=department, intervals=intervals)
-            DirtyBucket.objects.filter(_claimed(claims)).delete()
+            RecordChange.objects.filter(_claimed(claims)).delete()
             RecomputeStamp.objects.bulk_create(
                 [RecomputeStamp(record_type=record_type, department=department, completed_at=timezone.now(),
                                 buckets=len(claims), duration_ms=(monotonic() - started) * 1000)],
@@ -316,11 +260,11 @@ def _claims_fail(*, claims: list[dict], error: str) -> None:
     exhausted = [c for c in claims if c["attempts"] >= limit]
     retry = [c for c in claims if c["attempts"] < limit]
     if exhausted:
-        DirtyBucket.objects.filter(_claimed(exhausted)).update(last_error=error, failed_at=now)
+        RecordChange.objects.filter(_claimed(exhausted)).update(last_error=error, failed_at=now)
     if retry:
         # Back off so a persistent error does not spin; a new mark clears the claim at once.
         backoff = min(2 ** max(c["attempts"] for c in retry), 300)
-        DirtyBucket.objects.filter(_claimed(retry)).update(
+        RecordChange.objects.filter(_claimed(retry)).update(
             last_error=error, claimed_until=now + timedelta(seconds=backoff)
         )
 
@@ -365,15 +309,15 @@ def department_cubes_rebuild(*, department, since: datetime | None = None, chunk
         if progress:
             progress(1)
     # The rebuild replaces what failed recomputes left behind: their parked marks are done with.
-    parked = DirtyBucket.objects.filter(department_id=department.id, failed_at__isnull=False)
+    parked = RecordChange.objects.filter(department_id=department.id, failed_at__isnull=False)
     if since:
         parked = parked.filter(quarter_start__gte=since)
     parked.delete()
     # Rows outside what the raw records cover are stale (e.g. the records moved elsewhere).
-    for record_type, model in BUCKET_MODELS.items():
+    for record_type, models in BUCKET_MODELS.items():
         with transaction.atomic():
             _recompute_lock(record_type=record_type, department_id=department.id)
-            for cube in CUBES:
+            for model, cube in ((m, c) for m in models for c in CUBES):
                 rows = model.objects.filter(department_id=department.id, cube=cube.key)
                 spans = cube.spans(covered.get(record_type, []), zone)
                 if since:

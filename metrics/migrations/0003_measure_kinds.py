@@ -7,6 +7,7 @@ the new columns of existing buckets are computed by the workers (the old columns
 
 import secrets
 
+import django.db.models.deletion
 from django.db import migrations, models
 
 import metrics.measures
@@ -112,16 +113,10 @@ class Migration(migrations.Migration):
         migrations.RenameField(model_name='cashoutbucket', old_name='proc_n', new_name='processed'),
         migrations.RenameField(model_name='cashoutbucket', old_name='resp_sum', new_name='response_seconds_sum'),
         migrations.RenameField(model_name='cashoutbucket', old_name='resp_n', new_name='responses'),
-        migrations.AddField(model_name='interactionbucket', name='first_response_seconds_sketch', field=metrics.measures.SketchField(blank=True, null=True)),
-        migrations.AddField(model_name='interactionbucket', name='resolution_seconds_sketch', field=metrics.measures.SketchField(blank=True, null=True)),
         migrations.AddField(model_name='interactionbucket', name='resolved_second_contact', field=models.BigIntegerField(default=0)),
         migrations.AddField(model_name='interactionbucket', name='resolved_third_contact', field=models.BigIntegerField(default=0)),
         migrations.AddField(model_name='interactionbucket', name='resolved_later_contact', field=models.BigIntegerField(default=0)),
         migrations.AddField(model_name='interactionbucket', name='unresolved', field=models.BigIntegerField(default=0)),
-        migrations.AddField(model_name='interactionbucket', name='wait_seconds_sketch', field=metrics.measures.SketchField(blank=True, null=True)),
-        migrations.AddField(model_name='interactionbucket', name='handle_seconds_sketch', field=metrics.measures.SketchField(blank=True, null=True)),
-        migrations.AddField(model_name='cashoutbucket', name='processing_seconds_sketch', field=metrics.measures.SketchField(blank=True, null=True)),
-        migrations.AddField(model_name='cashoutbucket', name='response_seconds_sketch', field=metrics.measures.SketchField(blank=True, null=True)),
         migrations.AlterField(model_name='interactionbucket', name='cube', field=models.CharField(choices=[('day', 'local day × department'), ('day_channel', 'local day × department × channel'), ('day_topic', 'local day × department × topic'), ('day_agent', 'local day × department × agent'), ('hour_channel', 'UTC hour × department × channel'), ('day_agent_channel', 'local day × department × agent × channel'), ('quarter_agent_channel_topic', 'UTC quarter-hour × department × agent × channel × topic')], max_length=32)),
         migrations.AlterField(model_name='surveybucket', name='cube', field=models.CharField(choices=[('day', 'local day × department'), ('day_channel', 'local day × department × channel'), ('day_topic', 'local day × department × topic'), ('day_agent', 'local day × department × agent'), ('hour_channel', 'UTC hour × department × channel'), ('day_agent_channel', 'local day × department × agent × channel'), ('quarter_agent_channel_topic', 'UTC quarter-hour × department × agent × channel × topic')], max_length=32)),
         migrations.AlterField(model_name='cashoutbucket', name='cube', field=models.CharField(choices=[('day', 'local day × department'), ('day_channel', 'local day × department × channel'), ('day_topic', 'local day × department × topic'), ('day_agent', 'local day × department × agent'), ('hour_channel', 'UTC hour × department × channel'), ('day_agent_channel', 'local day × department × agent × channel'), ('quarter_agent_channel_topic', 'UTC quarter-hour × department × agent × channel × topic')], max_length=32)),
@@ -134,6 +129,42 @@ class Migration(migrations.Migration):
         migrations.AddField(model_name='cashoutbucket', name='topic', field=models.CharField(blank=True, default='', max_length=128)),
         migrations.RemoveConstraint(model_name='cashoutbucket', name='cashoutbucket_key'),
         migrations.AddConstraint(model_name='cashoutbucket', constraint=models.UniqueConstraint(fields=('department', 'cube', 'bucket_start', 'agent', 'channel', 'topic'), name='cashoutbucket_key')),
+        migrations.CreateModel(
+            name='CashoutSketchBucket',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('cube', models.CharField(choices=[('day', 'local day × department'), ('day_channel', 'local day × department × channel'), ('day_topic', 'local day × department × topic'), ('day_agent', 'local day × department × agent'), ('hour_channel', 'UTC hour × department × channel'), ('day_agent_channel', 'local day × department × agent × channel'), ('quarter_agent_channel_topic', 'UTC quarter-hour × department × agent × channel × topic')], max_length=32)),
+                ('bucket_start', models.DateTimeField(help_text='UTC instant where the bucket starts.')),
+                ('agent', models.CharField(blank=True, default='', max_length=128)),
+                ('channel', models.CharField(blank=True, default='', max_length=32)),
+                ('topic', models.CharField(blank=True, default='', max_length=128)),
+                ('processing_seconds_sketch', metrics.measures.SketchField(blank=True, null=True)),
+                ('response_seconds_sketch', metrics.measures.SketchField(blank=True, null=True)),
+                ('department', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='cskpi.department')),
+            ],
+            options={
+                'constraints': [models.UniqueConstraint(fields=('department', 'cube', 'bucket_start', 'agent', 'channel', 'topic'), name='cashoutsketchbucket_key')],
+            },
+        ),
+        migrations.CreateModel(
+            name='InteractionSketchBucket',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('cube', models.CharField(choices=[('day', 'local day × department'), ('day_channel', 'local day × department × channel'), ('day_topic', 'local day × department × topic'), ('day_agent', 'local day × department × agent'), ('hour_channel', 'UTC hour × department × channel'), ('day_agent_channel', 'local day × department × agent × channel'), ('quarter_agent_channel_topic', 'UTC quarter-hour × department × agent × channel × topic')], max_length=32)),
+                ('bucket_start', models.DateTimeField(help_text='UTC instant where the bucket starts.')),
+                ('agent', models.CharField(blank=True, default='', max_length=128)),
+                ('channel', models.CharField(blank=True, default='', max_length=32)),
+                ('topic', models.CharField(blank=True, default='', max_length=128)),
+                ('first_response_seconds_sketch', metrics.measures.SketchField(blank=True, null=True)),
+                ('resolution_seconds_sketch', metrics.measures.SketchField(blank=True, null=True)),
+                ('wait_seconds_sketch', metrics.measures.SketchField(blank=True, null=True)),
+                ('handle_seconds_sketch', metrics.measures.SketchField(blank=True, null=True)),
+                ('department', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='cskpi.department')),
+            ],
+            options={
+                'constraints': [models.UniqueConstraint(fields=('department', 'cube', 'bucket_start', 'agent', 'channel', 'topic'), name='interactionsketchbucket_key')],
+            },
+        ),
         migrations.RunPython(cube_keys_rename, cube_keys_restore),
         migrations.RunPython(sketch_sql, sketch_sql_drop),
         migrations.RunPython(buckets_mark_all, migrations.RunPython.noop),

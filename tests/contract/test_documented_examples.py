@@ -98,16 +98,10 @@ def test_documented_call_answers_200(staff, url, csv):
     assert response["Content-Type"].startswith("text/csv" if csv else "application/json")
 
 
-# Links to pages announced but not written yet (docs/metrics.md names the record-type guide of the
-# engine refactor); remove an entry when its page lands.
-NOT_YET_WRITTEN = {("metrics.md", "record-types.md")}
-
-
 def test_documents_link_inside_the_repository():
     for document in DOCUMENTS:
         text = document.read_text()
         assert "../shared" not in text and "kpi-spec" not in text, document
         for target in re.findall(r"\]\(([^)#]+)", text):
             assert not target.startswith(("http://", "https://")), (document, target)
-            if (document.name, target) not in NOT_YET_WRITTEN:
-                assert (document.parent / target).exists(), (document, target)
+            assert (document.parent / target).exists(), (document, target)

@@ -31,7 +31,7 @@ from ingestion.services import record_batch_ingest
 from ingestion.validation import batch_validator_get
 from metrics.schema import PARAMETER_PATTERNS as METRICS_PATTERNS
 from tests.factories import DepartmentFactory
-from tests.ingestion.factories import cashout_payload, interaction_payload, survey_payload
+from tests.ingestion.factories import record_payload
 
 MAX_EXAMPLES = 60
 # The record POSTs have the largest input space (a batch of one of three record shapes).
@@ -60,8 +60,9 @@ CASES = [
 
 # Query parameters documented as arrays (repeated, style form): /metrics and the record-list filters.
 LIST_PARAMETERS = frozenset({"kpi", "department", "group_by", "agent", "channel", "topic", "status", "kind"})
-_RECORD_PATH = re.compile(r"^/api/v1/(?P<plural>interactions|surveys|cashouts)$")
-_DETAIL_PATH = re.compile(r"^/api/v1/(?P<plural>interactions|surveys|cashouts)/\{source\}/\{external_id\}$")
+_PLURALS = "|".join(RECORD_SPECS)
+_RECORD_PATH = re.compile(rf"^/api/v1/(?P<plural>{_PLURALS})$")
+_DETAIL_PATH = re.compile(rf"^/api/v1/(?P<plural>{_PLURALS})/\{{source\}}/\{{external_id\}}$")
 _DEPARTMENT_SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")  # what the schema allows and a department may be
 _DEPARTMENT_LIST = re.compile(r"[-a-zA-Z0-9_]+(,[-a-zA-Z0-9_]+)*")
 
@@ -209,11 +210,8 @@ def map_body(context, body):
 # --- references: a detail read names a stored record half of the time ------------------------------
 # The fixture stores one record of each type per department, so reads answer 200 with data (and
 # their response schema is checked). Keys: (source, "fuzz-<department>").
-STORED = {"interactions": interaction_payload, "surveys": survey_payload, "cashouts": cashout_payload}
-
-
 def _stored_items(plural: str) -> list[dict]:
-    return [STORED[plural](department, external_id=f"fuzz-{department}") for department in DEPARTMENTS]
+    return [record_payload(plural, department, external_id=f"fuzz-{department}") for department in DEPARTMENTS]
 
 
 @SCHEMA.hook
@@ -300,7 +298,7 @@ def staff_token(db):
     DepartmentFactory(slug="cskh-hn", timezone="Asia/Ho_Chi_Minh")
     DepartmentFactory(slug="cskh-del", timezone="Asia/Kolkata")
     user = user_grants_upsert(username="fuzz-staff", staff=True)
-    for plural in STORED:
+    for plural in RECORD_SPECS:
         record_batch_ingest(spec=RECORD_SPECS[plural], items=_stored_items(plural), access=access_get(user=user))
     return token_issue(user=user)
 

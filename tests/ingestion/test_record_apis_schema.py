@@ -60,7 +60,8 @@ def test_filters_are_repeatable_lists(schema, plural, lists):
             "$ref": f"#/components/schemas/{plural[:-1].capitalize()}StatusEnum"}
 
 
-@pytest.mark.parametrize("component", ["InteractionInput", "SurveyInput", "CashoutInput"])
+@pytest.mark.parametrize("component", [f"{spec.record_type.value.capitalize()}Input"
+                                       for spec in RECORD_SPECS.values()])
 def test_record_inputs_are_closed_and_flat(schema, component):
     item = schema["components"]["schemas"][component]
     assert item["additionalProperties"] is False

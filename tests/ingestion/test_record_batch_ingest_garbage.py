@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingestion.fields import RECORD_SPECS
-from tests.ingestion.factories import cashout_payload, interaction_payload, survey_payload
+from tests.ingestion.factories import record_payload
 
 pytestmark = pytest.mark.django_db
 
@@ -19,12 +19,11 @@ json_scalars = st.one_of(
 )
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3)
                            | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
-BASES = {"interactions": interaction_payload, "surveys": survey_payload, "cashouts": cashout_payload}
 
 
 @st.composite
 def mutated_items(draw, plural):
-    item = BASES[plural]()
+    item = record_payload(plural)
     names = RECORD_SPECS[plural].field_names() + ["extra"]
     for name in draw(st.lists(st.sampled_from(names), max_size=4)):
         if draw(st.booleans()):

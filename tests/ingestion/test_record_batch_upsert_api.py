@@ -8,8 +8,7 @@ from decimal import Decimal
 import pytest
 from django.test import override_settings
 
-from ingestion.models import Cashout, Interaction, SurveyResponse
-from metrics.models import DirtyBucket
+from ingestion.models import Cashout, Interaction, RecordChange, SurveyResponse
 from tests.ingestion.factories import cashout_payload, interaction_payload, survey_payload
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +25,7 @@ def counts(body):
 
 
 def marks():
-    return sorted((d.record_type, d.department.slug, d.quarter_start) for d in DirtyBucket.objects.all())
+    return sorted((d.record_type, d.department.slug, d.quarter_start) for d in RecordChange.objects.all())
 
 
 def q(hour, minute=0):
@@ -94,7 +93,7 @@ def test_same_external_id_from_two_sources_are_two_records(staff_client, departm
 def test_a_bad_item_rejects_the_whole_batch_and_writes_nothing(staff_client, department):
     existing = interaction_payload(external_id="KEEP")
     post(staff_client, URL, existing)
-    DirtyBucket.objects.all().delete()
+    RecordChange.objects.all().delete()
     good = interaction_payload()
     changed = {**existing, "topic": "would change"}
     response = post(staff_client, URL, [good, changed, interaction_payload(created_at="2026-03-02T09:00:00"),
@@ -105,7 +104,7 @@ def test_a_bad_item_rejects_the_whole_batch_and_writes_nothing(staff_client, dep
     assert [(e["index"], e["field"], e["code"]) for e in body["errors"]] == [
         (2, "created_at", "naive_datetime"), (3, "wait_seconds", "negative_duration")]
     assert list(Interaction.objects.values_list("external_id", "topic")) == [("KEEP", None)]
-    assert DirtyBucket.objects.count() == 0
+    assert RecordChange.objects.count() == 0
 
 
 def test_unknown_department_is_400_naming_it(staff_client, department):
@@ -207,7 +206,7 @@ def test_marks_new_and_old_buckets_and_a_move_between_departments(make_client, d
     assert len(callbacks) == 1  # the recompute is kicked after commit
     assert marks() == [("interaction", "cskh-hn", q(2))]
 
-    DirtyBucket.objects.all().delete()
+    RecordChange.objects.all().delete()
     moved = {**item, "department": "cskh-hcm", "created_at": "2026-03-02T09:31:00+07:00",
              "first_response_at": None, "resolved_at": None, "status": "open"}
     with django_capture_on_commit_callbacks(execute=False):
@@ -219,11 +218,11 @@ def test_marks_new_and_old_buckets_and_a_move_between_departments(make_client, d
 def test_unchanged_and_stale_mark_nothing(staff_client, department, django_capture_on_commit_callbacks):
     item = interaction_payload(updated_at="2026-03-02T10:00:00Z")
     post(staff_client, URL, item)
-    DirtyBucket.objects.all().delete()
+    RecordChange.objects.all().delete()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         body = post(staff_client, URL, [item, {**item, "topic": "x", "updated_at": "2026-03-02T09:00:00Z"}]).json()
     assert counts(body) == {"created": 0, "updated": 0, "unchanged": 1, "stale": 1}
-    assert DirtyBucket.objects.count() == 0
+    assert RecordChange.objects.count() == 0
     assert callbacks == []
 
 

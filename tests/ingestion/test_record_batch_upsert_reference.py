@@ -8,8 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingestion.models import Interaction
-from metrics.models import DirtyBucket
+from ingestion.models import Interaction, RecordChange
 
 pytestmark = pytest.mark.django_db
 
@@ -79,7 +78,7 @@ def test_stored_rows_equal_the_reference(staff_client, department, other_departm
     requests = requests + ([data.draw(st.permutations(replay))] if replay else [])
     reference = Reference()
     for batch in requests:
-        DirtyBucket.objects.all().delete()
+        RecordChange.objects.all().delete()
         before = dict(reference.rows)
         body = staff_client.post("/api/v1/interactions", [payload(v) for v in batch], format="json").json()
         results = [reference.apply(v) for v in batch]
@@ -87,7 +86,7 @@ def test_stored_rows_equal_the_reference(staff_client, department, other_departm
         # Marks: the bucket a changed record left and the one it is in now, nothing else.
         changed = {v["key"] for v, r in zip(batch, results, strict=True) if r in ("created", "updated")}
         expected = {bucket(reference.rows[k]) for k in changed} | {bucket(before[k]) for k in changed if k in before}
-        marked = {(d.department.slug, d.quarter_start) for d in DirtyBucket.objects.select_related("department")}
+        marked = {(d.department.slug, d.quarter_start) for d in RecordChange.objects.select_related("department")}
         assert marked == expected
     stored = {
         (r.source, r.external_id): (

@@ -14,7 +14,8 @@ from schemathesis.specs.openapi.converter import to_json_schema
 from ingestion.fields import RECORD_SPECS, FieldType
 from ingestion.schema import record_component_name, record_example
 from ingestion.validation import SLUG_PATTERN, batch_validator_get
-from tests.ingestion.test_record_batch_ingest_garbage import BASES, json_values, mutated_items
+from tests.ingestion.factories import record_payload
+from tests.ingestion.test_record_batch_ingest_garbage import json_values, mutated_items
 
 DEPARTMENTS = {"cskh-hn": 1, "cskh-hcm": 2}
 
@@ -112,7 +113,7 @@ _EDGE_VALUES = {
 @st.composite
 def edge_items(draw, plural):
     """A valid item with one or two fields set to a value at an edge of its declared type."""
-    item = BASES[plural]()
+    item = record_payload(plural)
     fields = RECORD_SPECS[plural].fields
     for field in draw(st.lists(st.sampled_from(fields), min_size=1, max_size=2, unique=True)):
         if field.type is FieldType.CHOICE:

@@ -9,9 +9,10 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from ingestion.changes import record_changes_mark
 from ingestion.choices import RecordType
 from ingestion.models import Cashout, Interaction, SurveyResponse
-from metrics.services import dirty_buckets_mark, dirty_buckets_recompute, recompute_kick_on_commit
+from metrics.services import dirty_buckets_recompute
 
 _ids = itertools.count(1)
 
@@ -69,8 +70,9 @@ RECORD_TYPE = {Interaction: RecordType.INTERACTION, SurveyResponse: RecordType.S
 
 def records_store(records, *, old_places=(), then: str | None = "recompute") -> None:
     """Save records (new or changed) and mark their buckets, plus `old_places` [(record, department_id,
-    anchor)] a change moved them away from, in one transaction; then recompute ("recompute": here and
-    now, as the eager task would; "kick": queue the task after commit, as ingestion does)."""
+    anchor)] a change moved them away from, in one transaction. The marks kick the recompute after
+    commit, as ingestion's do (metrics.receivers; a test inside the test transaction never commits);
+    "recompute" also recomputes here and now, as the eager task would."""
     with transaction.atomic():
         marks: dict = {}
         for record in records:
@@ -79,9 +81,7 @@ def records_store(records, *, old_places=(), then: str | None = "recompute") -> 
         for record, department_id, anchor in old_places:
             marks.setdefault(type(record), []).append((department_id, anchor))
         for model, pairs in marks.items():
-            dirty_buckets_mark(record_type=RECORD_TYPE[model], marks=pairs)
-        if then == "kick":
-            recompute_kick_on_commit()
+            record_changes_mark(record_type=RECORD_TYPE[model], marks=pairs)
     if then == "recompute":
         recompute_all()
 

@@ -9,11 +9,12 @@ from django.db import connection
 from django.utils import timezone
 
 from cskpi.services import department_upsert
-from ingestion.models import Interaction
+from ingestion.changes import quarter_floor, record_changes_mark
+from ingestion.models import Interaction, RecordChange
 from metrics import services
 from metrics.cubes import CUBES
-from metrics.models import BUCKET_MODELS, DirtyBucket, InteractionBucket, RecomputeStamp
-from metrics.services import dirty_buckets_mark, dirty_buckets_recompute, quarter_floor
+from metrics.models import BUCKET_MODELS, InteractionBucket, RecomputeStamp
+from metrics.services import dirty_buckets_recompute
 from tests.factories import DepartmentFactory
 from tests.metrics.records import cashout_build, interaction_build, records_store, survey_build
 from tests.reliability.aggregates import canonical
@@ -23,7 +24,7 @@ T0 = datetime(2026, 5, 4, 1, 7, tzinfo=UTC)
 
 def _cube_rows():
     rows = set()
-    for model in BUCKET_MODELS.values():
+    for model in (m for models in BUCKET_MODELS.values() for m in models):
         for row in model.objects.values():
             row.pop("id")
             rows.add(tuple(sorted((k, canonical(v)) for k, v in row.items())))
@@ -46,10 +47,10 @@ def _some_traffic(department, n=40):
 def test_recompute_is_idempotent_and_a_second_run_finds_nothing(department):
     records_store(_some_traffic(department))
     first = _cube_rows()
-    assert first and not DirtyBucket.objects.exists()
+    assert first and not RecordChange.objects.exists()
     assert dirty_buckets_recompute().buckets == 0
     # Mark everything again: the same rows come out.
-    dirty_buckets_mark(record_type="interaction",
+    record_changes_mark(record_type="interaction",
                        marks=[(department.id, r.created_at) for r in Interaction.objects.all()])
     assert dirty_buckets_recompute().buckets > 0
     assert _cube_rows() == first
@@ -76,14 +77,14 @@ def test_mark_arriving_during_a_recompute_survives_for_the_next_pass(department,
 
     def rebuild_with_a_concurrent_mark(**kwargs):
         original(**kwargs)
-        dirty_buckets_mark(record_type="interaction", marks=[(department.id, T0)])  # new version
+        record_changes_mark(record_type="interaction", marks=[(department.id, T0)])  # new version
 
     monkeypatch.setattr(services, "cube_buckets_rebuild", rebuild_with_a_concurrent_mark)
     dirty_buckets_recompute(time_budget=0)  # one batch
-    assert DirtyBucket.objects.count() == 1
+    assert RecordChange.objects.count() == 1
     monkeypatch.setattr(services, "cube_buckets_rebuild", original)
     dirty_buckets_recompute()
-    assert not DirtyBucket.objects.exists()
+    assert not RecordChange.objects.exists()
 
 
 @pytest.mark.django_db
@@ -97,14 +98,14 @@ def test_failures_are_retried_then_parked_and_shown_in_status(department, monkey
     monkeypatch.setattr(services, "cube_buckets_rebuild", broken)
     outcome = dirty_buckets_recompute()
     assert outcome.failed == 1 and outcome.buckets == 0
-    mark = DirtyBucket.objects.get()
+    mark = RecordChange.objects.get()
     assert mark.attempts == 1 and mark.failed_at is None and "disk on fire" in mark.last_error
     assert mark.claimed_until > timezone.now()  # backing off: not retried in a tight loop
-    DirtyBucket.objects.update(claimed_until=timezone.now() - timedelta(seconds=1))
+    RecordChange.objects.update(claimed_until=timezone.now() - timedelta(seconds=1))
     dirty_buckets_recompute()
     mark.refresh_from_db()
     assert mark.attempts == 2 and mark.failed_at is not None
-    DirtyBucket.objects.update(claimed_until=None)
+    RecordChange.objects.update(claimed_until=None)
     assert dirty_buckets_recompute().failed == 0  # parked: no endless loop
 
     status = make_client(grants=[(department.slug, "viewer")]).get("/api/v1/status").json()
@@ -114,17 +115,17 @@ def test_failures_are_retried_then_parked_and_shown_in_status(department, monkey
 
     # A new mark gives the bucket a fresh start.
     monkeypatch.undo()
-    dirty_buckets_mark(record_type="interaction", marks=[(department.id, T0)])
+    record_changes_mark(record_type="interaction", marks=[(department.id, T0)])
     assert dirty_buckets_recompute().buckets == 1
-    assert not DirtyBucket.objects.exists()
+    assert not RecordChange.objects.exists()
 
 
 @pytest.mark.django_db
 def test_timezone_change_recuts_the_day_cubes(department):
     records_store(_some_traffic(department))
     department_upsert(slug=department.slug, timezone="America/New_York")
-    assert not InteractionBucket.objects.filter(cube__in=["day_agent_channel", "day_channel", "day_agent", "day"]).exists()
-    assert DirtyBucket.objects.exists()
+    assert not InteractionBucket.objects.filter(cube__in=[c.key for c in CUBES if c.local_day]).exists()
+    assert RecordChange.objects.exists()
     dirty_buckets_recompute()
     after_invalidate = _cube_rows()
     call_command("rebuild_aggregates", "--no-progress")
@@ -182,7 +183,7 @@ def test_concurrent_recomputes_and_ingestion_converge(on_postgres):
         t.join()
     assert not errors
     dirty_buckets_recompute()
-    assert not DirtyBucket.objects.exists()
+    assert not RecordChange.objects.exists()
     concurrent = _cube_rows()
     call_command("rebuild_aggregates", "--no-progress")
     assert _cube_rows() == concurrent

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingestion.models import Cashout, Interaction, SurveyResponse
+from ingestion.models import Cashout, Interaction, RecordChange, SurveyResponse
 from metrics.catalog import KPIS
-from metrics.models import BUCKET_MODELS, DirtyBucket
+from metrics.models import BUCKET_MODELS
 from metrics.selectors import DepartmentScope, KpiQuery, kpi_series_get, query_plan
 from tests.factories import DepartmentFactory
 from tests.metrics.records import (
@@ -241,7 +241,8 @@ def two_departments(db):
 
 
 def _reset():
-    for model in (Interaction, SurveyResponse, Cashout, DirtyBucket, *BUCKET_MODELS.values()):
+    cube_models = [m for models in BUCKET_MODELS.values() for m in models]
+    for model in (Interaction, SurveyResponse, Cashout, RecordChange, *cube_models):
         model.objects.all().delete()
 
 
@@ -251,7 +252,7 @@ def _reset():
 def test_kpi_series_get_equals_plain_python_recomputation(two_departments, batches, query_list):
     _reset()
     _apply(batches, two_departments)
-    assert not DirtyBucket.objects.exists()
+    assert not RecordChange.objects.exists()
     for query_args in query_list:
         _check(query_args, two_departments)
 

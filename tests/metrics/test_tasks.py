@@ -3,8 +3,8 @@ from datetime import UTC, datetime
 import pytest
 from django.core.cache import cache
 
+from ingestion.models import RecordChange
 from metrics import services, tasks
-from metrics.models import DirtyBucket
 from tests.metrics.records import interaction_build, records_store
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +16,7 @@ def test_recompute_task_clears_the_coalescing_flag_and_drains(department):
     cache.set(services.KICK_FLAG, 1)
     assert tasks.recompute_dirty_buckets.apply().get() == 1
     assert cache.get(services.KICK_FLAG) is None
-    assert not DirtyBucket.objects.exists()
+    assert not RecordChange.objects.exists()
     assert tasks.sweep_dirty_buckets.apply().get() == 0
 
 

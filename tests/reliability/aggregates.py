@@ -17,15 +17,15 @@ def canonical(value):
 
 
 def cube_snapshot() -> dict[str, dict[tuple, dict]]:
-    """Every cube row of every record type, keyed by its bucket key, measure columns as a dict."""
+    """Every cube row of every cube table, keyed by its bucket key, measure columns as a dict."""
     from metrics.cubes import DIMENSIONS
     from metrics.models import BUCKET_MODELS
 
     snapshot = {}
-    for record_type, model in BUCKET_MODELS.items():
+    for model in (m for models in BUCKET_MODELS.values() for m in models):
         key = ("department_id", "cube", "bucket_start", *DIMENSIONS)
         columns = [f.attname for f in model._meta.concrete_fields if f.attname not in key + ("id",)]
-        snapshot[record_type] = {
+        snapshot[model.__name__] = {
             tuple(row[k] for k in key): {c: canonical(row[c]) for c in columns}
             for row in model.objects.values(*key, *columns)
         }

@@ -12,9 +12,8 @@ import psycopg
 import pytest
 from django.db import connection
 
-from ingestion.models import Interaction
-from metrics.models import DirtyBucket
-from metrics.services import dirty_buckets_mark
+from ingestion.changes import record_changes_mark
+from ingestion.models import Interaction, RecordChange
 from tests.ingestion.factories import interaction_payload
 from tests.processes import http, service_env, start_web, wait_until
 
@@ -41,11 +40,11 @@ def test_a_request_whose_connection_is_killed_fails_cleanly_and_the_next_succeed
     created_at = "2026-03-02T09:00:00+07:00"
     batch = [interaction_payload(created_at=created_at, first_response_at=..., resolved_at=...,
                                  status="open") for _ in range(50)]
-    dirty_buckets_mark(record_type="interaction",
+    record_changes_mark(record_type="interaction",
                        marks=[(department.id, datetime.fromisoformat(created_at))])
     holder, killer = pg_connect(), pg_connect()
     holder.autocommit = False
-    holder.execute(f"SELECT id FROM {DirtyBucket._meta.db_table} FOR UPDATE")
+    holder.execute(f"SELECT id FROM {RecordChange._meta.db_table} FOR UPDATE")
 
     outcome = {}
     request = threading.Thread(target=lambda: outcome.update(
@@ -53,7 +52,7 @@ def test_a_request_whose_connection_is_killed_fails_cleanly_and_the_next_succeed
     request.start()
     waiting = wait_until(lambda: killer.execute(
         "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        " AND query ILIKE %s", (f"%{DirtyBucket._meta.db_table}%",)).fetchall(),
+        " AND query ILIKE %s", (f"%{RecordChange._meta.db_table}%",)).fetchall(),
         timeout=20, what="the request waiting on the held row")
     assert killer.execute("SELECT pg_terminate_backend(%s)", (waiting[0][0],)).fetchone()[0]
     holder.rollback()

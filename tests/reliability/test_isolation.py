@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 from cskpi.models import Department
-from ingestion.models import Cashout, Interaction, SurveyResponse
-from metrics.models import DirtyBucket
+from ingestion.fields import RECORD_SPECS
+from ingestion.models import RecordChange
 from metrics.periods import Compare
 from tests.metrics.reference import empty_value, reference_kpi
 
@@ -37,8 +37,8 @@ AGENTS = (SHARED_AGENT, *(f"a-{short}" for *_, short in DEPARTMENTS), "a-nobody"
 CHANNELS = (SHARED_CHANNEL, *(f"ch-{short}" for *_, short in DEPARTMENTS), "email")
 ROLES = ("ingest", "agent", "viewer", "manager")
 LEVEL = {"ingest": 0, "agent": 1, "viewer": 2, "manager": 3}
-PLURALS = ("interactions", "surveys", "cashouts")
-MODELS = {"interactions": Interaction, "surveys": SurveyResponse, "cashouts": Cashout}
+PLURALS = tuple(RECORD_SPECS)
+MODELS = {plural: spec.model for plural, spec in RECORD_SPECS.items()}
 KPIS = ("interactions", "fcr_rate", "csat", "cashout_requests", "cashout_success_rate")
 RANGE_DAYS = ("2026-03-01", "2026-03-06")  # holds every record in every zone
 
@@ -136,7 +136,7 @@ def world(make_client, settings, django_capture_on_commit_callbacks) -> World:
     now = timezone.now()
     for index, slug in enumerate(SLUGS):
         for k in range(2**index + 1):
-            DirtyBucket.objects.create(
+            RecordChange.objects.create(
                 record_type="interaction", department=departments[slug],
                 quarter_start=datetime(2020, 1, 1 + index, tzinfo=UTC) + timedelta(minutes=15 * k), version=1,
                 first_marked_at=now - timedelta(minutes=10 * index + k), marked_at=now,
@@ -452,7 +452,7 @@ def probe_departments(probe: Probe, draw) -> None:
 def _table_state() -> dict:
     return {plural: sorted(MODELS[plural].objects.values_list("department_id", "source", "external_id",
                                                              "content_hash"))
-            for plural in PLURALS} | {"marks": DirtyBucket.objects.count()}
+            for plural in PLURALS} | {"marks": RecordChange.objects.count()}
 
 
 def probe_post(probe: Probe, draw) -> None:

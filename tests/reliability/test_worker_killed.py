@@ -18,11 +18,11 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
 
+from ingestion.changes import record_changes_mark
 from ingestion.choices import RecordType
-from ingestion.models import Interaction
+from ingestion.models import Interaction, RecordChange
 from metrics import tasks
-from metrics.models import DirtyBucket
-from metrics.services import _LOCK_NAMESPACE, KICK_FLAG, dirty_buckets_mark
+from metrics.services import _LOCK_NAMESPACE, KICK_FLAG
 from tests.metrics.records import interaction_build
 from tests.processes import service_env, start_beat, start_worker, wait_until
 from tests.reliability.aggregates import assert_cubes_equal_a_full_rebuild
@@ -36,7 +36,7 @@ def records_with_marks(department, quarters: int = 300) -> int:
     records = [interaction_build(department=department, created_at=START + timedelta(minutes=15 * i + 3),
                                  agent=f"a-{i % 3}", channel=("phone", "chat")[i % 2]) for i in range(quarters)]
     Interaction.objects.bulk_create(records)
-    dirty_buckets_mark(record_type=RecordType.INTERACTION, marks=[(department.id, r.created_at) for r in records])
+    record_changes_mark(record_type=RecordType.INTERACTION, marks=[(department.id, r.created_at) for r in records])
     return quarters
 
 
@@ -100,10 +100,10 @@ def test_a_recompute_killed_midway_is_redone_and_the_cubes_end_exact(department,
         kick()
         kill_the_recompute(worker, gate, set())
         worker.wait_for_output("WorkerLostError")
-        assert DirtyBucket.objects.count() == marked  # the killed transaction committed nothing
+        assert RecordChange.objects.count() == marked  # the killed transaction committed nothing
         gate.release()
         # Redone once the dead worker's lease runs out (2 s here), by the redelivered task or a sweep.
-        wait_until(lambda: not DirtyBucket.objects.exists(), timeout=60, interval=0.25,
+        wait_until(lambda: not RecordChange.objects.exists(), timeout=60, interval=0.25,
                    what="the killed recompute being redone")
     finally:
         gate.release()
@@ -123,17 +123,17 @@ def test_a_recompute_that_keeps_dying_is_parked_as_failed_not_retried_forever(de
         seen: set[int] = set()
         for _ in range(int(worker_env["CSKPI_RECOMPUTE_MAX_ATTEMPTS"])):
             kill_the_recompute(worker, gate, seen)
-        wait_until(lambda: not DirtyBucket.objects.filter(failed_at__isnull=True).exists(), timeout=30,
+        wait_until(lambda: not RecordChange.objects.filter(failed_at__isnull=True).exists(), timeout=30,
                    interval=0.25, what="the marks being parked")
         status = staff_client.get("/api/v1/status").json()
         assert status["failed_buckets"] == 20 and status["pending_buckets"] == 0
         assert "worker was lost" in status["last_error"]
-        attempts = set(DirtyBucket.objects.values_list("attempts", flat=True))
+        attempts = set(RecordChange.objects.values_list("attempts", flat=True))
         # Several sweeps later nothing has picked the parked marks up again.
         sweeps = worker.output().count("sweep_dirty_buckets")
         wait_until(lambda: worker.output().count("sweep_dirty_buckets") >= sweeps + 3, timeout=30,
                    what="three more sweeps")
-        assert set(DirtyBucket.objects.values_list("attempts", flat=True)) == attempts
+        assert set(RecordChange.objects.values_list("attempts", flat=True)) == attempts
         assert gate.waiters() <= seen  # no recompute started since
     finally:
         gate.release()

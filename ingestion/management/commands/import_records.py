@@ -37,9 +37,9 @@ class _Unreadable:
 
 
 class Command(BaseCommand):
-    help = ("Import interactions, surveys or cashouts from FILE.csv or FILE.jsonl with the API's validation and "
-            "upsert rules (as staff). Invalid batches are reported and not written; re-running a file changes "
-            "nothing.")
+    help = (f"Import {' | '.join(RECORD_SPECS)} from FILE.csv or FILE.jsonl with the API's validation and "
+            "upsert rules (as staff). CSV columns and JSON keys are the record type's declared fields. Invalid "
+            "batches are reported and not written; re-running a file changes nothing.")
 
     def add_arguments(self, parser):
         parser.add_argument("record_type", choices=sorted(RECORD_SPECS))

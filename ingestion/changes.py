@@ -1,0 +1,51 @@
+"""The change log ingestion keeps for whoever aggregates the records (the KPI engine).
+
+Every created, updated or moved record marks its quarter-hour `(record type, department, UTC
+quarter)` in `RecordChange`, in the transaction that changes the record. Ingestion knows nothing
+of what is done with the marks: it sends `ingestion.signals.record_changes_marked` after writing
+them, and the consumer (metrics, in `MetricsConfig.ready`) connects its recompute kick there.
+"""
+
+import secrets
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from django.utils import timezone
+
+from ingestion.models import RecordChange
+from ingestion.signals import record_changes_marked
+
+QUARTER_SECONDS = 900
+
+def quarter_floor(moment: datetime) -> datetime:
+    """The UTC start of the 15-minute bucket holding `moment` (aware)."""
+    ts = int(moment.timestamp()) // QUARTER_SECONDS * QUARTER_SECONDS
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+def record_changes_mark(*, record_type: str, marks: Iterable[tuple[int, datetime]]) -> int:
+    """Mark the quarter-hours holding these (department id, anchor time) pairs as changed.
+
+    Call inside the transaction that changes the records, so the marks commit with them. A mark on
+    an already-marked quarter gives it a new version (and clears any claim and failure), so a
+    consumer handling the old version leaves the row for another pass.
+    """
+    keys = {(department_id, quarter_floor(anchor)) for department_id, anchor in marks}
+    if not keys:
+        return 0
+    now = timezone.now()
+    version = secrets.randbits(62)
+    RecordChange.objects.bulk_create(
+        [
+            RecordChange(
+                record_type=record_type, department_id=department_id, quarter_start=quarter,
+                version=version, first_marked_at=now, marked_at=now,
+            )
+            for department_id, quarter in sorted(keys)
+        ],
+        update_conflicts=True,
+        unique_fields=["record_type", "department", "quarter_start"],
+        update_fields=["version", "marked_at", "claimed_until", "attempts", "failed_at", "last_error"],
+    )
+    record_changes_marked.send(sender=RecordChange, record_type=record_type, count=len(keys))
+    return len(keys)
