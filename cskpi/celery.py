@@ -7,6 +7,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cskpi.settings")
 app = Celery("cskpi")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+app.autodiscover_tasks(["metrics.alerting"])
 
 # Periodic work lives here, in code. Each entry expires so a backlog of beats never piles up.
 app.conf.beat_schedule = {
@@ -14,5 +15,10 @@ app.conf.beat_schedule = {
         "task": "metrics.tasks.sweep_dirty_buckets",
         "schedule": float(os.environ.get("CSKPI_SWEEP_SECONDS", "10")),
         "options": {"expires": 30},
+    },
+    "metrics-evaluate-alerts": {
+        "task": "metrics.alerting.evaluate_all_alerts",
+        "schedule": float(os.environ.get("CSKPI_ALERT_EVAL_SECONDS", "60")),
+        "options": {"expires": float(os.environ.get("CSKPI_ALERT_EVAL_SECONDS", "60"))},
     },
 }

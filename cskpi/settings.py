@@ -127,6 +127,15 @@ CSKPI_RECOMPUTE_BATCH = env.int("CSKPI_RECOMPUTE_BATCH", default=2000)
 CSKPI_RECOMPUTE_LEASE_SECONDS = env.int("CSKPI_RECOMPUTE_LEASE_SECONDS", default=60)
 CSKPI_RECOMPUTE_TIME_BUDGET = env.float("CSKPI_RECOMPUTE_TIME_BUDGET", default=20.0)
 CSKPI_RECOMPUTE_MAX_ATTEMPTS = env.int("CSKPI_RECOMPUTE_MAX_ATTEMPTS", default=5)
+# Alerts: beat evaluation interval; webhooks: timeout, retries with exponential backoff, lease of
+# one attempt, and hosts exempt from the SSRF address check (they may also use plain http).
+CSKPI_ALERT_EVAL_SECONDS = env.float("CSKPI_ALERT_EVAL_SECONDS", default=60.0)
+CSKPI_WEBHOOK_TIMEOUT_SECONDS = env.float("CSKPI_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+CSKPI_WEBHOOK_RETRY_BASE_SECONDS = env.float("CSKPI_WEBHOOK_RETRY_BASE_SECONDS", default=10.0)
+CSKPI_WEBHOOK_RETRY_MAX_DELAY_SECONDS = env.float("CSKPI_WEBHOOK_RETRY_MAX_DELAY_SECONDS", default=3600.0)
+CSKPI_WEBHOOK_RETRY_FOR_SECONDS = env.float("CSKPI_WEBHOOK_RETRY_FOR_SECONDS", default=24 * 3600.0)
+CSKPI_WEBHOOK_LEASE_SECONDS = env.float("CSKPI_WEBHOOK_LEASE_SECONDS", default=30.0)
+CSKPI_WEBHOOK_ALLOWED_HOSTS = env.list("CSKPI_WEBHOOK_ALLOWED_HOSTS", default=[])
 # KPI queries: the longest range per granularity, in days (longer is a 400).
 CSKPI_MAX_RANGE_DAYS = {
     "hour": env.int("CSKPI_MAX_RANGE_DAYS_HOUR", default=31),
@@ -171,6 +180,8 @@ SPECTACULAR_SETTINGS = {
         "SurveyKindEnum": "ingestion.choices.SurveyKind",
         "CurrencyEnum": "ingestion.currencies.ISO_4217_CHOICES",
         "CallerRoleEnum": "cskpi.serializers.CALLER_ROLES",
+        "AlertStateEnum": "metrics.alerting.choices.AlertState",
+        "WebhookDeliveryStatusEnum": "metrics.alerting.choices.DeliveryStatus",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

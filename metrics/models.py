@@ -87,3 +87,6 @@ class RecomputeStamp(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["record_type", "department"], name="recompute_stamp_key")]
+
+
+from metrics.alerting.models import AlertEvent, AlertRule, WebhookAttempt, WebhookDelivery  # noqa: E402,F401

@@ -19,6 +19,7 @@ from cskpi.models import Department
 from ingestion.changes import record_changes_mark
 from ingestion.fields import SPEC_BY_TYPE as RECORD_KINDS
 from ingestion.models import RecordChange
+from metrics.alerting.services import alert_evaluation_kick
 from metrics.cubes import (
     CUBES,
     DIMENSIONS,
@@ -247,6 +248,7 @@ def _claims_recompute(*, record_type: str, department, claims: list[dict]) -> bo
                 update_conflicts=True, unique_fields=["record_type", "department"],
                 update_fields=["completed_at", "buckets", "duration_ms"],
             )
+        alert_evaluation_kick(department_id=department.id)  # alert rules see the new numbers
         return True
     except Exception as exc:  # noqa: BLE001 - recorded on the marks; retried, then parked as failed
         logger.exception("recompute of %s buckets of department %s failed", record_type, department.id)
