@@ -90,7 +90,8 @@ def _claim(*, event_id, now: datetime) -> tuple[WebhookDelivery | None, WebhookA
 
 def webhook_delivery_attempt(*, event_id, now: datetime | None = None) -> AttemptResult:
     """Make the next attempt of the event's webhook, if one is due and nobody else is making it."""
-    delivery, attempt, skipped = _claim(event_id=event_id, now=now or timezone.now())
+    now = now or timezone.now()
+    delivery, attempt, skipped = _claim(event_id=event_id, now=now)
     if skipped:
         return skipped
     rule = delivery.event.rule
@@ -117,13 +118,13 @@ def webhook_delivery_attempt(*, event_id, now: datetime | None = None) -> Attemp
         elif status_code is not None:
             outcome = AttemptOutcome.DELIVERED if 200 <= status_code < 300 else AttemptOutcome.HTTP_ERROR
             error = "" if outcome == AttemptOutcome.DELIVERED else f"HTTP {status_code}"
+    elapsed = monotonic() - started
     return _record(delivery=delivery, attempt=attempt, address=address, status_code=status_code, outcome=outcome,
-                   error=error, duration_ms=(monotonic() - started) * 1000)
+                   error=error, duration_ms=elapsed * 1000, now=now + timedelta(seconds=elapsed))
 
 
 def _record(*, delivery: WebhookDelivery, attempt: WebhookAttempt, address: str, status_code: int | None,
-            outcome: str, error: str, duration_ms: float) -> AttemptResult:
-    now = timezone.now()
+            outcome: str, error: str, duration_ms: float, now: datetime) -> AttemptResult:
     with transaction.atomic():
         WebhookAttempt.objects.filter(id=attempt.id).update(
             finished_at=now, address=address, status_code=status_code, outcome=outcome, error=error[:2000],
