@@ -188,6 +188,7 @@ SPECTACULAR_SETTINGS = {
         "ingestion.schema.record_components",
         "metrics.schema.metrics_parameters",
         "cskpi.params.list_parameters_schema",
+        "metrics.alerting.schema.closed_alert_rule_inputs",
     ],
 }
 

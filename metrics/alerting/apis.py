@@ -146,7 +146,7 @@ class AlertEventCollectionApi(APIView):
         tags=_TAG, operation_id="alert_events_list",
         summary="State transitions of the alert rules the caller may read, newest first (cursor-paginated)",
         parameters=[AlertEventFilterSerializer],
-        responses={200: AlertEventPageSerializer, **standard_errors()},
+        responses={200: AlertEventPageSerializer, **standard_errors(404)},
     )
     def get(self, request):
         params = AlertEventFilterSerializer(data=request.query_params.dict())

@@ -3,6 +3,8 @@ numbers behind it (managers and staff: all of the department; viewers: rules wit
 filter; agents: rules filtered on their own agent)."""
 
 import base64
+import binascii
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
@@ -12,6 +14,7 @@ from django.db.models import Q, QuerySet
 
 from cskpi.access import Access
 from cskpi.choices import ReadLevel
+from cskpi.errors import NotFoundError
 from metrics.alerting.models import AlertEvent, AlertRule, WebhookAttempt
 
 
@@ -68,12 +71,12 @@ def cursor_encode(event: AlertEvent) -> str:
     return base64.urlsafe_b64encode(f"{event.at.isoformat()}|{event.id}".encode()).decode()
 
 
-def cursor_decode(cursor: str) -> tuple[datetime, str] | None:
+def cursor_decode(cursor: str) -> tuple[datetime, uuid.UUID] | None:
     try:
         at, event_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
         moment = datetime.fromisoformat(at)
-        return (moment, event_id) if moment.tzinfo else None
-    except (ValueError, UnicodeError):
+        return (moment, uuid.UUID(event_id)) if moment.tzinfo else None
+    except (ValueError, UnicodeError, binascii.Error):
         return None
 
 
@@ -91,7 +94,11 @@ def alert_event_list(*, access: Access, query: EventQuery) -> tuple[list[AlertEv
     if query.end:
         events = events.filter(at__lt=query.end)
     if query.cursor:
-        at, event_id = cursor_decode(query.cursor)
+        decoded = cursor_decode(query.cursor)
+        if decoded is None:  # 404 like the record lists: the page this cursor names does not exist
+            raise NotFoundError("Invalid cursor.", [
+                {"field": "cursor", "code": "invalid_cursor", "message": "Use the `next` link of a previous page."}])
+        at, event_id = decoded
         events = events.filter(Q(at__lt=at) | Q(at=at, id__lt=event_id))
     page = list(_scoped(events, access).order_by("-at", "-id")[:query.page_size + 1])
     more = len(page) > query.page_size

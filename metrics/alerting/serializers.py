@@ -4,16 +4,17 @@ and the output shapes."""
 import math
 
 from django.core.validators import RegexValidator
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers
 
 from cskpi.access import Access
 from cskpi.models import Department
 from cskpi.serializers import StrictCharField, StrictSlugField
+from ingestion.fields import FieldSpec, FieldType
+from ingestion.serializers import SpecDateTimeField
 from metrics.alerting import webhooks
 from metrics.alerting.choices import AlertCondition, AlertState, AttemptOutcome, DeliveryStatus
-from metrics.alerting.selectors import can_manage, cursor_decode
+from metrics.alerting.selectors import can_manage
 from metrics.alerting.windows import (
     DURATION_PATTERN,
     MAX_WINDOW_SECONDS,
@@ -24,6 +25,7 @@ from metrics.alerting.windows import (
 from metrics.catalog import KPIS
 
 _MAX_THRESHOLD = 1e15
+_TIME_SPEC = FieldSpec("time", FieldType.DATETIME, "")
 _NO_NUL = r"^[^\x00]*$"
 _CHANNEL = r"^([a-z0-9][a-z0-9_-]*)?$"
 
@@ -74,7 +76,7 @@ class FiniteNumberField(serializers.Field):
 
 
 class AlertRuleInputSerializer(serializers.Serializer):
-    """POST (all required fields) and PATCH (`partial`); context: `access`, and `rule` when patching."""
+    """An alert rule as written: every field on create (POST), any but `department` on PATCH."""
 
     name = StrictCharField(max_length=200, required=False, allow_blank=True, trim_whitespace=False,
                            validators=[RegexValidator(_NO_NUL)])
@@ -190,7 +192,7 @@ class AlertRuleOutputSerializer(serializers.Serializer):
     def get_window(self, rule) -> str:
         return duration_format(rule.window_seconds)
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_webhook_url(self, rule) -> str | None:
         if not can_manage(access=self.context["access"], department_id=rule.department_id):
             return None
@@ -284,8 +286,10 @@ class AlertEventFilterSerializer(serializers.Serializer):
     rule = serializers.UUIDField(required=False)
     department = serializers.SlugField(required=False, max_length=64)
     state = serializers.ChoiceField(choices=AlertState.choices, required=False)
-    start = serializers.DateTimeField(required=False, help_text="Events at or after (ISO 8601 with offset).")
-    end = serializers.DateTimeField(required=False, help_text="Events before (ISO 8601 with offset).")
+    start = SpecDateTimeField(spec=_TIME_SPEC, required=False, allow_null=False,
+                              help_text="Events at or after (ISO 8601 with offset).")
+    end = SpecDateTimeField(spec=_TIME_SPEC, required=False, allow_null=False,
+                            help_text="Events before (ISO 8601 with offset).")
     cursor = serializers.CharField(required=False, max_length=200, help_text="From the `next` link.")
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
 
@@ -297,15 +301,7 @@ class AlertEventFilterSerializer(serializers.Serializer):
                 for name in unknown})
         return super().to_internal_value(data)
 
-    def validate_cursor(self, value):
-        if cursor_decode(value) is None:
-            raise serializers.ValidationError("Not a cursor of this list.", code="invalid")
-        return value
-
     def validate(self, attrs):
-        for name in ("start", "end"):
-            if name in attrs and attrs[name].tzinfo is None:
-                raise _invalid(name, "A datetime needs an offset.", "offset_required")
         if attrs.get("start") and attrs.get("end") and attrs["end"] <= attrs["start"]:
             raise _invalid("end", "`end` must be after `start`.", "end_before_start")
         return attrs

@@ -29,6 +29,7 @@ from ingestion.choices import SURVEY_SCALES
 from ingestion.fields import RECORD_SPECS
 from ingestion.services import record_batch_ingest
 from ingestion.validation import batch_validator_get
+from metrics.alerting.windows import DURATION_PATTERN
 from metrics.schema import PARAMETER_PATTERNS as METRICS_PATTERNS
 from tests.factories import DepartmentFactory
 from tests.ingestion.factories import record_payload
@@ -195,6 +196,8 @@ def map_body(context, body):
     if context.operation and context.operation.path == "/api/v1/departments" and isinstance(body, dict) \
             and "timezone" in body:
         body["timezone"] = _real_zone(body["timezone"])
+    if context.operation and context.operation.path.startswith("/api/v1/alert-rules") and isinstance(body, dict):
+        return _alert_rule_body(body)
     plural = _plural(context)
     if plural is None or context.operation.method.upper() != "POST":
         return body
@@ -204,6 +207,23 @@ def map_body(context, body):
                 and _DEPARTMENT_SLUG.fullmatch(item["department"]):
             item["department"] = _real_department(item["department"])
     _record_rules_kept(plural, items)
+    return body
+
+
+_WINDOW = re.compile(DURATION_PATTERN)
+
+
+def _alert_rule_body(body: dict) -> dict:
+    """Alert rules: a real department; a well-formed window moved into PT5M..P7D; a webhook URL on
+    the allowed loopback host (the SSRF rule needs DNS and an allow-list, which a schema cannot
+    state) with the secret it then requires. Values the schema refuses are left alone."""
+    if isinstance(body.get("department"), str) and _DEPARTMENT_SLUG.fullmatch(body["department"]):
+        body["department"] = _real_department(body["department"])
+    if isinstance(body.get("window"), str) and _WINDOW.match(body["window"]):
+        body["window"] = f"PT{5 + sum(map(ord, body['window'])) % 600}M"
+    if isinstance(body.get("webhook_url"), str) and body["webhook_url"]:
+        body["webhook_url"] = "http://127.0.0.1/hooks/cskpi"
+        body.setdefault("secret", "contract-secret-0123456789")
     return body
 
 
@@ -294,7 +314,8 @@ def keep_test_connection():
 
 
 @pytest.fixture
-def staff_token(db):
+def staff_token(db, settings):
+    settings.CSKPI_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]  # where _alert_rule_body points webhooks
     DepartmentFactory(slug="cskh-hn", timezone="Asia/Ho_Chi_Minh")
     DepartmentFactory(slug="cskh-del", timezone="Asia/Kolkata")
     user = user_grants_upsert(username="fuzz-staff", staff=True)

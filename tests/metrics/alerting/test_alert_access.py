@@ -99,6 +99,7 @@ def test_event_list_filters_and_pages(staff_client, rules):
     event = only["results"][0]
     assert (event["state"], event["previous_state"], event["value"], event["sample_size"], event["threshold"],
             event["window"], event["delivery"]["status"]) == ("firing", "ok", 0, 0, 1.0, "PT15M", "pending")
-    for bad in ({"state": "on"}, {"page_size": 0}, {"cursor": "nope"}, {"rule": "x"}, {"colour": "red"}):
+    assert staff_client.get("/api/v1/alert-events", {"cursor": "nope"}).json()["errors"][0]["code"] == "invalid_cursor"
+    for bad in ({"state": "on"}, {"page_size": 0}, {"rule": "x"}, {"colour": "red"}):
         response = staff_client.get("/api/v1/alert-events", bad)
         assert response.status_code == 400 and response.json()["errors"][0]["field"] == next(iter(bad))
