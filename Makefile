@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test install lint schema clients bench-ingest bench-query bench-freshness clean
+.PHONY: run test install lint schema clients bench-ingest bench-query bench-freshness bench-alerts clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ bench-query: install
 
 bench-freshness: install
 	$(BIN)/python bench/freshness.py
+
+bench-alerts: install
+	$(BIN)/python bench/alert_latency.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache node_modules build
