@@ -5,6 +5,7 @@ send time after resolving, and the retry period ends in `failed`."""
 import json
 import socket
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -155,3 +156,17 @@ def test_a_name_that_rebinds_to_loopback_after_creation_is_refused_without_conne
     webhook_delivery_attempt(event_id=event.id)
     attempt = WebhookDelivery.objects.get().attempt_log.get()
     assert attempt.outcome == "refused" and "127.0.0.1" in attempt.error and connects == []
+
+
+def test_the_verification_snippet_in_the_docs_verifies_a_real_delivery(department, receiver):
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "alerts.md").read_text()
+    snippet = docs.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(snippet, namespace)  # noqa: S102 - our own documentation
+    event = firing_event(department, receiver.url)
+    webhook_delivery_attempt(event_id=event.id)
+    (request,) = receiver.requests
+    verify = namespace["verify"]
+    assert verify(SECRET, request.headers["X-Cskpi-Signature"], request.body)
+    assert not verify(SECRET, request.headers["X-Cskpi-Signature"], request.body + b" ")
+    assert not verify("wrong-secret-0123456", request.headers["X-Cskpi-Signature"], request.body)
