@@ -23,6 +23,7 @@ from metrics.alerting.windows import (
     duration_parse,
 )
 from metrics.catalog import KPIS
+from metrics.planner import kpi_dimensions_missing
 
 _MAX_THRESHOLD = 1e15
 _TIME_SPEC = FieldSpec("time", FieldType.DATETIME, "")
@@ -143,6 +144,13 @@ class AlertRuleInputSerializer(serializers.Serializer):
             raise _invalid("department", "A rule's department cannot change; create a rule there.", "immutable")
         else:
             attrs.pop("department", None)
+        kpi = KPIS[attrs.get("kpi", rule.kpi if rule else None)]
+        for name in ("agent", "channel"):
+            if attrs.get(name, getattr(rule, name, "")):
+                for dimension, lacking in kpi_dimensions_missing(kpi=kpi, dimensions={name}).items():
+                    raise _invalid(name, f"{kpi.key} combines {', '.join(kpi.record_types)}; {', '.join(lacking)} "
+                                   f"records have no {dimension}, so it cannot be filtered by it.",
+                                   "dimension_not_shared")
         url = attrs.get("webhook_url", rule.webhook_url if rule else "")
         has_secret = bool(attrs.get("secret") or (rule and rule.secret))
         if url and not has_secret:
