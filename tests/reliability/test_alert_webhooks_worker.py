@@ -117,3 +117,31 @@ def test_a_worker_killed_while_delivering_redelivers_the_same_event_id(departmen
     assert receiver.event_ids() == [str(event.id)] * 2
     outcomes = list(WebhookDelivery.objects.get().attempt_log.order_by("number").values_list("outcome", flat=True))
     assert outcomes == ["lost", "delivered"]
+
+
+def test_beat_fires_an_absence_rule_with_no_recompute_at_all(department, tmp_path, worker_env):
+    """No interaction on the channel in the last 15 minutes: only the beat evaluation can notice."""
+    from tests.metrics.records import interaction_build
+    from tests.processes import start_beat
+
+    env = {**worker_env, "CSKPI_ALERT_EVAL_SECONDS": "1"}
+    receiver = Receiver()
+    worker = start_worker(tmp_path, env, pool="prefork", concurrency=1)
+    beat = start_beat(tmp_path, env)
+    try:
+        rule = alert_rule_create(department=department, name="zalo silent", kpi="interactions", channel="zalo",
+                                 window_seconds=900, condition="below", threshold=1, webhook_url=receiver.url,
+                                 secret=SECRET)
+        wait_until(lambda: len(receiver.requests) >= 1, timeout=30, what="the firing webhook from beat")
+        records_store([interaction_build(department=department, created_at=timezone.now(), channel="zalo")],
+                      then="kick")
+        wait_until(lambda: len(receiver.requests) >= 2, timeout=30, what="the resolved webhook")
+    finally:
+        beat.stop()
+        worker.stop()
+        receiver.stop()
+    firing, resolved = (json.loads(r.body) for r in receiver.requests)
+    assert (firing["type"], firing["value"], resolved["type"], resolved["value"]) == (
+        "alert.firing", 0, "alert.resolved", 1)
+    assert [e.state for e in AlertEvent.objects.filter(rule=rule).order_by("at")] == ["firing", "ok"]
+    assert "evaluate_all_alerts" in worker.output()

@@ -157,10 +157,12 @@ def test_disabling_a_firing_rule_resolves_it(department, receiver):
     assert alert_rules_evaluate(now=NOW + timedelta(minutes=5)) == 0  # disabled: not evaluated
 
 
-def test_a_recompute_evaluates_the_departments_rules(department, monkeypatch, django_capture_on_commit_callbacks):
+def test_a_recompute_evaluates_the_departments_rules(department, monkeypatch, settings,
+                                                   django_capture_on_commit_callbacks):
     from metrics.alerting.services import alert_evaluation_kick
 
     monkeypatch.setattr("metrics.services.alert_evaluation_kick", alert_evaluation_kick)
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # in-process, as without a broker (the worker test covers the queue)
     r = rule(department, kpi="interactions", window_seconds=900, threshold=1)
     now = timezone.now()
     with django_capture_on_commit_callbacks(execute=True):
