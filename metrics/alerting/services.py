@@ -24,6 +24,7 @@ from metrics.alerting.deliveries import webhook_delivery_create
 from metrics.alerting.models import AlertEvent, AlertRule
 from metrics.alerting.windows import duration_format, window_bounds
 from metrics.catalog import KPIS
+from metrics.models import DirtyBucket
 from metrics.periods import Granularity
 from metrics.selectors import DepartmentScope, KpiQuery, kpi_series_get
 
@@ -136,17 +137,32 @@ def next_state(*, state: str, breaches: int, breaching: bool, for_evaluations: i
     return AlertState.PENDING, breaches
 
 
-def alert_rule_evaluate(*, rule_id, now: datetime | None = None) -> AlertEvent | None:
+def _changes_waiting(rule: AlertRule, now: datetime) -> bool:
+    """Whether records in the rule's windows are stored but not yet in the aggregates."""
+    start, end = window_bounds(window_seconds=rule.window_seconds, now=now)
+    if CONDITIONS[rule.condition].on_change:
+        start -= end - start
+    return DirtyBucket.objects.filter(department_id=rule.department_id, failed_at__isnull=True,
+                                      quarter_start__gte=start, quarter_start__lt=end).exists()
+
+
+def alert_rule_evaluate(*, rule_id, now: datetime | None = None, defer_to_recompute: bool = False
+                        ) -> AlertEvent | None:
     """Evaluate one enabled rule; the event of its transition, if any.
 
     The rule row is locked for the evaluation, so concurrent evaluations (after a recompute and by
-    beat) run one after the other and the later one reads the later data."""
+    beat) run one after the other and the later one reads the later data. With
+    `defer_to_recompute` (beat), a rule whose window has changes waiting for recompute is left to
+    the evaluation that follows that recompute: read now, an ingestion backlog would look like
+    missing data (an absence rule would fire, then resolve seconds later)."""
     with transaction.atomic():
         rule = (AlertRule.objects.select_for_update(of=("self",)).select_related("department")
                 .filter(id=rule_id, enabled=True).first())
         if rule is None:
             return None
         now = now or timezone.now()
+        if defer_to_recompute and _changes_waiting(rule, now):
+            return None
         reading = rule_read(rule=rule, now=now)
         state, rule.breaches = next_state(state=rule.state, breaches=rule.breaches, breaching=reading.breaching,
                                           for_evaluations=rule.for_evaluations)
@@ -201,7 +217,8 @@ def _payload(rule: AlertRule, event: AlertEvent) -> dict:
     }
 
 
-def alert_rules_evaluate(*, department_id: int | None = None, now: datetime | None = None) -> int:
+def alert_rules_evaluate(*, department_id: int | None = None, now: datetime | None = None,
+                         defer_to_recompute: bool = False) -> int:
     """Evaluate every enabled rule (of one department); returns the number of transitions.
 
     A rule whose evaluation raises is logged and skipped: it must not stop the others."""
@@ -211,7 +228,8 @@ def alert_rules_evaluate(*, department_id: int | None = None, now: datetime | No
     transitions = 0
     for rule_id in rules.order_by("created_at").values_list("id", flat=True):
         try:
-            transitions += alert_rule_evaluate(rule_id=rule_id, now=now) is not None
+            transitions += alert_rule_evaluate(rule_id=rule_id, now=now,
+                                               defer_to_recompute=defer_to_recompute) is not None
         except Exception:  # noqa: BLE001 - one broken rule must not block the department's others
             logger.exception("evaluation of alert rule %s failed", rule_id)
     return transitions

@@ -17,7 +17,7 @@ def evaluate_department_alerts(department_id: int) -> int:
 def evaluate_all_alerts() -> int:
     """Beat: every rule on the current clock (an absence rule fires with no recompute at all), and
     any delivery whose scheduled attempt was lost (broker down, retry further away than a countdown)."""
-    transitions = services.alert_rules_evaluate()
+    transitions = services.alert_rules_evaluate(defer_to_recompute=True)
     for event_id in deliveries.webhook_deliveries_due():
         deliveries.webhook_delivery_enqueue(event_id=event_id)
     return transitions

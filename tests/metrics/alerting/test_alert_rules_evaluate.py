@@ -10,7 +10,7 @@ from django.utils import timezone
 from metrics.alerting.models import AlertEvent, WebhookDelivery
 from metrics.alerting.services import alert_rule_create, alert_rule_update, alert_rules_evaluate, next_state
 from tests.metrics.alerting.conftest import SECRET
-from tests.metrics.records import cashout_build, interaction_build, records_store
+from tests.metrics.records import cashout_build, interaction_build, recompute_all, records_store
 
 pytestmark = pytest.mark.django_db
 
@@ -169,3 +169,22 @@ def test_a_recompute_evaluates_the_departments_rules(department, monkeypatch, se
         records_store([interaction_build(department=department, created_at=now) for _ in range(2)])
     (fired,) = events(r)  # evaluated in-process (no broker here) by the recompute, on the real clock
     assert (fired.state, fired.value) == ("firing", 2)
+
+
+def test_beat_leaves_a_rule_with_changes_waiting_for_recompute_to_the_recompute(department):
+    """An ingestion backlog is not an absence: beat does not read a window whose records are stored
+    but not yet aggregated (the evaluation after their recompute does)."""
+    r = rule(department, kpi="interactions", window_seconds=900, condition="below", threshold=1)
+    records_store([interaction_build(department=department, created_at=NOW - timedelta(minutes=2))], then=None)
+    assert alert_rules_evaluate(now=NOW, defer_to_recompute=True) == 0
+    r.refresh_from_db()
+    assert (r.state, r.last_evaluated_at) == ("ok", None)  # not read at all
+    recompute_all()
+    assert alert_rules_evaluate(now=NOW, defer_to_recompute=True) == 0
+    r.refresh_from_db()
+    assert (r.state, r.last_value) == ("ok", 1)
+    # Without the check the same kind of backlog reads as silence and fires.
+    records_store([interaction_build(department=department, created_at=NOW + timedelta(minutes=38))], then=None)
+    assert alert_rules_evaluate(now=NOW + timedelta(minutes=40), defer_to_recompute=True) == 0
+    assert alert_rules_evaluate(now=NOW + timedelta(minutes=40)) == 1
+    assert events(r)[0].value == 0
