@@ -298,7 +298,8 @@ class AlertEventFilterSerializer(serializers.Serializer):
                               help_text="Events at or after (ISO 8601 with offset).")
     end = SpecDateTimeField(spec=_TIME_SPEC, required=False, allow_null=False,
                             help_text="Events before (ISO 8601 with offset).")
-    cursor = serializers.CharField(required=False, max_length=200, help_text="From the `next` link.")
+    cursor = serializers.CharField(required=False, max_length=200, trim_whitespace=False,
+                                   validators=[RegexValidator(_NO_NUL)], help_text="From the `next` link.")
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
 
     def to_internal_value(self, data):
