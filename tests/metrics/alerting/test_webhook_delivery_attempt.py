@@ -170,3 +170,18 @@ def test_the_verification_snippet_in_the_docs_verifies_a_real_delivery(departmen
     assert verify(SECRET, request.headers["X-Cskpi-Signature"], request.body)
     assert not verify(SECRET, request.headers["X-Cskpi-Signature"], request.body + b" ")
     assert not verify("wrong-secret-0123456", request.headers["X-Cskpi-Signature"], request.body)
+
+
+def test_the_sweep_queues_only_overdue_unleased_pending_deliveries(department, receiver):
+    from metrics.alerting.deliveries import webhook_deliveries_due
+
+    event = firing_event(department, receiver.url)
+    delivery = WebhookDelivery.objects.get()
+    now = delivery.next_attempt_at
+    assert webhook_deliveries_due(now=now) == []  # just due: its own task is on the way
+    late = now + timedelta(seconds=31)
+    assert webhook_deliveries_due(now=late) == [event.id]
+    WebhookDelivery.objects.update(claimed_until=late + timedelta(seconds=5))
+    assert webhook_deliveries_due(now=late) == []  # an attempt holds it
+    WebhookDelivery.objects.update(claimed_until=None, status="delivered")
+    assert webhook_deliveries_due(now=late) == []
