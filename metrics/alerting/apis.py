@@ -63,10 +63,6 @@ def _managed_rule(request, rule_id):
     return rule
 
 
-def _body(request) -> dict:
-    return request.data
-
-
 class AlertRuleCollectionApi(APIView):
     @extend_schema(
         tags=_TAG, operation_id="alert_rules_list",
@@ -102,7 +98,7 @@ class AlertRuleCollectionApi(APIView):
     )
     def post(self, request):
         access = request_access(request)
-        serializer = AlertRuleInputSerializer(data=_body(request), context={"access": access})
+        serializer = AlertRuleInputSerializer(data=request.data, context={"access": access})
         serializer.is_valid(raise_exception=True)
         rule = alert_rule_create(created_by=request.user, **serializer.validated_data)
         return Response(AlertRuleOutputSerializer(rule, context={"access": access}).data, status=201)
@@ -127,7 +123,7 @@ class AlertRuleDetailApi(APIView):
     def patch(self, request, rule_id):
         access = request_access(request)
         rule = _managed_rule(request, rule_id)
-        serializer = AlertRuleInputSerializer(data=_body(request), partial=True,
+        serializer = AlertRuleInputSerializer(data=request.data, partial=True,
                                               context={"access": access, "rule": rule})
         serializer.is_valid(raise_exception=True)
         rule = alert_rule_update(rule=rule, **serializer.validated_data)
