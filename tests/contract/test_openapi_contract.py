@@ -221,7 +221,7 @@ def _alert_rule_body(body: dict) -> dict:
         body["department"] = _real_department(body["department"])
     if isinstance(body.get("window"), str) and _WINDOW.match(body["window"]):
         body["window"] = f"PT{5 + sum(map(ord, body['window'])) % 600}M"
-    if isinstance(body.get("webhook_url"), str) and body["webhook_url"]:
+    if isinstance(body.get("webhook_url"), str) and 0 < len(body["webhook_url"]) <= 2000:
         body["webhook_url"] = "http://127.0.0.1/hooks/cskpi"
         body.setdefault("secret", "contract-secret-0123456789")
     return body
