@@ -188,3 +188,15 @@ def test_beat_leaves_a_rule_with_changes_waiting_for_recompute_to_the_recompute(
     assert alert_rules_evaluate(now=NOW + timedelta(minutes=40), defer_to_recompute=True) == 0
     assert alert_rules_evaluate(now=NOW + timedelta(minutes=40)) == 1
     assert events(r)[0].value == 0
+
+
+def test_a_mean_kpi_rule_reads_the_mean_over_the_window(department):
+    r = rule(department, kpi="average_handle_time", window_seconds=1800, threshold=350)
+    stored = [interaction_build(department=department, created_at=NOW - timedelta(minutes=m), handle_seconds=h)
+              for m, h in ((1, 300), (10, 700), (25, 520), (35, 50), (80, 9000))]
+    records_store(stored)
+    assert alert_rules_evaluate(now=NOW) == 1
+    (fired,) = events(r)
+    counted = [i.handle_seconds for i in in_window(stored, "created_at", NOW, 1800)]
+    assert (fired.value, fired.sample_size) == (pytest.approx(sum(counted) / len(counted)), len(counted))
+    assert len(counted) == 4  # 80 minutes ago is outside [09:30, 10:15)
