@@ -18,6 +18,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from cskpi.errors import NotFoundError
 from cskpi.models import Department
 from metrics.alerting.choices import AlertCondition, AlertState
 from metrics.alerting.deliveries import webhook_delivery_create
@@ -63,7 +64,9 @@ def alert_rule_update(*, rule: AlertRule, **fields) -> AlertRule:
     """Change some fields. Disabling a rule that is not ok ends its episode: an `ok` event (with the
     resolved webhook when it was firing), so a receiver never keeps an incident open forever."""
     with transaction.atomic():
-        rule = AlertRule.objects.select_for_update().select_related("department").get(id=rule.id)
+        rule = AlertRule.objects.select_for_update(of=("self",)).select_related("department").filter(id=rule.id).first()
+        if rule is None:  # deleted meanwhile
+            raise NotFoundError("No such alert rule, or not one you may read.")
         for name, value in fields.items():
             if name in RULE_FIELDS:
                 setattr(rule, name, value)
