@@ -3,6 +3,7 @@ status per request (then 200), and can hold a request open until released."""
 
 import hashlib
 import hmac
+import ssl
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,7 +25,8 @@ def signature_verifies(*, secret: str, header: str, body: bytes) -> bool:
 
 
 class Receiver:
-    def __init__(self, statuses=(), hold_first: bool = False):
+    def __init__(self, statuses=(), hold_first: bool = False, tls: "ssl.SSLContext | None" = None,
+                 host: str = "127.0.0.1"):
         self.requests: list[Received] = []
         self.statuses = list(statuses)
         self.lock = threading.Lock()
@@ -53,8 +55,10 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/hooks/cskpi"
+        self.url = f"{'https' if tls else 'http'}://{host}:{self.port}/hooks/cskpi"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -185,3 +185,40 @@ def test_the_sweep_queues_only_overdue_unleased_pending_deliveries(department, r
     assert webhook_deliveries_due(now=late) == []  # an attempt holds it
     WebhookDelivery.objects.update(claimed_until=None, status="delivered")
     assert webhook_deliveries_due(now=late) == []
+
+
+def test_https_goes_to_the_checked_address_with_the_certificate_checked_against_the_host(
+        department, tmp_path, monkeypatch, settings):
+    """A TLS receiver on loopback with a certificate for hooks.test: the sender connects to the
+    address it resolved and checked, and still verifies the certificate for the URL's host name."""
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=hooks.test", "-addext", "subjectAltName=DNS:hooks.test", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    real_resolve = socket.getaddrinfo
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", lambda host, port, *a, **k: (
+        [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))] if host in ("hooks.test", "other.test")
+        else real_resolve(host, port, *a, **k)))
+    trusting = ssl.create_default_context(cafile=cert)  # the receiver's self-signed certificate
+    monkeypatch.setattr(webhooks.ssl, "create_default_context", lambda: trusting)
+    settings.CSKPI_WEBHOOK_ALLOWED_HOSTS = ["hooks.test", "other.test"]  # resolves to loopback
+    receiver = Receiver(tls=server_tls, host="hooks.test")
+    try:
+        event = firing_event(department, receiver.url)
+        assert webhook_delivery_attempt(event_id=event.id).status == "delivered"
+        (request,) = receiver.requests
+        assert request.headers["Host"] == f"hooks.test:{receiver.port}"
+        assert signature_verifies(secret=SECRET, header=request.headers["X-Cskpi-Signature"], body=request.body)
+        # The same receiver under a name its certificate does not hold: refused by TLS, retried later.
+        other = firing_event(department, receiver.url.replace("hooks.test", "other.test"))
+        assert webhook_delivery_attempt(event_id=other.id).status == "pending"
+        failed = WebhookDelivery.objects.get(event=other).attempt_log.get()
+        assert failed.outcome == "connection_error" and "certificate" in failed.error.lower()
+        assert len(receiver.requests) == 1
+    finally:
+        receiver.stop()
