@@ -20,12 +20,12 @@ from django.utils import timezone
 
 from cskpi.errors import NotFoundError
 from cskpi.models import Department
+from ingestion.models import RecordChange
 from metrics.alerting.choices import AlertCondition, AlertState
 from metrics.alerting.deliveries import webhook_delivery_create
 from metrics.alerting.models import AlertEvent, AlertRule
 from metrics.alerting.windows import duration_format, window_bounds
 from metrics.catalog import KPIS
-from metrics.models import DirtyBucket
 from metrics.periods import Granularity
 from metrics.selectors import DepartmentScope, KpiQuery, kpi_series_get
 
@@ -145,7 +145,7 @@ def _changes_waiting(rule: AlertRule, now: datetime) -> bool:
     start, end = window_bounds(window_seconds=rule.window_seconds, now=now)
     if CONDITIONS[rule.condition].on_change:
         start -= end - start
-    return DirtyBucket.objects.filter(department_id=rule.department_id, failed_at__isnull=True,
+    return RecordChange.objects.filter(department_id=rule.department_id, failed_at__isnull=True,
                                       quarter_start__gte=start, quarter_start__lt=end).exists()
 
 
