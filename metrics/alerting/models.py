@@ -1,6 +1,6 @@
 """Alert rules, the events of their state transitions, and the webhook deliveries of those events.
 
-Imported by `metrics.models`, so they belong to the `metrics` app (migration metrics/0003_alerts)."""
+Imported by `metrics.models`, so they belong to the `metrics` app (migration metrics/0005_alerts)."""
 
 import uuid
 
