@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from cskpi.celery import app as celery_app
 from metrics.alerting import webhooks
 from metrics.alerting.choices import AttemptOutcome, DeliveryStatus
 from metrics.alerting.models import AlertEvent, WebhookAttempt, WebhookDelivery
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 WORKER_LOST = "the worker was lost while sending (killed, out of memory or over its time limit)"
 USER_AGENT = "cskpi-webhooks/1"
+DELIVER_TASK = "metrics.alerting.deliver_webhook"
 
 
 def webhook_delivery_create(*, event: AlertEvent, now: datetime) -> WebhookDelivery:
@@ -35,14 +37,13 @@ def webhook_delivery_create(*, event: AlertEvent, now: datetime) -> WebhookDeliv
 
 
 def webhook_delivery_enqueue(*, event_id, countdown: float = 0) -> None:
-    from metrics.alerting import tasks
-
     if settings.CELERY_TASK_ALWAYS_EAGER:
         if countdown <= 0:  # in-process: send now; later retries wait for the beat sweep
-            tasks.deliver_webhook.apply(args=(str(event_id),))
+            webhook_delivery_attempt(event_id=event_id)
         return
     try:
-        tasks.deliver_webhook.apply_async(args=(str(event_id),), countdown=max(countdown, 0))
+        # By name: the task module imports this one.
+        celery_app.send_task(DELIVER_TASK, args=(str(event_id),), countdown=max(countdown, 0))
     except Exception:  # noqa: BLE001 - broker down: the row is safe, the beat sweep queues it later
         logger.warning("could not queue webhook delivery %s; the sweep will", event_id, exc_info=True)
 

@@ -18,6 +18,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from cskpi.celery import app as celery_app
 from cskpi.errors import NotFoundError
 from cskpi.models import Department
 from ingestion.models import RecordChange
@@ -238,6 +239,9 @@ def alert_rules_evaluate(*, department_id: int | None = None, now: datetime | No
     return transitions
 
 
+EVALUATE_TASK = "metrics.alerting.evaluate_department_alerts"
+
+
 def _evaluation_flag(department_id: int) -> str:
     return f"alerts:evaluation-queued:{department_id}"
 
@@ -247,15 +251,13 @@ def alert_evaluation_kick(*, department_id: int) -> None:
 
     In-process mode evaluates now; with a broker one task per department is queued (a short-lived
     cache flag coalesces the kicks of many recompute groups; the task clears it before it reads)."""
-    from metrics.alerting import tasks
-
     try:
         if not AlertRule.objects.filter(department_id=department_id, enabled=True).exists():
             return
         if settings.CELERY_TASK_ALWAYS_EAGER:
             alert_rules_evaluate(department_id=department_id)
         elif cache.add(_evaluation_flag(department_id), 1, timeout=30):
-            tasks.evaluate_department_alerts.delay(department_id)
+            celery_app.send_task(EVALUATE_TASK, args=(department_id,))  # by name: the task module imports this one
     except Exception:  # noqa: BLE001 - never fails the recompute that kicked it; beat catches up
         logger.warning("could not evaluate or queue the alert rules of department %s; beat will",
                        department_id, exc_info=True)

@@ -7,7 +7,7 @@ from django.utils import timezone
 from metrics.alerting import deliveries, services
 
 
-@shared_task(name="metrics.alerting.evaluate_department_alerts", acks_late=True)
+@shared_task(name=services.EVALUATE_TASK, acks_late=True)
 def evaluate_department_alerts(department_id: int) -> int:
     services.evaluation_flag_clear(department_id=department_id)  # a later recompute queues another run
     return services.alert_rules_evaluate(department_id=department_id)
@@ -28,7 +28,7 @@ def evaluate_all_alerts() -> int:
 _MAX_COUNTDOWN = 900
 
 
-@shared_task(name="metrics.alerting.deliver_webhook", acks_late=True)
+@shared_task(name=deliveries.DELIVER_TASK, acks_late=True)
 def deliver_webhook(event_id: str) -> str:
     result = deliveries.webhook_delivery_attempt(event_id=event_id)
     leased_elsewhere = not result.sent and result.retry_at is not None and result.status == "pending"
