@@ -10,8 +10,7 @@ from rest_framework import exceptions, serializers
 from cskpi.access import Access
 from cskpi.models import Department
 from cskpi.serializers import StrictCharField, StrictSlugField
-from ingestion.fields import FieldSpec, FieldType
-from ingestion.serializers import SpecDateTimeField
+from ingestion.apis import RecordTimeField
 from metrics.alerting import webhooks
 from metrics.alerting.choices import AlertCondition, AlertState, AttemptOutcome, DeliveryStatus
 from metrics.alerting.selectors import can_manage
@@ -26,7 +25,6 @@ from metrics.catalog import KPIS
 from metrics.planner import kpi_dimensions_missing
 
 _MAX_THRESHOLD = 1e15
-_TIME_SPEC = FieldSpec("time", FieldType.DATETIME, "")
 _NO_NUL = r"^[^\x00]*$"
 _CHANNEL = r"^([a-z0-9][a-z0-9_-]*)?$"
 
@@ -294,10 +292,8 @@ class AlertEventFilterSerializer(serializers.Serializer):
     rule = serializers.UUIDField(required=False)
     department = serializers.SlugField(required=False, max_length=64)
     state = serializers.ChoiceField(choices=AlertState.choices, required=False)
-    start = SpecDateTimeField(spec=_TIME_SPEC, required=False, allow_null=False,
-                              help_text="Events at or after (ISO 8601 with offset).")
-    end = SpecDateTimeField(spec=_TIME_SPEC, required=False, allow_null=False,
-                            help_text="Events before (ISO 8601 with offset).")
+    start = RecordTimeField(required=False, help_text="Events at or after (ISO 8601 with offset).")
+    end = RecordTimeField(required=False, help_text="Events before (ISO 8601 with offset).")
     cursor = serializers.CharField(required=False, max_length=200, trim_whitespace=False,
                                    validators=[RegexValidator(_NO_NUL)], help_text="From the `next` link.")
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
