@@ -31,8 +31,7 @@ from metrics.alerting.services import alert_rule_create, alert_rule_delete, aler
 _TAG = ["alerts"]
 _RULE_EXAMPLE = {
     "name": "Cashout errors", "department": "cskh-hn", "kpi": "cashout_error_rate", "window": "PT1H",
-    "condition": "above", "threshold": 5, "min_sample_size": 20, "for_evaluations": 2,
-    "webhook_url": "https://ops.example.com/hooks/cskpi", "secret": "whsec_5f0c2a9e4b7d1c3a", "enabled": True,
+    "condition": "above", "threshold": 5, "min_sample_size": 20, "for_evaluations": 2, "enabled": True,
 }
 _RULE_INVALID = error_response(
     "A field is wrong; `errors[].field` names it (codes: invalid_choice (unknown KPI), out_of_range (window), "
@@ -87,7 +86,8 @@ class AlertRuleCollectionApi(APIView):
             "now, evaluated after each recompute of the department and every CSKPI_ALERT_EVAL_SECONDS. "
             "`above`/`below` compare the value with `threshold`; `change_above`/`change_below` compare the "
             "percentage change vs the window just before (a drop of more than 20 %: change_below, -20). "
-            "`webhook_url` must be https and resolve to public addresses only."
+            "`webhook_url` (with its write-only `secret`, 16+ characters) must be https and resolve to public "
+            "addresses only."
         ),
         request=AlertRuleInputSerializer,
         responses={201: AlertRuleOutputSerializer, **standard_errors(), 400: _RULE_INVALID, 403: _RULE_FORBIDDEN},
