@@ -10,7 +10,7 @@ RUN python -m venv /venv && /venv/bin/pip install .
 
 FROM python:3.11-slim
 ENV PATH=/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-    DJANGO_SETTINGS_MODULE=cskpi.settings PORT=8000
+    DJANGO_SETTINGS_MODULE=cskpi.settings PORT=8000 DJANGO_DEBUG=false
 RUN useradd --system --uid 10001 --home-dir /app cskpi
 WORKDIR /app
 COPY --from=build /venv /venv
@@ -24,4 +24,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --retries=3 \
   CMD python -c "import os,urllib.request;urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/api/v1/health',timeout=4)"
 # The same image runs the worker (`celery -A cskpi worker`) and beat (`celery -A cskpi beat`).
-CMD ["sh", "-c", "python manage.py check --deploy --fail-level WARNING && exec gunicorn cskpi.wsgi:application --bind 0.0.0.0:${PORT} --workers ${WEB_CONCURRENCY:-2} --access-logfile -"]
+CMD ["sh", "-c", "python manage.py check --deploy --fail-level WARNING && exec gunicorn -c python:cskpi.gunicorn_conf cskpi.wsgi:application --bind 0.0.0.0:${PORT}"]

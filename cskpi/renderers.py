@@ -8,7 +8,9 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 
+import orjson
 from rest_framework import renderers
+from rest_framework.utils.encoders import JSONEncoder
 
 from cskpi.errors import InvalidInput
 from cskpi.params import FORMAT_PARAMETER
@@ -56,10 +58,30 @@ class CsvNegotiationMixin:
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         if response.status_code >= 400 and isinstance(getattr(response, "accepted_renderer", None), CsvRenderer):
-            response.accepted_renderer = renderers.JSONRenderer()
+            response.accepted_renderer = FiniteJSONRenderer()
             response.accepted_media_type = "application/json"
         return response
 
     @staticmethod
     def wants_csv(request) -> bool:
         return isinstance(getattr(request, "accepted_renderer", None), CsvRenderer)
+
+
+# --- JSON: orjson, and never a non-finite number -------------------------------------------------
+# JSON has no NaN or Infinity; a stored value that produced one (or an overflow) must not make the
+# answer unparseable or a 500. orjson writes NaN, Infinity and -Infinity as `null` (the API's "no
+# value"); types orjson does not know (Decimal, lazy translations, datetimes) go through DRF's
+# encoder, so the text is the same as DRF's JSONRenderer would write.
+_encoder = JSONEncoder()
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def json_dumps(data) -> bytes:
+    return orjson.dumps(data, default=_encoder.default, option=_OPTIONS)
+
+
+class FiniteJSONRenderer(renderers.JSONRenderer):
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if data is None:
+            return b""
+        return json_dumps(data)

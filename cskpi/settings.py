@@ -1,5 +1,6 @@
 """Settings: one env reader; production differs from development only by environment variables."""
 
+import sys
 from pathlib import Path
 
 import environ
@@ -8,7 +9,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 
-DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# Debug pages (settings, source, locals, every URL) only in the embedded development server:
+# never in a process gunicorn serves, whatever DJANGO_DEBUG says.
+SERVED_BY_GUNICORN = "gunicorn.arbiter" in sys.modules
+DEBUG = env.bool("DJANGO_DEBUG", default=False) and not SERVED_BY_GUNICORN
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="django-insecure-cskpi-development-only-set-DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
@@ -40,6 +44,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "cskpi.middleware.NoStoreMiddleware",
 ]
 
 ROOT_URLCONF = "cskpi.urls"
@@ -112,8 +117,8 @@ CELERY_TIMEZONE = "UTC"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["cskpi.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["cskpi.renderers.FiniteJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["cskpi.parsers.FastJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "cskpi.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -122,6 +127,10 @@ CSKPI_PUBLIC_DOCS = env.bool("CSKPI_PUBLIC_DOCS", default=True)
 CSKPI_DEFAULT_TIMEZONE = env("CSKPI_DEFAULT_TIMEZONE", default="Asia/Ho_Chi_Minh")
 CSKPI_MAX_BATCH = env.int("CSKPI_MAX_BATCH", default=1000)
 CSKPI_MAX_PAGE_SIZE = env.int("CSKPI_MAX_PAGE_SIZE", default=1000)
+# Most entries listed in an error's `errors` (the rest are counted in `errors_not_listed`).
+CSKPI_MAX_ERRORS = env.int("CSKPI_MAX_ERRORS", default=100)
+# Most cells (KPIs x groups x periods) one /metrics answer may hold.
+CSKPI_MAX_RESULT_CELLS = env.int("CSKPI_MAX_RESULT_CELLS", default=100_000)
 # KPI engine: recompute batches and leases, attempts before a bucket is parked as failed.
 CSKPI_RECOMPUTE_BATCH = env.int("CSKPI_RECOMPUTE_BATCH", default=2000)
 CSKPI_RECOMPUTE_LEASE_SECONDS = env.int("CSKPI_RECOMPUTE_LEASE_SECONDS", default=60)
@@ -207,7 +216,10 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# X-Forwarded-Proto is believed only behind a proxy named here (addresses or CIDRs, or "*"):
+# gunicorn takes it only from those addresses (cskpi/gunicorn_conf.py), Django only when it is set.
+CSKPI_TRUSTED_PROXY = env("CSKPI_TRUSTED_PROXY", default="").strip()
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if CSKPI_TRUSTED_PROXY else None
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE

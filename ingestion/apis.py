@@ -17,7 +17,6 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -25,7 +24,7 @@ from cskpi.access import request_access
 from cskpi.choices import ReadLevel
 from cskpi.errors import InvalidInput, PayloadTooLarge
 from cskpi.params import query_params_read
-from cskpi.renderers import CsvNegotiationMixin, CsvRenderer, csv_lines
+from cskpi.renderers import CsvNegotiationMixin, CsvRenderer, FiniteJSONRenderer, csv_lines
 from cskpi.schema import CSV_FORMAT_PARAMETER, error_response, standard_errors
 from ingestion.fields import RECORD_SPECS, FieldSpec, FieldType, RecordSpec
 from ingestion.parsers import FastJSONParser
@@ -210,7 +209,7 @@ class RecordCollectionApi(CsvNegotiationMixin, APIView):
 
     def get_renderers(self):
         method = getattr(getattr(self, "request", None), "method", "GET")
-        return [JSONRenderer(), *([RecordCsvRenderer()] if method in ("GET", "HEAD") else [])]
+        return [FiniteJSONRenderer(), *([RecordCsvRenderer()] if method in ("GET", "HEAD") else [])]
 
     def post(self, request):
         items = batch_items_read(request)

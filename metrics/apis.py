@@ -1,13 +1,12 @@
 from django.utils.translation import get_language_from_request
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cskpi.access import request_access
 from cskpi.params import query_params_read
-from cskpi.renderers import CsvNegotiationMixin
+from cskpi.renderers import CsvNegotiationMixin, FiniteJSONRenderer
 from cskpi.schema import CSV_FORMAT_PARAMETER, error_response, standard_errors
 from metrics.renderers import KpiSeriesCsvRenderer
 from metrics.selectors import kpi_catalog_list, kpi_series_get, recompute_status_get
@@ -33,7 +32,7 @@ _SERIES_EXAMPLE = {
 
 
 class KpiSeriesApi(CsvNegotiationMixin, APIView):
-    renderer_classes = [JSONRenderer, KpiSeriesCsvRenderer]
+    renderer_classes = [FiniteJSONRenderer, KpiSeriesCsvRenderer]
     list_parameters = ("kpi", "department", "group_by", "agent", "channel", "topic")
 
     @extend_schema(

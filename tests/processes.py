@@ -120,8 +120,8 @@ def start_beat(tmp_path: Path, env: dict) -> Process:
 
 def start_web(tmp_path: Path, env: dict, *, workers: int = 1) -> Process:
     port = free_port()
-    process = Process("web", [str(BIN / "gunicorn"), "cskpi.wsgi:application", "--bind", f"127.0.0.1:{port}",
-                              "--workers", str(workers), "--timeout", "60"],
+    process = Process("web", [str(BIN / "gunicorn"), "-c", "python:cskpi.gunicorn_conf", "cskpi.wsgi:application",
+                              "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--timeout", "60"],
                       env=env, log=tmp_path / "web.log")
     process.url = f"http://127.0.0.1:{port}"
 
