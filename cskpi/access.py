@@ -1,8 +1,10 @@
 """What a caller may do, per department. Built once per request from the caller's grants."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cskpi.choices import ROLE_READ_LEVEL, ReadLevel, Role
+from cskpi.errors import Forbidden, InvalidInput, text_clip
 from cskpi.models import Department, Grant
 
 
@@ -86,3 +88,96 @@ def request_access(request) -> Access:
         access = access_get(user=request.user)
         request._cskpi_access = access
     return access
+
+
+# --- the read-scope policy: one answer per situation, for every endpoint -----------------------
+# docs/access.md tabulates it. Department slugs are not enumerable: a caller who is not staff gets
+# the same 403 for a department that does not exist as for one it may not read; staff (who read
+# every department) are told plainly that it does not exist.
+
+NO_READ_GRANT = "no_read_grant"
+PERMISSION_DENIED = "permission_denied"
+UNKNOWN_DEPARTMENT = "unknown_department"
+NOT_PERMITTED = "not_permitted"
+
+
+def read_scopes_resolve(*, access: Access, slugs: Sequence[str] = ()) -> list[DepartmentAccess]:
+    """The departments a read covers: those named, or every one the caller reads when none is named.
+
+    403 `no_read_grant` when the caller reads no department; 403 `permission_denied` naming each
+    department it may not read (or that does not exist); staff: 400 `unknown_department`.
+    """
+    if not slugs:
+        readable = sorted(access.readable(), key=lambda a: a.department.slug)
+        if not readable:
+            raise Forbidden("You hold no grant to read any department.", [
+                {"field": "department", "code": NO_READ_GRANT,
+                 "message": "Your token has no viewer, agent or manager grant on any department."}
+            ], code=NO_READ_GRANT)
+        return readable
+    slugs = list(dict.fromkeys(slugs))
+    hidden = [slug for slug in slugs if (a := access.get(slug)) is None or not a.can_read]
+    if hidden:
+        listed = ", ".join(text_clip(s) for s in hidden)
+        if access.is_staff:
+            raise InvalidInput(f"No department {listed}.", [
+                {"field": "department", "code": UNKNOWN_DEPARTMENT, "message": f"No department {text_clip(s)!r}."}
+                for s in hidden
+            ])
+        raise Forbidden(f"You may not read department {listed}.", [
+            {"field": "department", "code": PERMISSION_DENIED,
+             "message": f"No read grant on department {text_clip(s)!r} (or no such department)."}
+            for s in hidden
+        ])
+    return [access.get(slug) for slug in slugs]
+
+
+def agent_detail_check(*, scopes: Sequence[DepartmentAccess], group_by_agent: bool = False,
+                       agents: Sequence[str] = ()) -> None:
+    """Per-agent detail: viewers see none (no grouping or filtering by agent); agents only their own.
+
+    403 `not_permitted` naming the parameter (`group_by` or `agent`) and the department.
+    """
+    for scope in scopes:
+        slug = scope.department.slug
+        if scope.read_level == ReadLevel.DEPARTMENT:
+            for asked, field in ((group_by_agent, "group_by"), (bool(agents), "agent")):
+                if asked:
+                    what = "group by agent" if field == "group_by" else "filter by agent"
+                    message = f"Your role on '{slug}' shows department-level figures only; it cannot {what}."
+                    raise Forbidden(message, [{"field": field, "code": NOT_PERMITTED, "message": message}],
+                                    code=NOT_PERMITTED)
+        elif scope.read_level == ReadLevel.AGENT and agents and set(agents) != {scope.agent}:
+            message = f"Your role on '{slug}' shows only your own agent ({scope.agent})."
+            raise Forbidden(message, [{"field": "agent", "code": NOT_PERMITTED, "message": message}],
+                            code=NOT_PERMITTED)
+
+
+def ingest_permission_check(*, access: Access) -> None:
+    """May this token ingest at all? Checked before the body is read (403 `permission_denied`)."""
+    if not access.is_staff and not access.ingestable():
+        raise Forbidden("Your token holds no ingest grant; nothing was read or written.", [
+            {"field": None, "code": PERMISSION_DENIED, "message": "Ingesting needs the ingest role on a department."}
+        ])
+
+
+def ingest_departments_check(*, access: Access, departments: Sequence) -> None:
+    """Each item's department (raw, before validation) must be one the caller ingests into.
+
+    A caller who is not staff gets the same 403 for a department that does not exist as for one
+    without its ingest grant; staff are left to validation (400 `unknown_department`). Values that
+    are not text are left to validation too.
+    """
+    if access.is_staff:
+        return
+    allowed = {a.department.slug for a in access.ingestable()}
+    bad = [(i, d) for i, d in enumerate(departments) if type(d) is str and d not in allowed]
+    if bad:
+        names = sorted({text_clip(d) for _, d in bad})
+        raise Forbidden(
+            f"You may not ingest into: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''}. "
+            "Nothing was written.",
+            [{"index": i, "field": "department", "code": PERMISSION_DENIED,
+              "message": f"No ingest grant on department {text_clip(d)!r} (or no such department)."}
+             for i, d in bad],
+        )

@@ -15,8 +15,13 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate(self, request):
         header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower() != self.keyword.lower().encode():
+        if not header:
             return None
+        if header[0].lower() != self.keyword.lower().encode():
+            scheme = header[0][:20].decode("latin1")
+            raise exceptions.AuthenticationFailed(
+                f"Unsupported authorization scheme '{scheme}': send 'Authorization: Bearer <token>'."
+            )
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("The Authorization header must be 'Bearer <token>'.")
         try:

@@ -13,6 +13,36 @@ from rest_framework.response import Response
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
+# Echoed names and values are cut to this many characters (a 7 MB field name is not sent back).
+CLIP_CHARS = 100
+_MESSAGE_CHARS = 1000
+
+
+def text_clip(value, limit: int = CLIP_CHARS) -> str:
+    """`value` as text fit to echo in an error: at most `limit` characters, saying how long it was."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
+
+
+class CappedErrors(list):
+    """An error list that keeps the first CSKPI_MAX_ERRORS entries and counts the rest."""
+
+    def __init__(self, limit: int | None = None):
+        super().__init__()
+        self.limit = settings.CSKPI_MAX_ERRORS if limit is None else limit
+        self.not_listed = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self) >= self.limit
+
+    def append(self, entry) -> None:
+        if len(self) < self.limit:
+            super().append(entry)
+        else:
+            self.not_listed += 1
 
 
 class ApiError(exceptions.APIException):
@@ -22,6 +52,7 @@ class ApiError(exceptions.APIException):
         super().__init__(detail=detail, code=code or self.default_code)
         self.code = code or self.default_code
         self.errors = errors or []
+        self.not_listed = getattr(errors, "not_listed", 0)
 
 
 class InvalidInput(ApiError):
@@ -64,8 +95,26 @@ class ServiceUnavailable(ApiError):
     default_detail = "A backing service is unavailable; retry later."
 
 
-def error_body(code: str, detail: str, errors: list[dict] | None = None) -> dict:
-    return {"code": code, "detail": detail, "errors": errors or []}
+def error_body(code: str, detail: str, errors: list[dict] | None = None, not_listed: int = 0) -> dict:
+    """The error shape; at most CSKPI_MAX_ERRORS entries (the rest counted), echoed text clipped."""
+    errors = list(errors or [])
+    limit = settings.CSKPI_MAX_ERRORS
+    if len(errors) > limit:
+        not_listed += len(errors) - limit
+        errors = errors[:limit]
+    body = {"code": code, "detail": text_clip(detail, _MESSAGE_CHARS), "errors": [_entry_clip(e) for e in errors]}
+    if not_listed:
+        body["errors_not_listed"] = not_listed
+        body["detail"] += f" ({not_listed} more errors not listed)"
+    return body
+
+
+def _entry_clip(entry: dict) -> dict:
+    out = dict(entry)
+    if out.get("field") is not None:
+        out["field"] = text_clip(out["field"], 2 * CLIP_CHARS)
+    out["message"] = text_clip(out.get("message", ""), _MESSAGE_CHARS)
+    return out
 
 
 def flatten_validation_detail(detail, *, batch: bool = False) -> list[dict]:
@@ -124,15 +173,18 @@ def exception_handler(exc, context):
         return None  # a real bug: Django's 500 handler answers (JSON, see server_error)
 
     if isinstance(exc, ApiError):
-        body = error_body(exc.code, str(exc.detail), exc.errors)
+        body = error_body(exc.code, str(exc.detail), exc.errors, exc.not_listed)
     elif isinstance(exc, exceptions.ValidationError):
         view = context.get("view")
         batch = bool(getattr(view, "batch_errors", False))
-        errors = flatten_validation_detail(exc.detail, batch=batch)
+        errors = [_entry_clip(e) for e in flatten_validation_detail(exc.detail, batch=batch)]
         body = error_body("invalid", _summary(errors), errors)
     else:
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
         body = error_body(code, str(exc.detail))
+    if not body["errors"] and exc.status_code in (401, 403):
+        # Every refusal says why, in `errors` too (clients read the list, not the summary).
+        body["errors"] = [{"field": None, "code": body["code"], "message": body["detail"]}]
 
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header
@@ -183,11 +235,21 @@ def bad_request(request, exception=None):
 
 
 def permission_denied(request, exception=None):
-    return JsonResponse(error_body("permission_denied", "Permission denied."), status=403)
+    return JsonResponse(error_body("permission_denied", "Permission denied.", [
+        {"field": None, "code": "permission_denied", "message": "Permission denied."}]), status=403)
 
 
 def page_not_found(request, exception=None):
-    return JsonResponse(error_body("not_found", f"No endpoint at {request.path}."), status=404)
+    path = text_clip(request.path)
+    detail = f"No endpoint at {path}."
+    if request.path.startswith("/api/v1/") and request.path.endswith("/") and len(request.path) > 8:
+        detail += f" API paths have no trailing slash: {text_clip(request.path.rstrip('/'))}."
+    return JsonResponse(error_body("not_found", detail), status=404)
+
+
+def not_found_view(request, *args, **kwargs):
+    """Every URL no route matches, in every mode: JSON (Django's debug 404 page lists every URL)."""
+    return page_not_found(request)
 
 
 def server_error(request):

@@ -54,7 +54,8 @@ APPEND_SLASH = False
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Before the apps' templates: overrides of drf-spectacular's pages (no internet loads).
+        "DIRS": [BASE_DIR / "cskpi" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

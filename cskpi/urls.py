@@ -1,8 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from cskpi.apis import DepartmentListCreateApi, HealthApi
+from cskpi.errors import not_found_view
 
 api_v1 = [
     path("health", HealthApi.as_view(), name="health"),
@@ -17,6 +18,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("admin/", admin.site.urls),
+    # Anything else (e.g. a trailing slash) is a JSON 404 in every mode, debug included.
+    re_path(r"", not_found_view),
 ]
 
 handler400 = "cskpi.errors.bad_request"

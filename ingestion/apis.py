@@ -20,7 +20,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cskpi.access import request_access
+from cskpi.access import ingest_permission_check, request_access
 from cskpi.choices import ReadLevel
 from cskpi.errors import InvalidInput, PayloadTooLarge
 from cskpi.params import query_params_read
@@ -212,6 +212,7 @@ class RecordCollectionApi(CsvNegotiationMixin, APIView):
         return [FiniteJSONRenderer(), *([RecordCsvRenderer()] if method in ("GET", "HEAD") else [])]
 
     def post(self, request):
+        ingest_permission_check(access=request_access(request))  # before the body is even parsed
         items = batch_items_read(request)
         outcome = record_batch_ingest(spec=self.spec, items=items, access=request_access(request))
         return Response(outcome)

@@ -7,9 +7,9 @@ from datetime import datetime
 
 from django.db.models import F, Q, QuerySet
 
-from cskpi.access import Access, DepartmentAccess
+from cskpi.access import Access, DepartmentAccess, agent_detail_check, read_scopes_resolve
 from cskpi.choices import ReadLevel
-from cskpi.errors import Forbidden, NotFoundError
+from cskpi.errors import NotFoundError
 from ingestion.fields import RecordSpec
 
 
@@ -25,20 +25,7 @@ class RecordQuery:
 
 
 def _scopes(*, access: Access, departments: tuple[str, ...]) -> list[DepartmentAccess]:
-    if not departments:
-        return access.readable()
-    unknown_or_hidden = [slug for slug in departments if (a := access.get(slug)) is None or not a.can_read]
-    if unknown_or_hidden:
-        if access.is_staff:
-            raise NotFoundError(f"No department {', '.join(unknown_or_hidden)}.", [
-                {"field": "department", "code": "unknown_department", "message": f"No department {slug!r}."}
-                for slug in unknown_or_hidden
-            ])
-        raise Forbidden(f"You may not read department {', '.join(unknown_or_hidden)}.", [
-            {"field": "department", "code": "permission_denied", "message": f"No read grant on {slug!r}."}
-            for slug in unknown_or_hidden
-        ])
-    return [access.get(slug) for slug in dict.fromkeys(departments)]
+    return read_scopes_resolve(access=access, slugs=departments)
 
 
 def _scope_q(spec: RecordSpec, scopes: list[DepartmentAccess]) -> Q:
@@ -81,12 +68,7 @@ def record_list(*, spec: RecordSpec, access: Access, query: RecordQuery) -> tupl
     scopes = _scopes(access=access, departments=query.departments)
     owner = next((f.name for f in spec.fields if f.owner), None)
     if owner is not None and query.filters.get(owner):
-        blind = [s.department.slug for s in scopes if s.read_level == ReadLevel.DEPARTMENT]
-        if blind:
-            raise Forbidden(f"Filtering by {owner} needs a manager or agent grant.", [
-                {"field": owner, "code": "permission_denied",
-                 "message": f"No per-agent access to {', '.join(blind)}."}
-            ])
+        agent_detail_check(scopes=scopes, agents=tuple(query.filters[owner]))
     anchor = spec.time
     queryset = _queryset(spec).filter(_scope_q(spec, scopes))
     if query.start is not None:

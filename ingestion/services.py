@@ -21,13 +21,13 @@ from datetime import UTC, datetime
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from cskpi.access import Access
+from cskpi.access import Access, ingest_departments_check
 from cskpi.db import pg_cursor
 from cskpi.errors import Forbidden, InvalidInput
 from cskpi.models import Department
 from ingestion.changes import record_changes_mark
 from ingestion.choices import UpsertResult
-from ingestion.fields import RecordSpec
+from ingestion.fields import FieldType, RecordSpec
 from ingestion.validation import batch_validator_get
 
 logger = logging.getLogger(__name__)
@@ -42,13 +42,16 @@ _RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock, serialization failure
 
 
 # --- validation and access -------------------------------------------------------------------
-def record_batch_validate(*, spec: RecordSpec, items: Sequence, text: bool = False) -> list[dict]:
-    """Typed rows for the items, or InvalidInput listing every bad item (nothing is written)."""
+def record_batch_validate(*, spec: RecordSpec, items: Sequence, text: bool = False,
+                          error_limit: int | None = None) -> list[dict]:
+    """Typed rows for the items, or InvalidInput listing the bad items (at most `error_limit`
+    errors, default CSKPI_MAX_ERRORS, the rest counted); nothing is written."""
     departments = dict(Department.objects.values_list("slug", "id"))
-    rows, errors = batch_validator_get(spec).validate(items, departments=departments, text=text)
+    rows, errors = batch_validator_get(spec).validate(items, departments=departments, text=text,
+                                                      error_limit=error_limit)
     if errors:
-        unknown = sorted({e["message"] for e in errors if e["code"] == "unknown_department"})
-        bad_items = len({e["index"] for e in errors})
+        unknown = sorted({e["message"] for e in errors if e["code"] == "unknown_department"})[:5]
+        bad_items = sum(1 for row in rows if row is None)
         detail = f"{bad_items} of {len(items)} items are invalid; nothing was written."
         if unknown:
             detail += " " + " ".join(unknown)
@@ -74,7 +77,11 @@ def record_batch_authorize(*, rows: Sequence[dict], access: Access) -> set[int]:
 
 
 def record_batch_ingest(*, spec: RecordSpec, items: Sequence, access: Access) -> dict:
-    """The API's write: validate, check the caller's ingest grants, upsert."""
+    """The API's write: check the caller's ingest grants on the departments named, validate, upsert."""
+    department_field = next(f.name for f in spec.fields if f.type is FieldType.DEPARTMENT)
+    ingest_departments_check(access=access, departments=[
+        item.get(department_field) if type(item) is dict else None for item in items
+    ])
     rows = record_batch_validate(spec=spec, items=items)
     allowed = record_batch_authorize(rows=rows, access=access)
     return record_batch_upsert(spec=spec, rows=rows, department_ids=None if access.is_staff else allowed)

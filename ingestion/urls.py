@@ -6,5 +6,6 @@ urlpatterns = []
 for plural, (collection, detail) in RECORD_APIS.items():
     urlpatterns += [
         path(plural, collection.as_view(), name=plural),
-        path(f"{plural}/<str:source>/<str:external_id>", detail.as_view(), name=f"{plural}-detail"),
+        # `path`: an external_id may hold "/" (sent as is or as %2F); the source is a slug (no "/").
+        path(f"{plural}/<str:source>/<path:external_id>", detail.as_view(), name=f"{plural}-detail"),
     ]

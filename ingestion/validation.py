@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from cskpi.errors import CappedErrors, text_clip
 from ingestion.currencies import ISO_4217_CODES
 from ingestion.fields import FieldSpec, FieldType, RecordSpec
 
@@ -140,6 +141,10 @@ def _number(value) -> float | Invalid:
     return Invalid("invalid_type", "Must be a number.")
 
 
+# Ten years: no wait, handle or response time is longer; bounded sums can never overflow a float.
+DURATION_MAX_SECONDS = 315_576_000
+
+
 def _duration(spec: FieldSpec) -> Coercer:
     def coerce(value):
         value = _number(value)
@@ -147,6 +152,9 @@ def _duration(spec: FieldSpec) -> Coercer:
             return value
         if value < 0:
             return Invalid("negative_duration", "A duration may not be negative.")
+        if value > DURATION_MAX_SECONDS:
+            return Invalid("duration_too_long",
+                           f"At most {DURATION_MAX_SECONDS} seconds (10 years).")
         return value
 
     return coerce
@@ -258,8 +266,9 @@ def text_value_read(spec: FieldSpec, value: str):
 
 
 def field_name_safe(name) -> str:
-    """A field name fit to echo in an error: lone surrogates (valid JSON escapes, invalid UTF-8) escaped."""
-    name = str(name)
+    """A field name fit to echo in an error: clipped, lone surrogates (valid JSON escapes, invalid
+    UTF-8) escaped."""
+    name = text_clip(name)
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
@@ -277,11 +286,15 @@ class BatchValidator:
         self.department_field = next(f.name for f in spec.fields if f.type is FieldType.DEPARTMENT)
 
     def validate(
-        self, items: Sequence, *, departments: Mapping[str, int], text: bool = False
+        self, items: Sequence, *, departments: Mapping[str, int], text: bool = False, error_limit: int | None = None
     ) -> tuple[list[dict | None], list[dict]]:
-        """-> (rows keyed by column, None for a bad item; errors as {index, field, code, message})."""
+        """-> (rows keyed by column, None for a bad item; errors as {index, field, code, message}).
+
+        At most `error_limit` (default CSKPI_MAX_ERRORS) errors are listed; the rest are counted in
+        the list's `not_listed`.
+        """
         rows: list[dict | None] = []
-        errors: list[dict] = []
+        errors = CappedErrors(error_limit)
         for index, item in enumerate(items):
             row = self.item_validate(item, index, departments, text, errors)
             rows.append(row)
@@ -294,10 +307,14 @@ class BatchValidator:
             return None
         failed = False
         if not item.keys() <= self.allowed:
-            for name in sorted(item.keys() - self.allowed):
-                name = field_name_safe(name)
-                errors.append({"index": index, "field": name, "code": "unknown_field",
-                               "message": f"Unknown field {name!r}."})
+            unknown = item.keys() - self.allowed
+            if getattr(errors, "full", False):
+                errors.not_listed += len(unknown)
+            else:
+                for name in sorted(unknown):
+                    name = field_name_safe(name)
+                    errors.append({"index": index, "field": name, "code": "unknown_field",
+                                   "message": f"Unknown field {name!r}."})
             failed = True
         row = {}
         get = item.get
@@ -324,7 +341,7 @@ class BatchValidator:
         department_id = departments.get(slug)
         if department_id is None:
             errors.append({"index": index, "field": self.department_field, "code": "unknown_department",
-                           "message": f"No department {slug!r}."})
+                           "message": f"No department {text_clip(slug)!r}."})
             return None
         row["department_id"] = department_id
         for rule in self.spec.rules:

@@ -8,12 +8,12 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework import exceptions, serializers
 
-from cskpi.access import Access
-from cskpi.choices import ReadLevel
+from cskpi.access import Access, agent_detail_check, read_scopes_resolve
 from cskpi.models import Department
 from cskpi.validators import zone_get
 from metrics.catalog import KPIS, Unit
 from metrics.cubes import AGENT, local_midnight
+from metrics.limits import result_cells_check
 from metrics.periods import Compare, Granularity, add_months, is_quarter
 from metrics.planner import GROUP_DIMENSIONS, DepartmentScope, KpiQuery, kpi_dimensions_missing
 
@@ -123,11 +123,13 @@ class KpiQueryInputSerializer(serializers.Serializer):
         agents = attrs.get("agent", ())
         scopes = self._agent_rules(access, scopes, group_by, agents)
         self._dimension_rules(attrs["kpi"], group_by, agents, attrs.get("channel", ()), attrs.get("topic", ()))
-        return {"query": KpiQuery(
+        query = KpiQuery(
             kpis=attrs["kpi"], scopes=tuple(scopes), start=start, end=end, zone=zone_name, granularity=granularity,
             group_by=group_by, agents=agents, channels=attrs.get("channel", ()), compare=attrs.get("compare"),
             topics=attrs.get("topic", ()),
-        )}
+        )
+        result_cells_check(query=query)
+        return {"query": query}
 
     @staticmethod
     def _dimension_rules(kpis, group_by, agents, channels, topics) -> None:
@@ -143,39 +145,17 @@ class KpiQueryInputSerializer(serializers.Serializer):
 
     # --- departments and access ---------------------------------------------------------
 
-    def _scopes(self, access: Access, departments: str | None) -> list[DepartmentScope]:
-        if departments is None:
-            readable = access.readable()
-            if not readable:
-                raise exceptions.PermissionDenied("You hold no grant to read any department.")
-            return [DepartmentScope(a.department, a.agent) for a in sorted(readable, key=lambda a: a.department.slug)]
-        slugs = list(dict.fromkeys(_split(departments)))
-        if not slugs:
+    @staticmethod
+    def _scopes(access: Access, departments: str | None) -> list[DepartmentScope]:
+        if departments is not None and not _split(departments):
             raise _invalid("department", "Name at least one department.", "required")
-        scopes = []
-        for slug in slugs:
-            grant = access.get(slug)
-            if grant is None or not grant.can_read:
-                if access.is_staff:  # staff read every department: this one does not exist
-                    raise _invalid("department", f"No department '{slug}'.", "unknown_department")
-                raise exceptions.PermissionDenied(f"department: you may not read department '{slug}'.")
-            scopes.append(DepartmentScope(grant.department, grant.agent))
-        return scopes
+        readable = read_scopes_resolve(access=access, slugs=_split(departments or ""))
+        return [DepartmentScope(a.department, a.agent) for a in readable]
 
-    def _agent_rules(self, access: Access, scopes: list[DepartmentScope], group_by, agents) -> list[DepartmentScope]:
-        for scope in scopes:
-            level = access.get(scope.department.slug).read_level
-            if level == ReadLevel.DEPARTMENT:
-                if AGENT in group_by:
-                    raise _invalid("group_by", f"Your role on '{scope.department.slug}' shows department-level "
-                                   "KPIs only; it cannot group by agent.", "not_permitted")
-                if agents:
-                    raise _invalid("agent", f"Your role on '{scope.department.slug}' shows department-level "
-                                   "KPIs only; it cannot filter by agent.", "not_permitted")
-            if level == ReadLevel.AGENT and agents and set(agents) != {scope.agent}:
-                raise exceptions.PermissionDenied(
-                    f"agent: your role on '{scope.department.slug}' shows only your own agent ({scope.agent})."
-                )
+    @staticmethod
+    def _agent_rules(access: Access, scopes: list[DepartmentScope], group_by, agents) -> list[DepartmentScope]:
+        agent_detail_check(scopes=[access.get(s.department.slug) for s in scopes],
+                           group_by_agent=AGENT in group_by, agents=agents)
         return scopes
 
     @staticmethod

@@ -64,14 +64,19 @@ def test_viewer_sees_records_without_agent_or_amount(make_client, records):
 def test_agent_sees_only_its_own_records_and_no_cashouts(make_client, records):
     client = make_client(grants=[("cskh-hn", "agent")], agent="a1")
     assert ids(client.get("/api/v1/interactions")) == ["hn-1", "hn-3"]
-    assert ids(client.get("/api/v1/interactions", {"agent": "a2"})) == []
+    # One read-scope policy (cskpi/access.py): another agent's records are refused as on /metrics.
+    response = client.get("/api/v1/interactions", {"agent": "a2"})
+    assert (response.status_code, response.json()["errors"][0]["code"]) == (403, "not_permitted")
+    assert ids(client.get("/api/v1/interactions", {"agent": "a1"})) == ["hn-1", "hn-3"]
     assert ids(client.get("/api/v1/surveys")) == ["s-1"]
     assert ids(client.get("/api/v1/cashouts")) == []
 
 
 def test_ingest_role_reads_nothing(make_client, records):
     client = make_client(grants=[("cskh-hn", "ingest")])
-    assert ids(client.get("/api/v1/interactions")) == []
+    # One read-scope policy: a caller that reads no department is told so, as on /metrics.
+    response = client.get("/api/v1/interactions")
+    assert (response.status_code, response.json()["errors"][0]["code"]) == (403, "no_read_grant")
     assert client.get("/api/v1/interactions", {"department": "cskh-hn"}).status_code == 403
     assert client.get("/api/v1/interactions/crm/hn-1").status_code == 404
 
@@ -82,7 +87,7 @@ def test_naming_a_department_the_caller_cannot_read_is_403(make_client, staff_cl
     assert response.status_code == 403
     assert "cskh-hcm" in response.json()["detail"]
     response = staff_client.get("/api/v1/interactions", {"department": "nowhere"})
-    assert response.status_code == 404
+    assert response.status_code == 400  # one read-scope policy: as on /metrics
     assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [("department", "unknown_department")]
 
 
