@@ -2,7 +2,7 @@
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import reduce
 from operator import or_
@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import CharField, F, Max, Min, Q, Value
+from django.db.models import Case, CharField, F, FloatField, Max, Min, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from cskpi.models import Department
-from ingestion.changes import record_changes_mark
+from ingestion.changes import QUARTER_SECONDS, record_changes_mark
 from ingestion.fields import SPEC_BY_TYPE as RECORD_KINDS
 from ingestion.models import RecordChange
 from metrics.alerting.services import alert_evaluation_kick
@@ -101,6 +101,29 @@ def _cube_rows_delete(*, table: CubeTable, cube: Cube, department, spans) -> Non
     ).delete()
 
 
+# No stored value can stop a recompute: every raw value a measure reads is clamped to ±this before
+# it is aggregated (ingestion keeps durations within 10 years, so valid records are never changed;
+# a value stored before that bound, e.g. 1e308, can no longer overflow a sum).
+SUMMED_VALUE_BOUND = 315_576_000.0
+
+
+def _bounded_source(source, measures):
+    """`source` with each raw field the measures read clamped (as `bounded_<field>`), and the
+    measures reading those instead."""
+    # CASE, not LEAST/GREATEST: those skip NULLs on PostgreSQL (a missing value must stay missing).
+    # PostgreSQL sorts NaN above every number, so a stored NaN becomes the bound too.
+    bound = SUMMED_VALUE_BOUND
+
+    def clamp(name: str):
+        return Case(When(**{f"{name}__gt": bound}, then=Value(bound)),
+                    When(**{f"{name}__lt": -bound}, then=Value(-bound)),
+                    default=F(name), output_field=FloatField())
+
+    fields = sorted({m.field for m in measures if m.field})
+    source = source.annotate(**{f"bounded_{f}": clamp(f) for f in fields})
+    return source, [replace(m, field=f"bounded_{m.field}") if m.field else m for m in measures]
+
+
 def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, department, spans) -> None:
     """INSERT ... SELECT one table's rows of the cube for `spans`: its measures' states per bucket ×
     dimensions, built from the raw records for the exact layer and merged from it for every other
@@ -117,8 +140,9 @@ def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, departm
 
     measures = table.measures
     if cube is EXACT_CUBE:
-        source, anchor = kind.model.objects, kind.anchor
-        states = {f"c_{m.key}": m.kind.build(m) for m in measures}
+        source, bounded = _bounded_source(kind.model.objects, measures)
+        anchor = kind.anchor
+        states = {f"c_{m.key}": m.kind.build(m) for m in bounded}
     else:
         source, anchor = table.model.objects.filter(cube=EXACT_CUBE.key), "bucket_start"
         states = {f"c_{m.key}": m.kind.rollup(m) for m in measures}
@@ -182,10 +206,9 @@ def dirty_buckets_recompute(*, time_budget: float | None = None, batch: int | No
             department = departments.get(department_id)
             if department is None:  # deleted meanwhile; its marks went with it (cascade)
                 continue
-            if _claims_recompute(record_type=record_type, department=department, claims=group):
-                done += len(group)
-            else:
-                failed += 1
+            recomputed = _claims_recompute(record_type=record_type, department=department, claims=group)
+            done += recomputed
+            failed += recomputed < len(group)
         if monotonic() > deadline:
             return RecomputeOutcome(done, failed, True)
 
@@ -232,7 +255,13 @@ def _claimed(claims: list[dict]) -> Q:
     return reduce(or_, (Q(version=v, id__in=ids) for v, ids in by_version.items()))
 
 
-def _claims_recompute(*, record_type: str, department, claims: list[dict]) -> bool:
+def _claims_recompute(*, record_type: str, department, claims: list[dict]) -> int:
+    """Recompute the claimed buckets in one transaction; -> how many were recomputed.
+
+    When that fails, the claims are split in halves and each half is tried alone, down to single
+    buckets: a bucket that cannot be recomputed is retried and parked alone, with its key in its
+    error (shown by /status), and never takes its neighbours with it.
+    """
     started = monotonic()
     intervals = merge_intervals((c["quarter_start"], c["quarter_start"] + QUARTER) for c in claims)
     try:
@@ -249,11 +278,16 @@ def _claims_recompute(*, record_type: str, department, claims: list[dict]) -> bo
                 update_fields=["completed_at", "buckets", "duration_ms"],
             )
         alert_evaluation_kick(department_id=department.id)  # alert rules see the new numbers
-        return True
+        return len(claims)
     except Exception as exc:  # noqa: BLE001 - recorded on the marks; retried, then parked as failed
-        logger.exception("recompute of %s buckets of department %s failed", record_type, department.id)
-        _claims_fail(claims=claims, error=f"{type(exc).__name__}: {exc}"[:2000])
-        return False
+        if len(claims) > 1:
+            middle = len(claims) // 2
+            return sum(_claims_recompute(record_type=record_type, department=department, claims=half)
+                       for half in (claims[:middle], claims[middle:]))
+        key = f"{record_type} bucket {claims[0]['quarter_start'].isoformat()} of department {department.slug}"
+        logger.exception("recompute of %s failed", key)
+        _claims_fail(claims=claims, error=f"{key}: {type(exc).__name__}: {exc}"[:2000])
+        return 0
 
 
 def _claims_fail(*, claims: list[dict], error: str) -> None:
@@ -293,6 +327,21 @@ def department_chunks(*, department, since: datetime | None, chunk_days: int) ->
     return chunks
 
 
+def _chunk_mark_dirty(*, record_type: str, department, interval: tuple[datetime, datetime]) -> None:
+    """A chunk the rebuild could not write: its record-holding quarters go to the recompute, which
+    recomputes them bucket by bucket (and parks only a bucket that still fails)."""
+    kind = RECORD_KINDS[record_type]
+    start, end = interval
+    with transaction.atomic():
+        quarters = (
+            kind.model.objects.filter(department_id=department.id, **{f"{kind.anchor}__gte": start,
+                                                                       f"{kind.anchor}__lt": end})
+            .annotate(quarter=BucketStart(F(kind.anchor), seconds=QUARTER_SECONDS, zone="UTC"))
+            .values_list("quarter", flat=True).distinct().order_by()
+        )
+        record_changes_mark(record_type=record_type, marks=((department.id, q) for q in quarters.iterator()))
+
+
 def department_cubes_rebuild(*, department, since: datetime | None = None, chunk_days: int = 7,
                              progress=None) -> int:
     """Rebuild the department's cubes from its raw records, one bounded transaction per chunk.
@@ -304,9 +353,14 @@ def department_cubes_rebuild(*, department, since: datetime | None = None, chunk
     chunks = department_chunks(department=department, since=since, chunk_days=chunk_days)
     covered: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
     for record_type, interval in chunks:
-        with transaction.atomic():
-            _recompute_lock(record_type=record_type, department_id=department.id)
-            cube_buckets_rebuild(record_type=record_type, department=department, intervals=[interval])
+        try:
+            with transaction.atomic():
+                _recompute_lock(record_type=record_type, department_id=department.id)
+                cube_buckets_rebuild(record_type=record_type, department=department, intervals=[interval])
+        except Exception:  # noqa: BLE001 - the rebuild goes on; the recompute isolates the bad bucket
+            logger.exception("rebuild of %s %s of department %s failed; its buckets are marked dirty",
+                             record_type, interval, department.slug)
+            _chunk_mark_dirty(record_type=record_type, department=department, interval=interval)
         covered[record_type].append(interval)
         if progress:
             progress(1)
