@@ -152,3 +152,30 @@ def test_text_mode_reads_csv_cells():
     bad = {**item, "contact_count": "two", "self_service": "maybe"}
     assert errors_of(INTERACTION, [bad], text=True) == [
         (0, "contact_count", "invalid_type"), (0, "self_service", "invalid_type")]
+
+
+@pytest.mark.parametrize(("value", "code"), [
+    (1e308, "duration_too_long"),  # the poison of the hardening issue: it overflowed the recompute
+    (315_576_001, "duration_too_long"),
+    (10**400, "invalid_number"),
+    (315_576_000, None),  # ten years is the most
+    (0.5, None),
+])
+def test_durations_are_bounded_to_ten_years(value, code):
+    errors = errors_of(INTERACTION, [interaction_payload(wait_seconds=value, handle_seconds=value)])
+    assert errors == ([] if code is None else [(0, "wait_seconds", code), (0, "handle_seconds", code)])
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "1e400"])
+def test_non_finite_numbers_are_refused_in_text_mode(text):
+    item = {k: str(v) for k, v in interaction_payload().items()}
+    item.update({"agent": "", "topic": "", "wait_seconds": text})
+    assert errors_of(INTERACTION, [item], text=True) == [(0, "wait_seconds", "invalid_number")]
+
+
+def test_errors_are_capped_and_counted_names_clipped(settings):
+    settings.CSKPI_MAX_ERRORS = 5
+    item = {**interaction_payload(), **{f"x{i}": 1 for i in range(50)}, "y" * 10_000: 1}
+    _, errors = batch_validator_get(INTERACTION).validate([item, "no"], departments=DEPARTMENTS)
+    assert len(errors) == 5 and errors.not_listed == 47  # 51 unknown fields + 1 bad item - 5 listed
+    assert all(len(e["field"]) < 200 for e in errors)
