@@ -27,18 +27,18 @@ IDLE_SECONDS = float(os.environ.get("CSKPI_CLIENT_IDLE_SECONDS", "10"))
 _deadlines: "weakref.WeakKeyDictionary[socket.socket, float]" = weakref.WeakKeyDictionary()
 
 
-class _ClientSocket(socket.socket):
-    """A client socket whose blocking mode is "blocking with a timeout", reads under a deadline.
+# After a request, what a closing connection may still drain (gunicorn drains on its main thread:
+# a client that keeps trickling must not hold it for long).
+CLOSE_DRAIN_SECONDS = 0.2
 
-    gthread switches a connection to blocking mode at the start of every request it handles:
-    that is where the request's deadline starts.
-    """
+
+class _ClientSocket(socket.socket):
+    """A client socket whose blocking mode is "blocking with a timeout", whose reads have a deadline."""
 
     __slots__ = ()
 
     def setblocking(self, flag):
         if flag:
-            _deadlines[self] = monotonic() + READ_SECONDS
             self.settimeout(IDLE_SECONDS)
         else:
             super().setblocking(False)
@@ -75,6 +75,14 @@ class _Accepting:
 class HardenedThreadWorker(ThreadWorker):
     def accept(self, listener):
         return super().accept(_Accepting(listener))
+
+    def handle(self, conn):
+        # Each request (a kept-alive connection's next one too) gets READ_SECONDS to arrive.
+        _deadlines[conn.sock] = monotonic() + READ_SECONDS
+        try:
+            return super().handle(conn)
+        finally:
+            _deadlines[conn.sock] = min(_deadlines.get(conn.sock, float("inf")), monotonic() + CLOSE_DRAIN_SECONDS)
 
 
 def _json_error(sock, status_int, reason, mesg):
