@@ -14,7 +14,10 @@ class ErrorItemSerializer(serializers.Serializer):
 class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="Stable machine-readable code, e.g. `invalid`, `permission_denied`.")
     detail = serializers.CharField(help_text="Human-readable summary.")
-    errors = ErrorItemSerializer(many=True)
+    errors = ErrorItemSerializer(many=True, help_text="At most CSKPI_MAX_ERRORS (100) entries.")
+    errors_not_listed = serializers.IntegerField(
+        required=False, help_text="How many more errors there were; present only when some were not listed."
+    )
 
 
 def error_response(description: str, code: str, detail: str, errors: list | None = None) -> OpenApiResponse:

@@ -131,7 +131,9 @@ CSKPI_MAX_PAGE_SIZE = env.int("CSKPI_MAX_PAGE_SIZE", default=1000)
 # Most entries listed in an error's `errors` (the rest are counted in `errors_not_listed`).
 CSKPI_MAX_ERRORS = env.int("CSKPI_MAX_ERRORS", default=100)
 # Most cells (KPIs x groups x periods) one /metrics answer may hold.
-CSKPI_MAX_RESULT_CELLS = env.int("CSKPI_MAX_RESULT_CELLS", default=100_000)
+CSKPI_MAX_RESULT_CELLS = env.int("CSKPI_MAX_RESULT_CELLS", default=40_000)
+# Most local-day aggregate rows (days x groups) a /metrics query grouped by agent or channel may read.
+CSKPI_MAX_READ_ROWS = env.int("CSKPI_MAX_READ_ROWS", default=100_000)
 # KPI engine: recompute batches and leases, attempts before a bucket is parked as failed.
 CSKPI_RECOMPUTE_BATCH = env.int("CSKPI_RECOMPUTE_BATCH", default=2000)
 CSKPI_RECOMPUTE_LEASE_SECONDS = env.int("CSKPI_RECOMPUTE_LEASE_SECONDS", default=60)

@@ -1,14 +1,17 @@
-"""The cost bound of a KPI query: how many cells (KPIs x groups x periods) its answer would hold.
+"""The cost bound of a KPI query: how many cells (KPIs x groups x periods) its answer would hold,
+and, for queries grouped by agent or channel, how many aggregate rows it would be built from.
 
-Checked while the query is parsed, before anything is read: the periods come from the range, the
-groups from a cheap pre-count of the distinct agents/channels (and departments) the range holds in
-a local-day cube, stopped as soon as it passes the cap.
+Checked while the query is parsed, before the series is read: the periods come from the range, the
+groups from a bounded pre-count of the distinct agents/channels (and departments) the range holds
+in a local-day cube, which reads at most CSKPI_MAX_READ_ROWS + 1 rows. The rows matter on their own:
+a month series by agent is summed from the day cube, so its cost follows days × agents, not cells.
 """
 
 from collections import Counter
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import connections
 from django.db.models import Q
 
 from cskpi.errors import InvalidInput
@@ -21,37 +24,42 @@ RESULT_TOO_LARGE = "result_too_large"
 
 
 def result_cells_check(*, query) -> int:
-    """The answer's cell count; 400 `result_too_large` when it is over CSKPI_MAX_RESULT_CELLS."""
+    """The answer's cell count; 400 `result_too_large` when it is over CSKPI_MAX_RESULT_CELLS, or when
+    a grouped query would read more than CSKPI_MAX_READ_ROWS rows of a local-day cube."""
     cap = settings.CSKPI_MAX_RESULT_CELLS
     periods = len(boundaries_get(start=query.start, end=query.end, zone=query.tz,
                                  granularity=query.granularity)) - 1
     kpis_by_type = Counter(kpi.record_type for kpi in query.kpis)
     dims = [d for d in (AGENT, CHANNEL) if d in query.group_by]
     by_department = DEPARTMENT in query.group_by
-    if not dims:
-        groups = {rt: len(query.scopes) if by_department else 1 for rt in kpis_by_type}
-    else:
-        room = max(cap // max(periods * len(query.kpis), 1), 0)
-        groups = {rt: groups_count(query=query, record_type=rt, dims=dims, by_department=by_department,
-                                   limit=room + 1) for rt in kpis_by_type}
+    groups = {rt: len(query.scopes) if by_department else 1 for rt in kpis_by_type}
     cells = periods * sum(n * groups[rt] for rt, n in kpis_by_type.items())
+    if cells <= cap and dims:
+        read_cap = settings.CSKPI_MAX_READ_ROWS
+        for rt in kpis_by_type:
+            rows, groups[rt] = groups_count(query=query, record_type=rt, dims=dims, by_department=by_department,
+                                            row_limit=read_cap)
+            if rows > read_cap:
+                _too_large(f"The answer would be built from more than {read_cap} aggregate rows (days × groups; "
+                           "CSKPI_MAX_READ_ROWS).")
+        cells = periods * sum(n * groups[rt] for rt, n in kpis_by_type.items())
     if cells > cap:
-        most = max(groups.values())
-        more = "at least " if dims and most > cap // max(periods * len(query.kpis), 1) else ""
-        message = (
-            f"The answer would hold {len(query.kpis)} KPIs × {more}{most} groups × {periods} periods "
-            f"= {more}{cells} cells, over the limit of {cap} (CSKPI_MAX_RESULT_CELLS). Narrow it: fewer "
-            "KPIs, a coarser granularity or a shorter range, fewer departments, or filter by agent or "
-            "channel instead of grouping by it."
-        )
-        raise InvalidInput(message, [{"field": None, "code": RESULT_TOO_LARGE, "message": message}],
-                           code=RESULT_TOO_LARGE)
+        _too_large(f"The answer would hold {len(query.kpis)} KPIs × {max(groups.values())} groups × {periods} "
+                   f"periods = {cells} cells, over the limit of {cap} (CSKPI_MAX_RESULT_CELLS).")
     return cells
 
 
-def groups_count(*, query, record_type: str, dims: list[str], by_department: bool, limit: int) -> int:
-    """Distinct groups the range holds for one record type, counted up to `limit` (a local-day cube
-    read over the range widened by a day each side: an upper bound of the groups the answer has)."""
+def _too_large(what: str):
+    message = (f"{what} Narrow it: fewer KPIs, a coarser granularity or a shorter range, fewer departments, or "
+               "filter by agent or channel instead of grouping by it.")
+    raise InvalidInput(message, [{"field": None, "code": RESULT_TOO_LARGE, "message": message}],
+                       code=RESULT_TOO_LARGE)
+
+
+def groups_count(*, query, record_type: str, dims: list[str], by_department: bool, row_limit: int) -> tuple[int, int]:
+    """(rows, distinct groups) of one record type in the range, read from a local-day cube over the
+    range widened by a day each side (an upper bound of the groups the answer has). At most
+    `row_limit` + 1 rows are read: rows > row_limit means "too many" (the groups are then a floor)."""
     needed = set(dims) | ({AGENT} if query.agents or any(s.agent for s in query.scopes) else set())
     needed |= {CHANNEL} if query.channels else set()
     cube = next(c for c in CUBES if c.local_day and needed <= c.dims)
@@ -68,4 +76,11 @@ def groups_count(*, query, record_type: str, dims: list[str], by_department: boo
     if query.channels:
         rows = rows.filter(channel__in=query.channels)
     keys = [*(["department_id"] if by_department else []), *dims]
-    return len(rows.order_by().values_list(*keys).distinct()[:limit])
+    # Both counts over the same bounded read (an index range scan stopped after row_limit + 1 rows).
+    sql, params = rows.order_by().values_list(*keys)[: row_limit + 1].query.sql_with_params()
+    connection = connections[rows.db]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT (SELECT count(*) FROM ({sql}) r), "
+                       f"(SELECT count(*) FROM (SELECT DISTINCT * FROM ({sql}) r2) g)", [*params, *params])
+        found, groups = cursor.fetchone()
+    return found, groups

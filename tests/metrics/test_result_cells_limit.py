@@ -77,3 +77,15 @@ def test_a_range_too_many_periods_for_the_kpis_is_refused_without_reading(staff_
         response = _get(staff_client, kpi="interactions,csat,nps", granularity="hour", end="2026-05-06")
     assert not [q for q in queries.captured_queries if "bucket" in q["sql"]]  # no cube was read
     assert response.status_code == 400 and "3 KPIs × 1 groups × 48 periods = 144 cells" in response.json()["detail"]
+
+
+def test_a_grouped_query_reading_too_many_aggregate_rows_is_refused(staff_client, traffic, settings):
+    """A month by agent is summed from the day cube: its cost follows days × agents, not cells."""
+    settings.CSKPI_MAX_READ_ROWS = 18  # 6 agents × 3 days of records in the agent day cube
+    params = {"kpi": "interactions", "group_by": "agent", "granularity": "month", "start": "2026-05-01",
+              "end": "2026-06-01"}
+    assert _get(staff_client, **params).status_code == 200
+    settings.CSKPI_MAX_READ_ROWS = 17
+    response = _get(staff_client, **params)
+    assert response.status_code == 400 and response.json()["code"] == "result_too_large"
+    assert "more than 17 aggregate rows" in response.json()["detail"]
