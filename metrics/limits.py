@@ -7,7 +7,6 @@ in a local-day cube, which reads at most CSKPI_MAX_READ_ROWS + 1 rows. The rows 
 a month series by agent is summed from the day cube, so its cost follows days × agents, not cells.
 """
 
-from collections import Counter
 from datetime import timedelta
 
 from django.conf import settings
@@ -29,20 +28,25 @@ def result_cells_check(*, query) -> int:
     cap = settings.CSKPI_MAX_RESULT_CELLS
     periods = len(boundaries_get(start=query.start, end=query.end, zone=query.tz,
                                  granularity=query.granularity)) - 1
-    kpis_by_type = Counter(kpi.record_type for kpi in query.kpis)
+    record_types = list(dict.fromkeys(rt for kpi in query.kpis for rt in kpi.record_types))
     dims = [d for d in (AGENT, CHANNEL) if d in query.group_by]
     by_department = DEPARTMENT in query.group_by
-    groups = {rt: len(query.scopes) if by_department else 1 for rt in kpis_by_type}
-    cells = periods * sum(n * groups[rt] for rt, n in kpis_by_type.items())
+    groups = {rt: len(query.scopes) if by_department else 1 for rt in record_types}
+
+    def cells_count() -> int:
+        # A KPI across record types has at most the groups of each (their union).
+        return periods * sum(sum(groups[rt] for rt in kpi.record_types) for kpi in query.kpis)
+
+    cells = cells_count()
     if cells <= cap and dims:
         read_cap = settings.CSKPI_MAX_READ_ROWS
-        for rt in kpis_by_type:
+        for rt in record_types:
             rows, groups[rt] = groups_count(query=query, record_type=rt, dims=dims, by_department=by_department,
                                             row_limit=read_cap)
             if rows > read_cap:
                 _too_large(f"The answer would be built from more than {read_cap} aggregate rows (days × groups; "
                            "CSKPI_MAX_READ_ROWS).")
-        cells = periods * sum(n * groups[rt] for rt, n in kpis_by_type.items())
+        cells = cells_count()
     if cells > cap:
         _too_large(f"The answer would hold {len(query.kpis)} KPIs × {max(groups.values())} groups × {periods} "
                    f"periods = {cells} cells, over the limit of {cap} (CSKPI_MAX_RESULT_CELLS).")
