@@ -7,7 +7,8 @@ PostgreSQL database cskpi_bench_cells on 127.0.0.1 (BENCH_CELLS_DB overrides): o
 (Asia/Ho_Chi_Minh), 640 agents, one interaction per agent per day for 730 days (467,200 records,
 generated in SQL), cubes built by `rebuild_aggregates`' code. Each query goes through the Django
 request stack (test client: auth, access, validation, engine, JSON). Prints per query: cells, median
-time, the Python heap peak of one request (tracemalloc) and the process's peak RSS growth.
+time, the Python heap peak of one request (tracemalloc), and the peak RSS of a fresh process (a
+worker) before and after serving it twice.
 """
 
 import argparse
@@ -17,6 +18,7 @@ import os
 import pstats
 import resource
 import statistics
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -100,6 +102,10 @@ REFUSED = ("1 KPI by day, 730 days, by agent (640)", {"kpi": "fcr_rate", "granul
 
 
 def rss_mb() -> float:
+    """Peak RSS of this process (VmHWM: unlike ru_maxrss it does not inherit the parent's peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -130,9 +136,22 @@ def measure(get, label, params, runs) -> None:
     get(params)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(f"{label:48} {cells:>8,} cells  {len(response.content) / 1e6:6.1f} MB JSON  "
-          f"median {statistics.median(samples) * 1000:7.0f} ms  heap peak {peak / 1e6:6.1f} MB  "
-          f"RSS now {rss_mb():6.0f} MB")
+    index = next(i for i, (name, _) in enumerate(QUERIES) if name == label)
+    rss = subprocess.run([sys.executable, __file__, "--rss-of", str(index)], capture_output=True, text=True,
+                         check=True).stdout.split()
+    print(f"{label:46} {cells:>7,} cells {len(response.content) / 1e6:4.1f} MB JSON  "
+          f"median {statistics.median(samples) * 1000:5.0f} ms  Python heap peak {peak / 1e6:5.1f} MB  "
+          f"worker RSS {rss[0]} -> {rss[1]} MB")
+
+
+def rss_of(index: int) -> None:
+    """In a fresh process (a worker): RSS after a small query, then the peak after this one twice."""
+    get = client_get()
+    get({"kpi": "interactions", "start": "2024-01-01", "end": "2024-01-02"})
+    before = rss_mb()
+    for _ in range(2):
+        get(QUERIES[index][1])
+    print(f"{before:.0f} {rss_mb():.0f}")
 
 
 def profile(get) -> None:
@@ -148,7 +167,7 @@ def profile(get) -> None:
     from metrics.selectors import kpi_series_get
     from metrics.serializers import KpiQueryInputSerializer
 
-    settings.CSKPI_MAX_RESULT_CELLS = 10**9
+    settings.CSKPI_MAX_RESULT_CELLS = settings.CSKPI_MAX_READ_ROWS = 10**9
     label, params = REFUSED
     get(params)
     started = time.perf_counter()
@@ -198,7 +217,11 @@ def main() -> None:
     parser.add_argument("--regenerate", action="store_true")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="profile the refused 730-day query")
+    parser.add_argument("--rss-of", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rss_of is not None:
+        django_setup()
+        return rss_of(args.rss_of)
     data_ensure(args.regenerate)
     from django.conf import settings
 
