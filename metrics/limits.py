@@ -7,6 +7,7 @@ in a local-day cube, which reads at most CSKPI_MAX_READ_ROWS + 1 rows. The rows 
 a month series by agent is summed from the day cube, so its cost follows days × agents, not cells.
 """
 
+import math
 from datetime import timedelta
 
 from django.conf import settings
@@ -14,11 +15,11 @@ from django.db import connections
 from django.db.models import Q
 
 from cskpi.errors import InvalidInput
-from metrics.cubes import AGENT, CHANNEL, CUBES
+from metrics.cubes import AGENT, CHANNEL, CUBES, EXACT_CUBE, TOPIC
 from metrics.models import BUCKET_MODELS
 from metrics.periods import boundaries_get
+from metrics.planner import DEPARTMENT, HOUR_OF_DAY, WEEKDAY
 
-DEPARTMENT = "department"
 RESULT_TOO_LARGE = "result_too_large"
 
 
@@ -29,13 +30,17 @@ def result_cells_check(*, query) -> int:
     periods = len(boundaries_get(start=query.start, end=query.end, zone=query.tz,
                                  granularity=query.granularity)) - 1
     record_types = list(dict.fromkeys(rt for kpi in query.kpis for rt in kpi.record_types))
-    dims = [d for d in (AGENT, CHANNEL) if d in query.group_by]
+    dims = [d for d in (AGENT, CHANNEL, TOPIC) if d in query.group_by]
     by_department = DEPARTMENT in query.group_by
     groups = {rt: len(query.scopes) if by_department else 1 for rt in record_types}
+    # Calendar groupings multiply the groups by at most 7 weekdays / 24 hours (fewer in a short range).
+    span = query.end - query.start
+    calendar = ((min(7, math.ceil(span / timedelta(days=1))) if WEEKDAY in query.group_by else 1)
+                * (min(24, math.ceil(span / timedelta(hours=1))) if HOUR_OF_DAY in query.group_by else 1))
 
     def cells_count() -> int:
         # A KPI across record types has at most the groups of each (their union).
-        return periods * sum(sum(groups[rt] for rt in kpi.record_types) for kpi in query.kpis)
+        return periods * calendar * sum(sum(groups[rt] for rt in kpi.record_types) for kpi in query.kpis)
 
     cells = cells_count()
     if cells <= cap and dims:
@@ -66,7 +71,9 @@ def groups_count(*, query, record_type: str, dims: list[str], by_department: boo
     `row_limit` + 1 rows are read: rows > row_limit means "too many" (the groups are then a floor)."""
     needed = set(dims) | ({AGENT} if query.agents or any(s.agent for s in query.scopes) else set())
     needed |= {CHANNEL} if query.channels else set()
-    cube = next(c for c in CUBES if c.local_day and needed <= c.dims)
+    needed |= {TOPIC} if getattr(query, "topics", ()) else set()
+    # The smallest local-day cube holding the dimensions (the exact layer when none does).
+    cube = next((c for c in CUBES if c.local_day and needed <= c.dims), EXACT_CUBE)
     rows = BUCKET_MODELS[record_type].objects.filter(
         cube=cube.key, bucket_start__gte=query.start - timedelta(days=1),
         bucket_start__lt=query.end + timedelta(days=1),
@@ -79,6 +86,8 @@ def groups_count(*, query, record_type: str, dims: list[str], by_department: boo
         rows = rows.filter(agent__in=query.agents)
     if query.channels:
         rows = rows.filter(channel__in=query.channels)
+    if getattr(query, "topics", ()):
+        rows = rows.filter(topic__in=query.topics)
     keys = [*(["department_id"] if by_department else []), *dims]
     # Both counts over the same bounded read (an index range scan stopped after row_limit + 1 rows).
     sql, params = rows.order_by().values_list(*keys)[: row_limit + 1].query.sql_with_params()

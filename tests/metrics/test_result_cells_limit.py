@@ -89,3 +89,17 @@ def test_a_grouped_query_reading_too_many_aggregate_rows_is_refused(staff_client
     response = _get(staff_client, **params)
     assert response.status_code == 400 and response.json()["code"] == "result_too_large"
     assert "more than 17 aggregate rows" in response.json()["detail"]
+
+
+def test_calendar_and_topic_groupings_count(staff_client, traffic, settings):
+    """weekday × hour_of_day: at most 7 × 24 groups (fewer in a short range); topic groups are counted."""
+    params = {"kpi": "interactions", "granularity": "total", "group_by": "weekday,hour_of_day"}
+    settings.CSKPI_MAX_RESULT_CELLS = 7 * 24
+    assert _get(staff_client, **params).status_code == 200
+    settings.CSKPI_MAX_RESULT_CELLS = 7 * 24 - 1
+    assert _get(staff_client, **params).json()["code"] == "result_too_large"
+    # topic and agent together: no day cube holds both, the exact layer is pre-counted (6 agents, no topic).
+    settings.CSKPI_MAX_RESULT_CELLS = 60
+    assert _get(staff_client, kpi="interactions", group_by="topic,agent").status_code == 200
+    settings.CSKPI_MAX_RESULT_CELLS = 59
+    assert _get(staff_client, kpi="interactions", group_by="topic,agent").json()["code"] == "result_too_large"
