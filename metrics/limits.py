@@ -74,7 +74,8 @@ def groups_count(*, query, record_type: str, dims: list[str], by_department: boo
     needed |= {TOPIC} if getattr(query, "topics", ()) else set()
     # The smallest local-day cube holding the dimensions (the exact layer when none does).
     cube = next((c for c in CUBES if c.local_day and needed <= c.dims), EXACT_CUBE)
-    rows = BUCKET_MODELS[record_type].objects.filter(
+    # Every table of a record type holds the same keys: the first (counts) one is read.
+    rows = BUCKET_MODELS[record_type][0].objects.filter(
         cube=cube.key, bucket_start__gte=query.start - timedelta(days=1),
         bucket_start__lt=query.end + timedelta(days=1),
     )
