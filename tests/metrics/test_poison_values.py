@@ -15,8 +15,8 @@ import pytest
 from django.core.management import call_command
 from django.db import DataError
 
+from ingestion.models import RecordChange as DirtyBucket  # the marks waiting for (or parked by) the recompute
 from metrics import services
-from metrics.models import DirtyBucket
 from metrics.services import SUMMED_VALUE_BOUND, dirty_buckets_recompute
 from tests.metrics.records import interaction_build, records_store
 
@@ -85,8 +85,7 @@ def test_a_bucket_that_fails_is_parked_alone_with_its_key(department, staff_clie
         interaction_build(department=department, created_at=DAY + timedelta(hours=10)),
         interaction_build(department=department, created_at=DAY + timedelta(days=1, hours=9)),
     ], then=None)
-    outcome = dirty_buckets_recompute(time_budget=30)
-    assert (outcome.buckets, outcome.failed) == (2, 1)
+    dirty_buckets_recompute(time_budget=30)  # (the kick after commit may have run it already)
     parked = list(DirtyBucket.objects.values_list("quarter_start", "failed_at"))
     assert len(parked) == 1 and parked[0][0] == bad and parked[0][1] is not None
     status = staff_client.get("/api/v1/status").json()
