@@ -19,6 +19,7 @@ from ingestion.validation import (
     AMOUNT_PATTERN,
     DATETIME_YEAR_PATTERN,
     DEPARTMENT_PATTERN,
+    DURATION_MAX_SECONDS,
     NO_NUL_PATTERN,
     PG_INT_MAX,
     SLUG_PATTERN,
@@ -59,7 +60,7 @@ def field_schema(spec: RecordSpec, field: FieldSpec) -> dict:
     elif kind is FieldType.DATETIME:
         schema = {"type": "string", "format": "date-time", "pattern": DATETIME_YEAR_PATTERN}
     elif kind is FieldType.DURATION:
-        schema = {"type": "number", "minimum": 0}
+        schema = {"type": "number", "minimum": 0, "maximum": DURATION_MAX_SECONDS}
     elif kind is FieldType.SCORE:
         schema = {"type": "number"}
     elif kind is FieldType.INT:
