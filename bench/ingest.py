@@ -62,10 +62,11 @@ def fixtures_reset() -> str:
     from django.db import connection
 
     from cskpi.services import department_upsert, token_issue, user_grants_upsert
+    from ingestion.models import Interaction, RecordChange
 
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE ingestion_interaction, metrics_dirtybucket")
+        cursor.execute(f"TRUNCATE {Interaction._meta.db_table}, {RecordChange._meta.db_table}")
     department_upsert(slug="bench-hn", name="Bench HN")
     user = user_grants_upsert(username="bench-ingest", grants=[("bench-hn", "ingest")])
     return token_issue(user=user, name="bench")
