@@ -7,6 +7,8 @@
 # each side uses its own database (BENCH_QUERY_DB / BENCH_INGEST_DB: `<name>_rev` for REV, the
 # default name for this tree; the query data is generated on first use), and the two run one after
 # the other ROUNDS times (default 2), so both see the same machine. Every run prints its own table.
+# A revision older than BENCH_INGEST_DB always uses `cskpi_bench`: name this tree's database apart
+# (BENCH_INGEST_DB=cskpi_bench_new), or the two schemas meet in one database.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rev=${1:?usage: bench/compare_revisions.sh REV [query|ingest] [ROUNDS] [-- args]}

@@ -9,7 +9,7 @@ import, the upsert (table layout, change-log marks), the record-list filters and
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -130,6 +130,15 @@ class RecordSpec:
         if end is not None and end > start:
             moments.append(end - timedelta(microseconds=1))  # the quarter holding the span's last instant
         return moments
+
+    @property
+    def derived_columns(self) -> tuple[str, ...]:
+        """The columns `derived` writes beside the sender's fields (durations), found by a probe row."""
+        if self.derived is None:
+            return ()
+        moment = datetime(2000, 1, 1, tzinfo=UTC)
+        probe = {f.target: moment if f.type == FieldType.DATETIME else None for f in self.fields}
+        return tuple(self.derived(probe | {column: moment for column in self.time_columns}))
 
     @property
     def filters(self) -> tuple[FieldSpec, ...]:

@@ -6,9 +6,9 @@ their OpenAPI schema is derived from the declarations (ingestion.schema)."""
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-from ingestion.choices import CashoutStatus, InteractionStatus, SurveyKind, UpsertResult
+from ingestion.choices import UpsertResult
 from ingestion.currencies import ISO_4217_CHOICES
-from ingestion.fields import SPEC_BY_MODEL
+from ingestion.fields import RECORD_SPECS, SPEC_BY_MODEL, FieldSpec, FieldType, RecordSpec
 from ingestion.validation import NO_NUL_PATTERN, SLUG_PATTERN
 
 # Document the slug and text rules in the schema (`pattern`); the coercers enforce the same rules.
@@ -49,67 +49,51 @@ class _RecordOutputBase(serializers.Serializer):
         return SPEC_BY_MODEL[type(instance)].redact(data, scope.read_level)
 
 
+_KEY_FIELDS = {"external_id", "source", "department", "updated_at"}  # in _RecordOutputBase
 _AGENT_DOC = "The sender's agent id; null for callers with a viewer grant (no per-agent data)."
 
 
-class InteractionOutputSerializer(_RecordOutputBase):
-    """An interaction as stored, with the durations derived from its timestamps."""
-
-    channel = serializers.CharField()
-    agent = serializers.CharField(allow_null=True, help_text=_AGENT_DOC)
-    customer = serializers.CharField(allow_null=True)
-    customer_region = serializers.CharField(allow_null=True)
-    topic = serializers.CharField(allow_null=True)
-    parent_external_id = serializers.CharField(allow_null=True)
-    created_at = serializers.DateTimeField()
-    first_response_at = serializers.DateTimeField(allow_null=True)
-    resolved_at = serializers.DateTimeField(allow_null=True)
-    status = serializers.ChoiceField(choices=InteractionStatus.choices)
-    wait_seconds = serializers.FloatField(allow_null=True)
-    handle_seconds = serializers.FloatField(allow_null=True)
-    contact_count = serializers.IntegerField()
-    self_service = serializers.BooleanField()
-    first_response_seconds = serializers.FloatField(allow_null=True, help_text="first_response_at - created_at.")
-    resolution_seconds = serializers.FloatField(allow_null=True, help_text="resolved_at - created_at.")
-
-
-class SurveyOutputSerializer(_RecordOutputBase):
-    """A survey response as stored."""
-
-    kind = serializers.ChoiceField(choices=SurveyKind.choices)
-    score = serializers.FloatField()
-    submitted_at = serializers.DateTimeField()
-    interaction = serializers.CharField(source="interaction_external_id", allow_null=True,
-                                        help_text="external_id of the rated interaction.")
-    agent = serializers.CharField(allow_null=True, help_text=_AGENT_DOC)
-    customer = serializers.CharField(allow_null=True)
-    channel = serializers.CharField(allow_null=True)
-    comment = serializers.CharField(allow_null=True)
+def _output_field(f: FieldSpec, model) -> serializers.Field:
+    """The read-back form of one declared field (choices with their labels from the model field)."""
+    nullable = not f.required and f.default is None
+    kwargs: dict = {"help_text": _AGENT_DOC if f.owner else f.doc}
+    if f.column:
+        kwargs["source"] = f.column
+    if f.redacted_below is not None:
+        kwargs["required"] = False
+        kwargs["help_text"] += f" Present only for callers reading at level {f.redacted_below.label} or above: " \
+                               "for others the key is omitted."
+    elif f.type not in (FieldType.INT, FieldType.BOOL):
+        kwargs["allow_null"] = nullable
+    if f.type in (FieldType.CHOICE, FieldType.CURRENCY):
+        # A bare enum reference (a description would wrap it in allOf): the enum documents itself.
+        kwargs.pop("help_text")
+        choices = ISO_4217_CHOICES if f.type == FieldType.CURRENCY else model._meta.get_field(f.target).choices
+        return serializers.ChoiceField(choices=choices, **kwargs)
+    if f.type == FieldType.DATETIME:
+        return serializers.DateTimeField(**kwargs)
+    if f.type in (FieldType.DURATION, FieldType.SCORE):
+        return serializers.FloatField(**kwargs)
+    if f.type == FieldType.INT:
+        return serializers.IntegerField(**kwargs)
+    if f.type == FieldType.BOOL:
+        return serializers.BooleanField(**kwargs)
+    return serializers.CharField(**kwargs)  # text, slugs, decimal strings
 
 
-class CashoutOutputSerializer(_RecordOutputBase):
-    """A cashout as stored, with the durations derived from its timestamps."""
-
-    customer = serializers.CharField(allow_null=True)
-    amount = serializers.CharField(
-        required=False,
-        help_text="Decimal string. Present only for managers and staff: for other callers the key is omitted.",
-    )
-    currency = serializers.ChoiceField(choices=ISO_4217_CHOICES)
-    channel = serializers.CharField(allow_null=True)
-    requested_at = serializers.DateTimeField()
-    first_response_at = serializers.DateTimeField(allow_null=True)
-    completed_at = serializers.DateTimeField(allow_null=True)
-    status = serializers.ChoiceField(choices=CashoutStatus.choices)
-    failure_reason = serializers.CharField(allow_null=True)
-    processing_seconds = serializers.FloatField(allow_null=True, help_text="completed_at - requested_at.")
-    response_seconds = serializers.FloatField(allow_null=True, help_text="first_response_at - requested_at.")
+def record_output_serializer(spec: RecordSpec) -> type[serializers.Serializer]:
+    """A record as stored, from its declaration: its public fields, then the derived durations."""
+    attrs = {f.name: _output_field(f, spec.model) for f in spec.fields if f.public and f.name not in _KEY_FIELDS}
+    for column in spec.derived_columns:
+        attrs[column] = serializers.FloatField(allow_null=True, help_text="Derived on write from the timestamps, "
+                                                                          "in seconds.")
+    attrs["__doc__"] = f"{spec.record_type.label} as stored" + (
+        ", with the durations derived from its timestamps." if spec.derived_columns else ".")
+    return type(f"{spec.record_type.value.capitalize()}OutputSerializer", (_RecordOutputBase,), attrs)
 
 
 OUTPUT_SERIALIZERS: dict[str, type[serializers.Serializer]] = {
-    "interactions": InteractionOutputSerializer,
-    "surveys": SurveyOutputSerializer,
-    "cashouts": CashoutOutputSerializer,
+    plural: record_output_serializer(spec) for plural, spec in RECORD_SPECS.items()
 }
 
 

@@ -108,7 +108,7 @@ class _Table:
         self.quarters_touched = spec.quarters_touched
         self.columns = [f.column for f in model._meta.concrete_fields if f.column != "id"]
         meta = {"department_id", "updated_at", "content_hash", "received_at"}
-        derived = set(spec.derived(_probe_row(spec)).keys()) if spec.derived else set()
+        derived = set(spec.derived_columns)
         self.content_columns = ["department_id"] + [
             c for c in self.columns if c not in meta and c not in derived
         ]
@@ -142,13 +142,6 @@ class _Table:
             + " FROM unnest(" + ", ".join(f"%b::{self.pg_types[c]}[]" for c in ["id"] + self.update_columns)
             + f") AS v(id, {', '.join(self.update_columns)}) WHERE t.id = v.id"
         )
-
-
-def _probe_row(spec: RecordSpec) -> dict:
-    moment = datetime(2000, 1, 1, tzinfo=UTC)
-    return {f.target: moment if f.type == "datetime" else None for f in spec.fields} | {
-        column: moment for column in spec.time_columns
-    }
 
 
 _TABLES: dict[str, _Table] = {}

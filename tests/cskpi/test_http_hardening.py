@@ -111,3 +111,16 @@ def test_a_non_finite_kpi_value_is_answered_as_null(staff_client, department, mo
                                                      "end": "2026-05-06"})
     assert response.status_code == 200
     assert json.loads(response.content)["results"][0]["value"] is None
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_unsafe_methods_on_unmatched_urls_are_a_json_404_not_a_csrf_page(method):
+    # Found by the contract fuzzer: PATCH /api/v1/alert-rules/%3B%20 reached the catch-all route,
+    # whose CSRF check answered Django's HTML 403.
+    from django.test import Client
+
+    response = getattr(Client(enforce_csrf_checks=True), method)("/api/v1/alert-rules/%3B%20", data={},
+                                                                 content_type="application/json")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "not_found"
