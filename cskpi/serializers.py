@@ -23,6 +23,19 @@ class StrictSlugField(StrictStringMixin, serializers.SlugField):
     pass
 
 
+class QueryParametersSerializer(serializers.Serializer):
+    """Query parameters of a read: a name it does not know is a 400 naming it (a typo such as
+    `grouping=agent` must not silently answer something else)."""
+
+    def to_internal_value(self, data):
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: [serializers.ErrorDetail(
+                f"Unknown parameter; use one of {', '.join(self.fields)}.", code="unknown_parameter")]
+                for name in unknown})
+        return super().to_internal_value(data)
+
+
 class DepartmentInputSerializer(serializers.Serializer):
     slug = StrictSlugField(max_length=64)
     name = StrictCharField(

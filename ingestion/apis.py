@@ -26,6 +26,7 @@ from cskpi.errors import InvalidInput, PayloadTooLarge
 from cskpi.params import query_params_read
 from cskpi.renderers import CsvNegotiationMixin, CsvRenderer, FiniteJSONRenderer, csv_lines
 from cskpi.schema import CSV_FORMAT_PARAMETER, error_response, standard_errors
+from cskpi.serializers import QueryParametersSerializer
 from ingestion.fields import RECORD_SPECS, FieldSpec, FieldType, RecordSpec
 from ingestion.parsers import FastJSONParser
 from ingestion.schema import field_schema, record_batch_request, record_example
@@ -101,7 +102,7 @@ class CommaListField(serializers.CharField):
         return tuple(self.item.run_validation(value) for value in dict.fromkeys(parts))
 
 
-class RecordFilterSerializer(serializers.Serializer):
+class RecordFilterSerializer(QueryParametersSerializer):
     department = serializers.CharField(
         required=False, trim_whitespace=False, validators=[RegexValidator(_SLUG_LIST)],
         help_text="Department slugs. Default: every department the caller may read.",
@@ -113,13 +114,6 @@ class RecordFilterSerializer(serializers.Serializer):
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=settings.CSKPI_MAX_PAGE_SIZE,
                                          default=100)
 
-    def to_internal_value(self, data):
-        unknown = sorted(set(data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: [serializers.ErrorDetail(
-                f"Unknown parameter; use one of {', '.join(self.fields)}.", code="unknown_parameter")]
-                for name in unknown})
-        return super().to_internal_value(data)
 
     def validate(self, attrs):
         if attrs.get("start") and attrs.get("end") and attrs["end"] <= attrs["start"]:

@@ -10,6 +10,7 @@ from rest_framework import exceptions, serializers
 
 from cskpi.access import Access, agent_detail_check, read_scopes_resolve
 from cskpi.models import Department
+from cskpi.serializers import QueryParametersSerializer
 from cskpi.validators import zone_get
 from metrics.catalog import KPIS, Unit
 from metrics.cubes import AGENT, local_midnight
@@ -41,7 +42,7 @@ def _filter_values(value: str) -> tuple[str, ...]:
     return values
 
 
-class KpiQueryInputSerializer(serializers.Serializer):
+class KpiQueryInputSerializer(QueryParametersSerializer):
     kpi = serializers.CharField(help_text="Comma list of KPI keys (see `GET /api/v1/kpis`), e.g. `fcr_rate,csat`.")
     department = serializers.CharField(
         required=False, help_text="Comma list of department slugs. Default: every department the caller can read."
@@ -72,13 +73,6 @@ class KpiQueryInputSerializer(serializers.Serializer):
     compare = serializers.ChoiceField(choices=Compare.ALL, required=False,
                                       help_text="Add `previous` and `change` for the range this names.")
 
-    def to_internal_value(self, data):
-        unknown = sorted(set(data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: [exceptions.ErrorDetail(
-                f"Unknown parameter; use one of {', '.join(self.fields)}.", code="unknown_parameter")]
-                for name in unknown})
-        return super().to_internal_value(data)
 
     def validate_kpi(self, value):
         keys = _split(value)

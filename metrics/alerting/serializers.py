@@ -9,7 +9,7 @@ from rest_framework import exceptions, serializers
 
 from cskpi.access import Access
 from cskpi.models import Department
-from cskpi.serializers import StrictCharField, StrictSlugField
+from cskpi.serializers import QueryParametersSerializer, StrictCharField, StrictSlugField
 from ingestion.apis import RecordTimeField
 from metrics.alerting import webhooks
 from metrics.alerting.choices import AlertCondition, AlertState, AttemptOutcome, DeliveryStatus
@@ -288,7 +288,7 @@ class WebhookDeliveryLogSerializer(serializers.Serializer):
     results = WebhookAttemptSerializer(many=True)
 
 
-class AlertEventFilterSerializer(serializers.Serializer):
+class AlertEventFilterSerializer(QueryParametersSerializer):
     rule = serializers.UUIDField(required=False)
     department = serializers.SlugField(required=False, max_length=64)
     state = serializers.ChoiceField(choices=AlertState.choices, required=False)
@@ -298,13 +298,6 @@ class AlertEventFilterSerializer(serializers.Serializer):
                                    validators=[RegexValidator(_NO_NUL)], help_text="From the `next` link.")
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
 
-    def to_internal_value(self, data):
-        unknown = sorted(set(data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: [exceptions.ErrorDetail(
-                f"Unknown parameter; use one of {', '.join(self.fields)}.", code="unknown_parameter")]
-                for name in unknown})
-        return super().to_internal_value(data)
 
     def validate(self, attrs):
         if attrs.get("start") and attrs.get("end") and attrs["end"] <= attrs["start"]:
@@ -312,13 +305,6 @@ class AlertEventFilterSerializer(serializers.Serializer):
         return attrs
 
 
-class AlertRuleFilterSerializer(serializers.Serializer):
+class AlertRuleFilterSerializer(QueryParametersSerializer):
     department = serializers.SlugField(required=False, max_length=64)
 
-    def to_internal_value(self, data):
-        unknown = sorted(set(data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: [exceptions.ErrorDetail(
-                f"Unknown parameter; use one of {', '.join(self.fields)}.", code="unknown_parameter")]
-                for name in unknown})
-        return super().to_internal_value(data)
