@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 
+from ingestion.choices import QUARTER_SECONDS
 from ingestion.models import RecordChange
 from ingestion.signals import record_changes_marked
 
-QUARTER_SECONDS = 900
 
 def quarter_floor(moment: datetime) -> datetime:
     """The UTC start of the 15-minute bucket holding `moment` (aware)."""

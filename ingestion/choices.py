@@ -1,4 +1,10 @@
+from datetime import timedelta
+
 from django.db import models
+
+# The grain of the change log, and so of the KPI engine's exact layer (metrics.cubes).
+QUARTER_SECONDS = 900
+QUARTER = timedelta(seconds=QUARTER_SECONDS)
 
 
 class RecordType(models.TextChoices):

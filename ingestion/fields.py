@@ -18,6 +18,7 @@ from django.db import models
 from cskpi.choices import ReadLevel
 from ingestion.choices import (
     DEFAULT_SOURCE,
+    QUARTER,
     SURVEY_SCALES,
     CashoutStatus,
     InteractionStatus,
@@ -68,9 +69,6 @@ class FieldSpec:
 
 # A rule sees a row of valid, typed values (keyed by column) and yields (field, code, message).
 Rule = Callable[[dict], Iterator[tuple[str, str, str]]]
-
-
-QUARTER = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)

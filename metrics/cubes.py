@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 from django.db.models import DateTimeField, Func, IntegerField
 
+from ingestion.choices import QUARTER_SECONDS  # the exact layer keeps the change log's grain
+
 AGENT = "agent"
 CHANNEL = "channel"
 TOPIC = "topic"
@@ -85,7 +87,6 @@ def merge_intervals(intervals) -> list[tuple[datetime, datetime]]:
     return [(s, e) for s, e in merged]
 
 
-QUARTER_SECONDS = 900
 
 # Cheapest first. The quarter-hour cube is the exact layer: every period boundary of every zone
 # (half-hour and 45-minute offsets included) is a UTC quarter-hour, so it answers any query. The hour

@@ -16,7 +16,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from cskpi.models import Department
-from ingestion.changes import QUARTER_SECONDS, record_changes_mark
+from ingestion.changes import record_changes_mark
+from ingestion.choices import QUARTER, QUARTER_SECONDS
 from ingestion.fields import SPEC_BY_TYPE as RECORD_KINDS
 from ingestion.models import RecordChange
 from metrics.alerting.services import alert_evaluation_kick
@@ -33,7 +34,6 @@ from metrics.models import BUCKET_MODELS, CUBE_TABLES, CubeTable, RecomputeStamp
 
 logger = logging.getLogger(__name__)
 
-QUARTER = timedelta(minutes=15)
 KICK_FLAG = "metrics:recompute-queued"
 
 
