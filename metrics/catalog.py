@@ -286,6 +286,3 @@ _ACROSS = (
 
 KPIS: dict[str, Kpi] = {k.key: k for k in (*_BASE, *_CONTACT_SPLIT, *_PERCENTILE_KPIS, *_ACROSS)}
 
-
-def measure_keys(record_type: str) -> tuple[str, ...]:
-    return tuple(m.key for m in MEASURES[record_type])

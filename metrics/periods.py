@@ -33,24 +33,6 @@ def is_quarter(moment: datetime) -> bool:
     return moment.microsecond == 0 and int(moment.timestamp()) % QUARTER_SECONDS == 0
 
 
-def is_boundary(moment: datetime, *, zone: ZoneInfo, granularity: str) -> bool:
-    """Whether a period of `granularity` in `zone` can start (or end) at `moment`."""
-    if not is_quarter(moment):
-        return False
-    if granularity == Granularity.TOTAL:
-        return True
-    local = moment.astimezone(zone)
-    if granularity == Granularity.HOUR:
-        return local.minute == 0 and local.second == 0
-    if not is_local_midnight(moment, zone):
-        return False
-    if granularity == Granularity.WEEK:
-        return local.weekday() == 0
-    if granularity == Granularity.MONTH:
-        return local.day == 1
-    return True
-
-
 def add_months(day: date, months: int) -> date:
     index = day.year * 12 + day.month - 1 + months
     return date(index // 12, index % 12 + 1, 1)
