@@ -6,6 +6,7 @@ across departments, record types and periods with each measure's kind, and evalu
 """
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -142,8 +143,7 @@ class _RangeRead:
         if self.starts is None:
             return value, sample, None
         empty: States = {}
-        series = [dict(zip(_POINT, (start, *evaluate(by_period.get(i, empty))), strict=True))
-                  for i, start in enumerate(self.starts)]
+        series = [SeriesPoint(start, *evaluate(by_period.get(i, empty))) for i, start in enumerate(self.starts)]
         return value, sample, series
 
 
@@ -156,6 +156,33 @@ def _range_read(*, query: KpiQuery, start: datetime, end: datetime) -> _RangeRea
 
 
 _POINT = ("start", "value", "sample_size")
+
+
+@dataclass(slots=True, eq=False)
+class SeriesPoint(Mapping):
+    """One period of a series: `{"start", "value", "sample_size"}`.
+
+    A slotted object (56 bytes) where a dict takes about 200: the largest answer the cell cap allows
+    holds 40,000 of them, and the dicts were a quarter of a worker's growth serving it. It reads as
+    the mapping it stands for (`point["value"]`, `dict(point)`, equal to that dict), and orjson
+    writes a dataclass as the JSON object of its fields, in this order, without a dict in between.
+    `start` is the period's ISO string, shared by every group's point of that period.
+    """
+
+    start: str
+    value: float | int | None
+    sample_size: int
+
+    def __getitem__(self, key: str):
+        if key not in _POINT:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self):
+        return iter(_POINT)
+
+    def __len__(self) -> int:
+        return len(_POINT)
 
 
 def _iso(moment: datetime, tz: ZoneInfo) -> str:
