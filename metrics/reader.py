@@ -25,32 +25,30 @@ Read = dict[GroupKey, dict[int, States]]  # group key -> period index -> states
 
 
 class StateRow(Mapping):
-    """The states one cube row gives (measure key -> state): the measures' keys, shared by every row
-    of the read, beside this row's values. A dict per group × period took 200 bytes where this takes
-    120; the largest answers hold 40,000 of them."""
+    """The states one cube row gives (measure key -> state): the position of each measure key, shared
+    by every row of the read, beside this row's values. A dict per group × period took 200 bytes
+    where this takes 120; the largest answers hold 40,000 of them."""
 
-    __slots__ = ("keys_", "values_")
+    __slots__ = ("positions", "values")
 
-    def __init__(self, keys: tuple[str, ...], values: tuple):
-        self.keys_, self.values_ = keys, values
+    def __init__(self, positions: dict[str, int], values: tuple):
+        self.positions, self.values = positions, values
 
     def __getitem__(self, key: str):
-        try:
-            return self.values_[self.keys_.index(key)]
-        except ValueError:
-            raise KeyError(key) from None
+        return self.values[self.positions[key]]
 
     def get(self, key: str, default=None):
-        return self.values_[self.keys_.index(key)] if key in self.keys_ else default
+        position = self.positions.get(key)
+        return default if position is None else self.values[position]
 
     def __contains__(self, key) -> bool:
-        return key in self.keys_
+        return key in self.positions
 
     def __iter__(self):
-        return iter(self.keys_)
+        return iter(self.positions)
 
     def __len__(self) -> int:
-        return len(self.keys_)
+        return len(self.positions)
 
 
 def measure_states_read(*, measures: list[Measure], query: KpiQuery, scope: DepartmentScope,
@@ -76,7 +74,7 @@ def _table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query:
     series = granularity != Granularity.TOTAL
     names = (["k_period"] if series else []) + dims
     loads = [m.kind.load for m in measures]
-    keys = tuple(m.key for m in measures)
+    positions = {m.key: i for i, m in enumerate(measures)}
     if names:
         fetched = _grouped_read(model=model, measures=measures, cube=cube, query=query, scope=scope,
                                 start=start, end=end, boundaries=boundaries, names=names)
@@ -93,7 +91,7 @@ def _table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query:
             continue  # no rows at all
         key = tuple(slug if i is None else (None if row[i] == "" else row[i]) for i in key_parts)
         # SQL grouped by (period, dimensions): each (key, period) arrives once per table.
-        states = StateRow(keys, tuple([load(v) for load, v in zip(loads, row[first_state:], strict=True)]))
+        states = StateRow(positions, tuple([load(v) for load, v in zip(loads, row[first_state:], strict=True)]))
         period = row[0] - 1 if series else 0
         periods = out[key]
         if period in periods:  # another table's measures for the same group and period
