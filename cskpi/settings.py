@@ -71,6 +71,7 @@ TEMPLATES = [
 # The embedded default is a SQLite file; DATABASE_URL=postgres://... switches to PostgreSQL.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASE_STATEMENT_TIMEOUT_MS = env.int("DATABASE_STATEMENT_TIMEOUT_MS", default=30_000)
+DATABASE_CLIENT_CHECK_MS = env.int("DATABASE_CLIENT_CHECK_MS", default=1000)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE makes every write transaction take the write lock up front, so two concurrent
     # upserts queue instead of failing on lock upgrade.
@@ -82,8 +83,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # client_connection_check_interval: a backend busy on a statement (or waiting on a lock) polls
+    # its client socket this often and ends when the client is gone, so a killed worker's claims
+    # are free within a second or two (metrics.services._claim_expired), not at the lease's end.
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
         f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
+        f" -c client_connection_check_interval={DATABASE_CLIENT_CHECK_MS}"
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

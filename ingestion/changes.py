@@ -45,7 +45,7 @@ def record_changes_mark(*, record_type: str, marks: Iterable[tuple[int, datetime
         ],
         update_conflicts=True,
         unique_fields=["record_type", "department", "quarter_start"],
-        update_fields=["version", "marked_at", "claimed_until", "attempts", "failed_at", "last_error"],
+        update_fields=["version", "marked_at", "claimed_until", "claimed_by", "attempts", "failed_at", "last_error"],
     )
     record_changes_marked.send(sender=RecordChange, record_type=record_type, count=len(keys))
     return len(keys)

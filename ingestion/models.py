@@ -90,8 +90,8 @@ class RecordChange(models.Model):
     Written by the upsert in the same transaction as the records (a lost broker message loses
     nothing); read and cleared by whoever keeps aggregates of the records (metrics recomputes the
     quarter, then deletes the row). `version` changes on every new mark: a consumer that handled
-    version v deletes the row only if it is still v. `claimed_until`, `attempts`, `failed_at` and
-    `last_error` are the consumer's lease and failure bookkeeping.
+    version v deletes the row only if it is still v. `claimed_until`, `claimed_by`, `attempts`,
+    `failed_at` and `last_error` are the consumer's lease and failure bookkeeping.
     """
 
     record_type = models.CharField(max_length=16, choices=RecordType.choices)
@@ -101,6 +101,10 @@ class RecordChange(models.Model):
     first_marked_at = models.DateTimeField()
     marked_at = models.DateTimeField()
     claimed_until = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.IntegerField(
+        null=True, blank=True,
+        help_text="PostgreSQL backend pid of the connection holding the claim (null: none, or SQLite).",
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     failed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")

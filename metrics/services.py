@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case, CharField, F, FloatField, Max, Min, Q, Value, When
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -216,21 +217,46 @@ def dirty_buckets_recompute(*, time_budget: float | None = None, batch: int | No
 WORKER_LOST = "the worker was lost while recomputing (killed, out of memory or over its time limit)"
 
 
+def _claim_expired(now: datetime) -> Q:
+    """Claims another consumer may take: none, a lease that ran out, or (PostgreSQL) a claimer whose
+    connection is gone.
+
+    A worker killed mid-recompute takes its connection with it; its backend ends as soon as
+    PostgreSQL notices (at once when idle, within `client_connection_check_interval` when busy,
+    see settings), and with it the backend's pid from `pg_stat_activity`. So a dead claimer's
+    buckets are free within about a second, not at the end of the lease, which stays for what a
+    pid cannot tell (a claimer alive but stuck; SQLite, one process)."""
+    expired = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    if connection.vendor == "postgresql":
+        expired |= Q(claimed_by__isnull=False) & ~Q(claimed_by__in=RawSQL("SELECT pid FROM pg_stat_activity", ()))
+    return expired
+
+
+def _claimer() -> int | None:
+    """This connection's PostgreSQL backend pid (what `_claim_expired` checks for liveness)."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
 def _dirty_buckets_claim(*, limit: int) -> list[dict]:
     now = timezone.now()
     with transaction.atomic():
-        # A lease that ran out after the last allowed attempt means every attempt died with its
-        # worker (an exception would have parked it already): park it instead of claiming it
-        # again, so a bucket that kills its worker cannot be redelivered forever.
+        # A claim left after the last allowed attempt by a claimer that is gone (lease run out, or
+        # its connection closed) means every attempt died with its worker (an exception would have
+        # parked it already): park it instead of claiming it again, so a bucket that kills its
+        # worker cannot be redelivered forever.
         lost = RecordChange.objects.filter(
-            failed_at__isnull=True, claimed_until__lt=now, attempts__gte=settings.CSKPI_RECOMPUTE_MAX_ATTEMPTS
+            Q(claimed_until__isnull=False) & _claim_expired(now),
+            failed_at__isnull=True, attempts__gte=settings.CSKPI_RECOMPUTE_MAX_ATTEMPTS,
         )
         lost.filter(last_error="").update(failed_at=now, last_error=WORKER_LOST)
         lost.update(failed_at=now)
         ids = list(
             RecordChange.objects.select_for_update(skip_locked=True)
-            .filter(failed_at__isnull=True)
-            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            .filter(_claim_expired(now), failed_at__isnull=True)
             .order_by("first_marked_at")
             .values_list("id", flat=True)[:limit]
         )
@@ -238,6 +264,7 @@ def _dirty_buckets_claim(*, limit: int) -> list[dict]:
             return []
         RecordChange.objects.filter(id__in=ids).update(
             claimed_until=now + timedelta(seconds=settings.CSKPI_RECOMPUTE_LEASE_SECONDS),
+            claimed_by=_claimer(),
             attempts=F("attempts") + 1,
         )
         return list(
@@ -300,8 +327,8 @@ def _claims_fail(*, claims: list[dict], error: str) -> None:
     if retry:
         # Back off so a persistent error does not spin; a new mark clears the claim at once.
         backoff = min(2 ** max(c["attempts"] for c in retry), 300)
-        RecordChange.objects.filter(_claimed(retry)).update(
-            last_error=error, claimed_until=now + timedelta(seconds=backoff)
+        RecordChange.objects.filter(_claimed(retry)).update(  # a back-off is a lease with no claimer
+            last_error=error, claimed_until=now + timedelta(seconds=backoff), claimed_by=None
         )
 
 

@@ -10,6 +10,7 @@ import io
 import os
 import signal
 from datetime import UTC, datetime, timedelta
+from time import monotonic
 
 import psycopg
 import pytest
@@ -109,6 +110,41 @@ def test_a_recompute_killed_midway_is_redone_and_the_cubes_end_exact(department,
         gate.release()
         beat.stop()
         worker.stop()
+    assert_cubes_equal_a_full_rebuild()
+
+
+def test_a_killed_recompute_is_taken_over_within_seconds_not_at_the_lease_end(department, tmp_path):
+    """With a 10-minute lease, the buckets of a worker SIGKILLed mid-recompute are recomputed within
+    seconds: its backend ends though it was waiting on a lock (client_connection_check_interval), its
+    pid leaves pg_stat_activity, and the next sweep claims what it held."""
+    env = service_env(redis_url=settings.REDIS_URL, CSKPI_RECOMPUTE_LEASE_SECONDS="600", CSKPI_SWEEP_SECONDS="2")
+    records_with_marks(department, quarters=40)
+    gate = RecomputeGate(department)
+    worker = start_worker(tmp_path, env, pool="prefork", concurrency=1)
+    beat = start_beat(tmp_path, env)
+    try:
+        kick()
+        wait_until(gate.waiters, timeout=30, interval=0.05, what="a recompute on the lock")
+        killed = gate.waiters()
+        for child in worker.children():
+            os.kill(child, signal.SIGKILL)
+        killed_at = monotonic()
+        # The dead worker's backend goes although it is blocked on the lock the test still holds.
+        wait_until(lambda: not gate.waiters() & killed, timeout=5, interval=0.05,
+                   what="the killed worker's backend ending")
+        backend_gone = monotonic() - killed_at
+        # Its claims are taken over (a new recompute waits on the lock) long before the lease ends.
+        wait_until(lambda: gate.waiters() - killed, timeout=8, interval=0.05, what="a new recompute on the lock")
+        gate.release()
+        wait_until(lambda: not RecordChange.objects.exists(), timeout=10, interval=0.1,
+                   what="the killed recompute being redone")
+        redone = monotonic() - killed_at
+    finally:
+        gate.release()
+        beat.stop()
+        worker.stop()
+    assert backend_gone < 3, backend_gone
+    assert redone < 10, redone
     assert_cubes_equal_a_full_rebuild()
 
 
