@@ -1,13 +1,18 @@
 """Freshness: p95 lag from an ingest commit to the change being visible in /api/v1/metrics.
 
-    .venv/bin/python bench/freshness.py [--seconds 60] [--rate 1000]
+    .venv/bin/python bench/freshness.py [--seconds 60] [--rate 1000] [--kill-every 5]
 
 A real Celery worker (subprocess, Redis db 2) recomputes; this process ingests like the ingestion
 service does (one transaction per batch: raw rows + dirty-bucket marks, the recompute kicked after
 commit) at `rate` records/s spread over the 20 bench departments, and every batch carries one
 probe record for the department `fresh-probe`. A poller reads the probe department's interaction
 count through /api/v1/metrics every 50 ms; batch k is visible once the count reaches k.
-Runs against the benchmark database (cskpi_bench_q, see bench/query_data.py).
+Runs against the benchmark database (cskpi_bench_q, see bench/query_data.py; created and migrated
+if missing, its data is not needed).
+
+`--kill-every S`: the worker runs a prefork pool of one process, and every S seconds this process
+SIGKILLs that pool process (Celery starts another), whatever it is doing — often mid-recompute,
+claims taken. The lags then include taking over a dead worker's claims (its connection gone).
 """
 
 import argparse
@@ -35,6 +40,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--batches-per-second", type=int, default=10)
+    parser.add_argument("--kill-every", type=float, default=0, help="SIGKILL the worker's pool process every S s")
     args = parser.parse_args()
 
     database_create(regenerate=False)
@@ -65,8 +71,9 @@ def main() -> None:
     token = token_issue(user=user)
 
     log = open("/tmp/cskpi-freshness-worker.log", "w")  # noqa: SIM115
+    pool = ["--pool", "prefork", "--concurrency", "1"] if args.kill_every else ["--pool", "solo"]
     worker = subprocess.Popen(
-        [str(Path(sys.executable).parent / "celery"), "-A", "cskpi", "worker", "--pool", "solo", "--loglevel",
+        [str(Path(sys.executable).parent / "celery"), "-A", "cskpi", "worker", *pool, "--loglevel",
          "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
         cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
     )
@@ -92,8 +99,24 @@ def main() -> None:
         finally:
             connection.close()
 
+    kills = [0]
+
+    def kill():
+        """SIGKILL the pool process(es) of the worker every `kill_every` seconds."""
+        while not stop.wait(args.kill_every):
+            children = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout
+            for pid in children.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                    kills[0] += 1
+                except ProcessLookupError:
+                    pass
+
     poller = threading.Thread(target=poll)
     poller.start()
+    killer = threading.Thread(target=kill)
+    if args.kill_every:
+        killer.start()
     per_batch = args.rate // args.batches_per_second
     interval = 1 / args.batches_per_second
     rng = random.Random(7)
@@ -126,6 +149,8 @@ def main() -> None:
     finally:
         stop.set()
         poller.join()
+        if killer.is_alive():
+            killer.join()
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
     lags = sorted(visible[k + 1] - committed[k] for k in range(n_batches) if k + 1 in visible)
@@ -134,7 +159,8 @@ def main() -> None:
           f"({n_batches * per_batch / ingest_seconds:,.0f} records/s, {n_batches} transactions)")
     print(f"lag commit → visible in /api/v1/metrics: median {statistics.median(lags) * 1000:.0f} ms, "
           f"p95 {lags[int(0.95 * (len(lags) - 1))] * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms"
-          + (f"; {missing} batches never visible" if missing else ""))
+          + (f"; {missing} batches never visible" if missing else "")
+          + (f"; worker pool SIGKILLed {kills[0]} times (every {args.kill_every:g} s)" if args.kill_every else ""))
     # Leave the benchmark data as it was: remove the load and recompute the buckets it touched.
     from metrics.services import dirty_buckets_recompute
 
