@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test install lint schema clients bench-ingest bench-query bench-freshness bench-alerts bench-result-size clean
+.PHONY: run test install lint schema clients bench-ingest bench-query bench-freshness bench-alerts bench-result-size bench-peers clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ bench-alerts: install
 
 bench-result-size: install
 	$(BIN)/python bench/result_size.py --profile
+
+## The API against DuckDB over the same raw rows, every dashboard shape, at 1M and 5M interactions.
+bench-peers: install
+	$(BIN)/python bench/peers.py --records 1000000,5000000 --runs 30
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache node_modules build
