@@ -21,4 +21,5 @@ def recompute_dirty_buckets() -> int:
 
 @shared_task(name="metrics.tasks.sweep_dirty_buckets", acks_late=True, expires=30)
 def sweep_dirty_buckets() -> int:
+    services.open_states_mark()  # open agent states grow with time: their current quarter is dirty
     return services.dirty_buckets_recompute().buckets
