@@ -56,15 +56,17 @@ SELECT agent,
 FROM iv WHERE e > %(start)s AND s < %(end)s AND status IN ('busy', 'available')
 GROUP BY agent ORDER BY agent
 """
+# Each interval (at most a timeout long) cut at the local midnights it crosses: a LATERAL series of
+# its own days, so the cost follows the intervals, not intervals × days.
 RAW_ONLINE_BY_DAY = _INTERVALS + """
-, days AS (
-    SELECT d::date AS day, (d::date)::timestamp AT TIME ZONE %(zone)s AS lo,
-           (d::date + 1)::timestamp AT TIME ZONE %(zone)s AS hi
-    FROM generate_series(%(first_day)s::date, %(last_day)s::date, interval '1 day') d
-)
-SELECT days.day, sum(EXTRACT(EPOCH FROM LEAST(iv.e, days.hi) - GREATEST(iv.s, days.lo)))
-FROM days JOIN iv ON iv.s < days.hi AND iv.e > days.lo AND iv.status IN ('available', 'busy', 'away')
-GROUP BY days.day ORDER BY days.day
+SELECT d::date, sum(EXTRACT(EPOCH FROM
+           LEAST(iv.e, %(end)s, ((d::date + 1)::timestamp AT TIME ZONE %(zone)s))
+           - GREATEST(iv.s, %(start)s, ((d::date)::timestamp AT TIME ZONE %(zone)s))))
+FROM iv, LATERAL generate_series((GREATEST(iv.s, %(start)s) AT TIME ZONE %(zone)s)::date,
+                                 ((LEAST(iv.e, %(end)s) - interval '1 microsecond') AT TIME ZONE %(zone)s)::date,
+                                 interval '1 day') d
+WHERE iv.status IN ('available', 'busy', 'away') AND iv.e > iv.s AND iv.e > %(start)s AND iv.s < %(end)s
+GROUP BY 1 ORDER BY 1
 """
 
 # Events in SQL: per agent and day, `per_day` events spread over the day (a few minutes of jitter),
@@ -144,7 +146,7 @@ def ingest_measure(client, departments, *, agents: int, per_day: int, days: int)
                     batch = []
     if batch:
         bodies.append(json.dumps(batch))
-    record_changes_marked.disconnect(recompute_kick_on_commit)
+    record_changes_marked.disconnect(dispatch_uid="metrics-recompute-kick")
     try:
         started = time.perf_counter()
         for body in bodies:
@@ -152,7 +154,7 @@ def ingest_measure(client, departments, *, agents: int, per_day: int, days: int)
             assert response.status_code == 200, response.content[:500]
         seconds = time.perf_counter() - started
     finally:
-        record_changes_marked.connect(recompute_kick_on_commit)
+        record_changes_marked.connect(recompute_kick_on_commit, dispatch_uid="metrics-recompute-kick")
     return sum(len(json.loads(b)) for b in bodies), seconds
 
 
@@ -163,14 +165,15 @@ def main() -> None:
     parser.add_argument("--departments", type=int, default=20)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--events-per-day", type=int, default=60)
-    parser.add_argument("--ingest-days", type=int, default=2, help="Days of events ingested through the API.")
+    parser.add_argument("--ingest-days", type=int, default=2,
+                        help="Days of events ingested through the API (the rest is generated in SQL).")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--raw-runs", type=int, default=5)
     parser.add_argument("--regenerate", action="store_true")
     args = parser.parse_args()
     if args.small:
         args.agents, args.departments, args.days, args.events_per_day = 40, 4, 60, 30
-        args.runs, args.raw_runs, args.ingest_days = min(args.runs, 20), min(args.raw_runs, 3), 1
+        args.runs, args.raw_runs, args.ingest_days = min(args.runs, 20), min(args.raw_runs, 3), 10
     size = f"{args.agents}a-{args.departments}d-{args.days}days-{args.events_per_day}"
 
     database_create(regenerate=args.regenerate)
@@ -251,8 +254,8 @@ def main() -> None:
         with connection.cursor() as cursor:
             cursor.execute(RAW_OCCUPANCY, {"department": department.id, "start": month[0], "end": month[1],
                                            "timeout": timeout, "now": datetime.now(UTC)})
-            return {agent: busy / (busy + available) * 100 for agent, busy, available in cursor.fetchall()
-                    if busy is not None and available is not None and busy + available > 0}
+            rows = [(agent, float(busy or 0), float(available or 0)) for agent, busy, available in cursor.fetchall()]
+            return {agent: busy / (busy + available) * 100 for agent, busy, available in rows if busy + available > 0}
 
     def check_a(body, raw):
         got = {r["group"]["agent"]: r["value"] for r in body["results"] if r["value"] is not None}
@@ -269,8 +272,7 @@ def main() -> None:
         with connection.cursor() as cursor:
             cursor.execute(RAW_ONLINE_BY_DAY, {
                 "department": department.id, "start": span[0], "end": span[1], "timeout": timeout,
-                "now": datetime.now(UTC), "zone": ZONE, "first_day": span[0].date(),
-                "last_day": span[1].date() - timedelta(days=1)})
+                "now": datetime.now(UTC), "zone": ZONE})
             return {day.isoformat(): float(seconds) for day, seconds in cursor.fetchall()}
 
     def check_b(body, raw):
