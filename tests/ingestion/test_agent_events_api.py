@@ -124,3 +124,26 @@ def test_reading_a_department_without_a_grant_is_refused(team, make_client, othe
 
 def _at(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def test_csv_and_jsonl_import_of_agent_events(tmp_path, department):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    path = tmp_path / "events.csv"
+    path.write_text("external_id,department,agent,status,at,reason\n"
+                    "c1,cskh-hn,a-1,available,2026-03-02T08:00:00+07:00,\n"
+                    "c2,cskh-hn,a-1,away,2026-03-02T12:00:00+07:00,lunch\n")
+    out = StringIO()
+    call_command("import_records", "agent-events", str(path), stdout=out)
+    assert "created=2" in out.getvalue()
+    assert AgentEvent.objects.get(external_id="c2").reason == "lunch"
+    assert AgentEvent.objects.get(external_id="c1").reason is None
+    jsonl = tmp_path / "events.jsonl"
+    jsonl.write_text('{"external_id": "c1", "department": "cskh-hn", "agent": "a-1", "status": "busy", '
+                     '"at": "2026-03-02T08:00:00+07:00"}\n')
+    out = StringIO()
+    call_command("import_records", "agent-events", str(jsonl), stdout=out)
+    assert "updated=1" in out.getvalue()
+

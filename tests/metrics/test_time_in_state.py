@@ -380,3 +380,31 @@ def test_a_moved_event_changes_its_predecessor(hcm, clock):
     _ingest([_event("m2", day + timedelta(hours=10), "offline")])  # and later
     [busy] = _series(hcm, "agent_busy_time", day, day + timedelta(days=1), granularity="total")
     assert busy["value"] == 7200.0
+
+
+def test_rebuild_and_zone_change_keep_states_that_run_past_their_day(hcm, clock):
+    """A state that starts at 23:00 runs into the next local day (timeout 3 h): the rebuild covers the
+    days the states reach, and a zone change re-cuts them."""
+    from cskpi.services import department_upsert
+    from metrics.services import department_cubes_rebuild
+
+    zone = ZoneInfo("Asia/Ho_Chi_Minh")
+    day = datetime(2026, 3, 2, tzinfo=zone)
+    clock.now = day + timedelta(days=3)
+    _ingest([_event("r1", day + timedelta(hours=23), "busy")])
+    before = _series(hcm, "agent_busy_time", day, day + timedelta(days=2), granularity="day")[0]["series"]
+    assert [p["value"] for p in before] == [3600.0, 7200.0]
+    for models in BUCKET_MODELS.values():
+        for model in models:
+            model.objects.all().delete()
+    department_cubes_rebuild(department=hcm)
+    after = _series(hcm, "agent_busy_time", day, day + timedelta(days=2), granularity="day")[0]["series"]
+    assert after == before
+    department_upsert(slug=hcm.slug, name=hcm.name, timezone="Asia/Kolkata")  # 1 h 30 min behind
+    recompute_all()
+    hcm.refresh_from_db()
+    kolkata = ZoneInfo("Asia/Kolkata")
+    start = datetime(2026, 3, 2, tzinfo=kolkata)
+    series = _series(hcm, "agent_busy_time", start, start + timedelta(days=2), granularity="day",
+                     zone="Asia/Kolkata")[0]["series"]
+    assert [p["value"] for p in series] == [9000.0, 1800.0]  # 21:30-00:30 in Kolkata, cut at its midnight
