@@ -153,6 +153,23 @@ def agent_detail_check(*, scopes: Sequence[DepartmentAccess], group_by_agent: bo
                             code=NOT_PERMITTED)
 
 
+class PresenceView:
+    """How much of a department's "who is online now" a caller sees."""
+
+    LIST = "list"  # every agent's status (managers, staff)
+    COUNTS = "counts"  # the counts per status only (viewers: no per-agent breakdown)
+    SELF = "self"  # the caller's own agent only, counts included (agents)
+
+
+def presence_view(*, scope: DepartmentAccess) -> str:
+    """What `GET /agents/now` shows of one readable department (the same split as KPIs by agent)."""
+    if scope.read_level == ReadLevel.DEPARTMENT:
+        return PresenceView.COUNTS
+    if scope.read_level == ReadLevel.AGENT:
+        return PresenceView.SELF
+    return PresenceView.LIST
+
+
 def ingest_permission_check(*, access: Access) -> None:
     """May this token ingest at all? Checked before the body is read (403 `permission_denied`)."""
     if not access.is_staff and not access.ingestable():

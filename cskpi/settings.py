@@ -144,6 +144,11 @@ CSKPI_RECOMPUTE_BATCH = env.int("CSKPI_RECOMPUTE_BATCH", default=2000)
 CSKPI_RECOMPUTE_LEASE_SECONDS = env.int("CSKPI_RECOMPUTE_LEASE_SECONDS", default=60)
 CSKPI_RECOMPUTE_TIME_BUDGET = env.float("CSKPI_RECOMPUTE_TIME_BUDGET", default=20.0)
 CSKPI_RECOMPUTE_MAX_ATTEMPTS = env.int("CSKPI_RECOMPUTE_MAX_ATTEMPTS", default=5)
+# Agent presence: a status lasts at most this long without a newer event of the agent; after it the
+# agent counts as offline (in the KPIs and in /agents/now).
+CSKPI_PRESENCE_TIMEOUT_SECONDS = env.int("CSKPI_PRESENCE_TIMEOUT_SECONDS", default=8 * 3600)
+# How often the sweep re-marks the current quarter of departments with an open agent state.
+CSKPI_OPEN_STATES_SECONDS = env.int("CSKPI_OPEN_STATES_SECONDS", default=5)
 # Alerts: beat evaluation interval; webhooks: timeout, retries with exponential backoff, lease of
 # one attempt, and hosts exempt from the SSRF address check (they may also use plain http).
 CSKPI_ALERT_EVAL_SECONDS = env.float("CSKPI_ALERT_EVAL_SECONDS", default=60.0)
@@ -195,6 +200,7 @@ SPECTACULAR_SETTINGS = {
         "InteractionStatusEnum": "ingestion.choices.InteractionStatus",
         "CashoutStatusEnum": "ingestion.choices.CashoutStatus",
         "SurveyKindEnum": "ingestion.choices.SurveyKind",
+        "AgentEventStatusEnum": "ingestion.choices.AgentStatus",
         "CurrencyEnum": "ingestion.currencies.ISO_4217_CHOICES",
         "CallerRoleEnum": "cskpi.serializers.CALLER_ROLES",
         "AlertStateEnum": "metrics.alerting.choices.AlertState",

@@ -27,10 +27,11 @@ from cskpi.params import query_params_read
 from cskpi.renderers import CsvNegotiationMixin, CsvRenderer, FiniteJSONRenderer, csv_lines
 from cskpi.schema import CSV_FORMAT_PARAMETER, error_response, standard_errors
 from cskpi.serializers import QueryParametersSerializer
+from ingestion.choices import AgentStatus
 from ingestion.fields import RECORD_SPECS, FieldSpec, FieldType, RecordSpec
 from ingestion.parsers import FastJSONParser
-from ingestion.schema import field_schema, record_batch_request, record_example
-from ingestion.selectors import RecordQuery, record_get, record_list
+from ingestion.schema import field_schema, record_batch_request, record_component_name, record_example
+from ingestion.selectors import RecordQuery, agents_now_get, record_get, record_list
 from ingestion.serializers import (
     NO_NUL_VALIDATOR,
     OUTPUT_SERIALIZERS,
@@ -151,7 +152,7 @@ def _filter_serializer(spec: RecordSpec) -> type[RecordFilterSerializer]:
             help_text=("Only these values. " + ("Needs a manager or agent grant on the departments."
                                                 if field.owner else "")).strip(),
         )
-    name = spec.record_type.value.capitalize()
+    name = record_component_name(spec, "")
     return type(f"{name}FilterSerializer", (RecordFilterSerializer,), extra)
 
 
@@ -294,7 +295,7 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
     item = record_example(spec)
     read_back = _output_example(spec, item)
     post = extend_schema(
-        operation_id=f"{plural}_upsert",
+        operation_id=f"{plural.replace('-', '_')}_upsert",
         tags=[tag],
         summary=f"Upsert {plural} (one object or an array of up to {settings.CSKPI_MAX_BATCH})",
         description=(
@@ -321,7 +322,7 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
         ],
     )
     listing = extend_schema(
-        operation_id=f"{plural}_list",
+        operation_id=f"{plural.replace('-', '_')}_list",
         tags=[tag],
         summary=f"List {plural} the caller may read, oldest anchor time first (cursor-paginated)",
         description=_listing_description(spec),
@@ -332,7 +333,7 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
                                  value={"next": None, "results": [read_back]})],
     )
     detail = extend_schema(
-        operation_id=f"{plural}_retrieve",
+        operation_id=f"{plural.replace('-', '_')}_retrieve",
         tags=[tag],
         summary=f"One {label} by key",
         description="404 when the record does not exist or the caller may not read it.",
@@ -341,7 +342,7 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
         responses={200: OUTPUT_SERIALIZERS[plural], **standard_errors(404)},
         examples=[OpenApiExample(f"one {label}", response_only=True, status_codes=["200"], value=read_back)],
     )
-    name = spec.record_type.value.capitalize()
+    name = record_component_name(spec, "")
     collection = extend_schema_view(post=post, get=listing)(
         type(f"{name}CollectionApi", (RecordCollectionApi,), {"spec": spec})
     )
@@ -350,3 +351,65 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
 
 
 RECORD_APIS = {plural: _apis(plural) for plural in RECORD_SPECS}
+
+
+# --- who is online now -----------------------------------------------------------------------
+class AgentsNowParametersSerializer(QueryParametersSerializer):
+    department = serializers.CharField(
+        required=False, validators=[RegexValidator(_SLUG_LIST, message="A comma list of department slugs.")],
+        help_text="Department slugs (repeat or comma-separate); default: every department the caller reads.",
+    )
+
+
+class AgentStatusCountsSerializer(serializers.Serializer):
+    available = serializers.IntegerField()
+    busy = serializers.IntegerField()
+    away = serializers.IntegerField()
+    offline = serializers.IntegerField()
+
+
+class AgentNowSerializer(serializers.Serializer):
+    agent = serializers.CharField()
+    status = serializers.ChoiceField(choices=AgentStatus.choices)
+    since = serializers.DateTimeField(help_text="When the current status began: the first event of the unbroken "
+                                      "run of this status, or, for an agent silent past the timeout, the moment "
+                                      "its last event timed out.")
+    last_event_at = serializers.DateTimeField()
+
+
+class DepartmentAgentsNowSerializer(serializers.Serializer):
+    department = serializers.SlugField()
+    counts = AgentStatusCountsSerializer(help_text="Agents per current status (an agent role: itself only).")
+    online = serializers.IntegerField(help_text="Agents available, busy or away.")
+    agents = AgentNowSerializer(many=True, allow_null=True, help_text=(
+        "Each agent's current status (managers and staff; an agent role sees only itself); null for viewers, "
+        "who see the counts only."))
+
+
+class AgentsNowSerializer(serializers.Serializer):
+    as_of = serializers.DateTimeField()
+    timeout_seconds = serializers.IntegerField(help_text="CSKPI_PRESENCE_TIMEOUT_SECONDS: a status lasts at most "
+                                               "this long without a newer event.")
+    departments = DepartmentAgentsNowSerializer(many=True)
+
+
+class AgentsNowApi(APIView):
+    @extend_schema(
+        operation_id="agents_now",
+        tags=["agent-events"],
+        summary="Who is online now: each agent's current status, since when, and counts per status",
+        description=(
+            "From the agent status events (`/agent-events`). An agent silent for longer than the presence "
+            "timeout (`CSKPI_PRESENCE_TIMEOUT_SECONDS`, default 8 h) is offline. Managers and staff see every "
+            "agent; viewers the counts only (`agents` null); an agent role only itself. Every agent that ever "
+            "sent an event in the department is listed."
+        ),
+        parameters=[AgentsNowParametersSerializer],
+        responses={200: AgentsNowSerializer, **standard_errors()},
+    )
+    def get(self, request):
+        params = AgentsNowParametersSerializer(data=query_params_read(request.query_params, lists=("department",)))
+        params.is_valid(raise_exception=True)
+        slugs = tuple(s for s in params.validated_data.get("department", "").split(",") if s)
+        data = agents_now_get(access=request_access(request), departments=slugs)
+        return Response(AgentsNowSerializer(data).data)

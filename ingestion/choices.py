@@ -11,6 +11,7 @@ class RecordType(models.TextChoices):
     INTERACTION = "interaction", "Interaction"
     SURVEY = "survey", "Survey response"
     CASHOUT = "cashout", "Cashout"
+    AGENT_EVENT = "agent_event", "Agent status event"
 
 
 class InteractionStatus(models.TextChoices):
@@ -42,6 +43,17 @@ class CashoutStatus(models.TextChoices):
     PROCESSING = "processing", "Processing"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+
+
+class AgentStatus(models.TextChoices):
+    AVAILABLE = "available", "Available"
+    BUSY = "busy", "Busy"
+    AWAY = "away", "Away"
+    OFFLINE = "offline", "Offline"
+
+
+# An agent is online in any status but offline.
+ONLINE_STATUSES = (AgentStatus.AVAILABLE, AgentStatus.BUSY, AgentStatus.AWAY)
 
 
 class UpsertResult(models.TextChoices):

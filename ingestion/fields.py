@@ -20,12 +20,14 @@ from ingestion.choices import (
     DEFAULT_SOURCE,
     QUARTER,
     SURVEY_SCALES,
+    AgentStatus,
     CashoutStatus,
     InteractionStatus,
     RecordType,
     SurveyKind,
 )
-from ingestion.models import Cashout, Interaction, SurveyResponse
+from ingestion.models import AgentEvent, Cashout, Interaction, SurveyResponse
+from ingestion.presence import presence_span
 
 
 class FieldType(StrEnum):
@@ -87,10 +89,15 @@ class RecordSpec:
     end: str | None = None
     rules: tuple[Rule, ...] = field(default=())
     derived: Callable[[dict], dict] | None = None  # durations stored beside the timestamps
+    # Records that set a state (agent presence): the column whose value holds from the anchor until
+    # the owner's next record in the department, at most the presence timeout (ingestion.presence).
+    holds: str | None = None
 
     def __post_init__(self):
         if (self.anchor is None) == (self.start is None) or (self.start is None) != (self.end is None):
             raise ValueError(f"{self.plural}: declare either an anchor or a start and an end")
+        if self.holds is not None and (self.anchor is None or self.owner is None):
+            raise ValueError(f"{self.plural}: a state record needs an anchor and an owner")
         names = {f.target for f in self.fields}
         missing = [c for c in (self.anchor, self.start, self.end) if c is not None and c not in names]
         if missing:
@@ -116,11 +123,19 @@ class RecordSpec:
         """Moments, one per quarter-hour, that a record with these `time_columns` values counts in.
 
         A point record counts in the quarter of its anchor; a span in every quarter from its start
-        to its end (an ongoing span, end null, only in its start's quarter until it ends).
+        to its end (an ongoing span, end null, only in its start's quarter until it ends). A state
+        record counts in every quarter its status can decide (`ingestion.presence.presence_span`).
         """
-        if self.anchor:
+        if self.holds:
+            start, end = presence_span(times[0])
+        elif self.anchor:
             return [times[0]]
-        start, end = times
+        else:
+            start, end = times
+        return self.span_quarters(start, end)
+
+    @staticmethod
+    def span_quarters(start, end) -> list[datetime]:
         moments, moment = [start], start + QUARTER
         while end is not None and moment < end:
             moments.append(moment)
@@ -346,7 +361,29 @@ CASHOUT = RecordSpec(
     derived=_cashout_derived,
 )
 
+AGENT_EVENT = RecordSpec(
+    record_type=RecordType.AGENT_EVENT,
+    plural="agent-events",
+    model=AgentEvent,
+    lock_namespace=7_304,
+    anchor="at",
+    holds="status",
+    fields=(
+        *_key_fields(),
+        FieldSpec("agent", FieldType.STR, "The sender's agent id whose status this is.", example="agent-17",
+                  required=True, max_length=128, filterable=True, dimension=True, owner=True),
+        FieldSpec("status", FieldType.CHOICE, "available | busy | away | offline. Holds from `at` until the "
+                  "agent's next event in the department, at most CSKPI_PRESENCE_TIMEOUT_SECONDS (default 8 h); "
+                  "online means available, busy or away.", example="available", required=True,
+                  choices=tuple(AgentStatus.values), filterable=True),
+        FieldSpec("at", FieldType.DATETIME, "When the agent entered the status; places the event in time.",
+                  example="2026-03-02T08:00:00+07:00", required=True),
+        FieldSpec("reason", FieldType.STR, "Why, in the sender's words (e.g. lunch, training).", example="lunch",
+                  max_length=255),
+    ),
+)
+
 # Every record type, in one place: the rest of the code and the tests iterate these.
-RECORD_SPECS: dict[str, RecordSpec] = {spec.plural: spec for spec in (INTERACTION, SURVEY, CASHOUT)}
+RECORD_SPECS: dict[str, RecordSpec] = {spec.plural: spec for spec in (INTERACTION, SURVEY, CASHOUT, AGENT_EVENT)}
 SPEC_BY_TYPE: dict[str, RecordSpec] = {spec.record_type: spec for spec in RECORD_SPECS.values()}
 SPEC_BY_MODEL: dict[type[models.Model], RecordSpec] = {spec.model: spec for spec in RECORD_SPECS.values()}

@@ -7,7 +7,7 @@ SUM on every database; they are written by the upsert service from the same payl
 from django.db import models
 
 from cskpi.models import Department
-from ingestion.choices import CashoutStatus, InteractionStatus, RecordType, SurveyKind
+from ingestion.choices import AgentStatus, CashoutStatus, InteractionStatus, RecordType, SurveyKind
 
 
 class RecordBase(models.Model):
@@ -82,6 +82,24 @@ class Cashout(RecordBase):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["source", "external_id"], name="cashout_key")]
         indexes = [models.Index(fields=["department", "requested_at"], name="cashout_dept_time")]
+
+
+class AgentEvent(RecordBase):
+    """An agent's status from `at` on, until that agent's next event in the department (or the
+    presence timeout): the intervals are derived from the events, never stored (ingestion.presence)."""
+
+    agent = models.CharField(max_length=128)
+    status = models.CharField(max_length=16, choices=AgentStatus.choices)
+    at = models.DateTimeField()
+    reason = models.CharField(max_length=255, null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "external_id"], name="agent_event_key")]
+        indexes = [
+            models.Index(fields=["department", "at"], name="agent_event_dept_time"),
+            # The predecessor/successor lookups of the intervals and of /agents/now.
+            models.Index(fields=["department", "agent", "at"], name="agent_event_dept_agent_time"),
+        ]
 
 
 class RecordChange(models.Model):

@@ -2,15 +2,26 @@
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db.models import F, Q, QuerySet
+from django.utils import timezone
 
-from cskpi.access import Access, DepartmentAccess, agent_detail_check, read_scopes_resolve
+from cskpi.access import (
+    Access,
+    DepartmentAccess,
+    PresenceView,
+    agent_detail_check,
+    presence_view,
+    read_scopes_resolve,
+)
 from cskpi.choices import ReadLevel
 from cskpi.errors import NotFoundError
-from ingestion.fields import RecordSpec
+from ingestion.choices import ONLINE_STATUSES, AgentStatus
+from ingestion.fields import AGENT_EVENT, RecordSpec
+from ingestion.presence import current_state, presence_timeout
 
 
 @dataclass(frozen=True)
@@ -106,3 +117,39 @@ def record_get(*, spec: RecordSpec, access: Access, source: str, external_id: st
     if record is None:
         return None, {}
     return record, {s.department.id: s for s in scopes}
+
+
+# --- who is online now -----------------------------------------------------------------------
+def agents_now_get(*, access: Access, departments: Sequence[str] = ()) -> dict:
+    """Each agent's current status in the departments read (as `presence_view` lets the caller see
+    it), since when, and the counts per status. An agent silent for longer than the presence timeout
+    is offline, since its last event timed out. Events after now (clock skew) are not counted yet."""
+    spec = AGENT_EVENT
+    now, timeout = timezone.now(), presence_timeout()
+    out = []
+    for scope in read_scopes_resolve(access=access, slugs=departments):
+        view = presence_view(scope=scope)
+        events = spec.model.objects.filter(department_id=scope.department.id, at__lte=now)
+        if view == PresenceView.SELF:
+            agents = [scope.agent] if scope.agent else []
+        else:
+            agents = list(events.values_list("agent", flat=True).distinct().order_by("agent"))
+        listed = []
+        counts = dict.fromkeys(AgentStatus.values, 0)
+        for agent in agents:
+            # Newest first, read in small slices: a run of one status is rarely long.
+            history = events.filter(agent=agent).order_by("-at", "-source", "-external_id").values_list(
+                "status", "at").iterator(chunk_size=50)
+            state = current_state(history, now=now, timeout=timeout)
+            if state is None:
+                continue
+            status, since, last_at = state
+            counts[status] += 1
+            listed.append({"agent": agent, "status": status, "since": since, "last_event_at": last_at})
+        out.append({
+            "department": scope.department.slug,
+            "counts": counts,
+            "online": sum(n for status, n in counts.items() if status in ONLINE_STATUSES),
+            "agents": None if view == PresenceView.COUNTS else listed,
+        })
+    return {"as_of": now, "timeout_seconds": int(timeout.total_seconds()), "departments": out}

@@ -28,6 +28,7 @@ from cskpi.models import Department
 from ingestion.changes import record_changes_mark
 from ingestion.choices import UpsertResult
 from ingestion.fields import FieldType, RecordSpec
+from ingestion.presence import presence_span
 from ingestion.validation import batch_validator_get
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ class _Table:
         self.record_type = spec.record_type
         self.time_columns = spec.time_columns
         self.quarters_touched = spec.quarters_touched
+        self.holds = spec.holds
+        self.span_quarters = spec.span_quarters
         self.columns = [f.column for f in model._meta.concrete_fields if f.column != "id"]
         meta = {"department_id", "updated_at", "content_hash", "received_at"}
         derived = set(spec.derived_columns)
@@ -238,6 +241,24 @@ def _marks(table: _Table, department_id: int, place: tuple) -> list[tuple[int, d
 
 
 def _row_marks(table: _Table, rows: list[dict]) -> list[tuple[int, datetime]]:
+    if table.holds:  # many events, overlapping spans: merged per department before the quarters are listed
+        now = timezone.now()
+        spans: dict[int, list[tuple[datetime, datetime]]] = {}
+        anchor = table.time_columns[0]
+        for r in rows:
+            spans.setdefault(r["department_id"], []).append(presence_span(r[anchor], now=now))
+        marks = []
+        for department_id, department_spans in spans.items():
+            department_spans.sort()
+            start, end = department_spans[0]
+            for s, e in [*department_spans[1:], (None, None)]:
+                if s is not None and s <= end:
+                    end = max(end, e)
+                    continue
+                marks += [(department_id, m) for m in table.span_quarters(start, end)]
+                if s is not None:
+                    start, end = s, e
+        return marks
     if len(table.time_columns) == 1:  # a point in time: its anchor's quarter (the hot path, kept lean)
         anchor = table.time_columns[0]
         return [(r["department_id"], r[anchor]) for r in rows]

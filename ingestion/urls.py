@@ -1,8 +1,8 @@
 from django.urls import path
 
-from ingestion.apis import RECORD_APIS
+from ingestion.apis import RECORD_APIS, AgentsNowApi
 
-urlpatterns = []
+urlpatterns = [path("agents/now", AgentsNowApi.as_view(), name="agents-now")]
 for plural, (collection, detail) in RECORD_APIS.items():
     urlpatterns += [
         path(plural, collection.as_view(), name=plural),

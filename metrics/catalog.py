@@ -11,11 +11,11 @@ from functools import cached_property
 
 from django.db.models import Q
 
-from ingestion.choices import CashoutStatus, InteractionStatus, RecordType, SurveyKind
+from ingestion.choices import AgentStatus, CashoutStatus, InteractionStatus, RecordType, SurveyKind
 from ingestion.fields import SPEC_BY_TYPE
-from metrics.measures import COUNT, QUANTILE, SUM, Measure, sketch_quantile
+from metrics.measures import COUNT, QUANTILE, SUM, Measure, TimeInState, sketch_quantile
 
-_I, _S, _C = RecordType.INTERACTION, RecordType.SURVEY, RecordType.CASHOUT
+_I, _S, _C, _A = RecordType.INTERACTION, RecordType.SURVEY, RecordType.CASHOUT, RecordType.AGENT_EVENT
 
 _RESOLVED = Q(status=InteractionStatus.RESOLVED)
 _SETTLED = Q(status__in=[CashoutStatus.SUCCEEDED, CashoutStatus.FAILED])
@@ -35,6 +35,10 @@ def _sum(record_type, key, field, where=None, doc=""):
 
 def _sketch(record_type, key, field, where=None, doc=""):
     return Measure(key, record_type, QUANTILE, field, where, doc)
+
+
+def _time_in(record_type, key, *states, doc=""):
+    return Measure(key, record_type, TimeInState(*states), "status", Q(status__in=states), doc)
 
 
 # Durations: the same filter for the mean's sum and count and for the quantile sketch.
@@ -95,6 +99,11 @@ MEASURES: dict[str, tuple[Measure, ...]] = {
         _count(_C, "responses", _RESPONSE, "with a first response"),
         _sketch(_C, "response_seconds_sketch", "response_seconds", _RESPONSE),
     ),
+    _A: (
+        _time_in(_A, "available_seconds", AgentStatus.AVAILABLE, doc="seconds agents spent available"),
+        _time_in(_A, "busy_seconds", AgentStatus.BUSY, doc="seconds agents spent busy"),
+        _time_in(_A, "away_seconds", AgentStatus.AWAY, doc="seconds agents spent away"),
+    ),
 }
 MEASURES_BY_KEY: dict[str, Measure] = {m.key: m for measures in MEASURES.values() for m in measures}
 assert len(MEASURES_BY_KEY) == sum(map(len, MEASURES.values())), "measure keys are unique across record types"
@@ -105,8 +114,10 @@ class Unit:
     SECONDS = "seconds"
     PERCENT = "percent"
     SCORE = "score"
+    AGENTS = "agents"  # an average number of agents
+    PER_HOUR = "per_hour"
 
-    ALL = (COUNT, SECONDS, PERCENT, SCORE)
+    ALL = (COUNT, SECONDS, PERCENT, SCORE, AGENTS, PER_HOUR)
 
 
 @dataclass(frozen=True)
@@ -116,6 +127,10 @@ class Formula:
     count(c): value c, sample c.  ratio(num, den): num / den × 100, sample den.
     mean(sum, n): sum / n, sample n.  nps(promoters, detractors, n): (p − d) / n × 100, sample n.
     quantile(sketch, q): the nearest-rank q-quantile (⌈q·n⌉-th smallest), sample n.
+    total(sum, n): the sum itself, sample n.  seconds(s…): s summed, sample its whole seconds.
+    share(part, others…): part / (part + others) × 100, sample the whole seconds of the sum.
+    per_hour(c, s…): c / (Σs / 3600), sample c.  per_span(s…): Σs / the seconds of the period elapsed
+    until now (a period wholly to come: null), sample the whole seconds of Σs.
     A zero denominator (or an empty sketch) gives null.
     """
 
@@ -123,13 +138,29 @@ class Formula:
     parts: tuple[str, ...]
     q: float | None = None
 
-    def evaluate(self, states: dict) -> tuple[float | int | None, int]:
+    def evaluate(self, states: dict, span_seconds: float | None = None) -> tuple[float | int | None, int]:
+        """Value and sample size; `span_seconds` is how long the period (or range) evaluated lasts, up
+        to now (only `per_span` reads it)."""
         if self.kind == "quantile":
             return sketch_quantile(states.get(self.parts[0]) or [], self.q)
         values = [states.get(p, 0) for p in self.parts]
         if self.kind == "count":
             count = int(values[0])
             return count, count
+        if self.kind == "total":
+            return float(values[0]), int(values[1])
+        if self.kind == "seconds":
+            total = float(sum(values))
+            return total, int(total)
+        if self.kind == "share":
+            whole = float(sum(values))
+            return (values[0] / whole * 100, int(whole)) if whole > 0 else (None, 0)
+        if self.kind == "per_hour":
+            online = float(sum(values[1:]))
+            return (values[0] / online * 3600, int(values[0])) if online > 0 else (None, 0)
+        if self.kind == "per_span":
+            total = float(sum(values))
+            return (total / span_seconds, int(total)) if span_seconds else (None, 0)
         denominator = int(values[-1])
         if denominator == 0:
             return None, 0
@@ -160,6 +191,29 @@ def nps(promoters: str, detractors: str, n: str) -> Formula:
 
 def quantile(sketch: str, q: float) -> Formula:
     return Formula("quantile", (sketch,), q)
+
+
+def total(amount: str, n: str) -> Formula:
+    return Formula("total", (amount, n))
+
+
+def seconds(*parts: str) -> Formula:
+    return Formula("seconds", parts)
+
+
+def share(part: str, *others: str) -> Formula:
+    return Formula("share", (part, *others))
+
+
+def per_hour(amount: str, *seconds_parts: str) -> Formula:
+    return Formula("per_hour", (amount, *seconds_parts))
+
+
+def per_span(*parts: str) -> Formula:
+    return Formula("per_span", parts)
+
+
+FORMULA_KINDS = ("count", "ratio", "mean", "nps", "quantile", "total", "seconds", "share", "per_hour", "per_span")
 
 
 # The time that places a record in a period, as each record type declares it (ingestion.fields).
@@ -284,5 +338,27 @@ _ACROSS = (
         ratio("csat_responses", "resolved")),
 )
 
-KPIS: dict[str, Kpi] = {k.key: k for k in (*_BASE, *_CONTACT_SPLIT, *_PERCENTILE_KPIS, *_ACROSS)}
+# Agent presence: time in state from the status events (cut exactly at period edges), and with interactions.
+_ONLINE = ("available_seconds", "busy_seconds", "away_seconds")
+_PRESENCE = (
+    Kpi("agent_online_time", "Agent online time", "Thời gian trực tuyến", Unit.SECONDS, True,
+        "seconds agents spent available, busy or away, summed over agents", seconds(*_ONLINE)),
+    Kpi("agent_available_time", "Agent available time", "Thời gian sẵn sàng", Unit.SECONDS, True,
+        "seconds agents spent available, summed over agents", seconds("available_seconds")),
+    Kpi("agent_busy_time", "Agent busy time", "Thời gian bận", Unit.SECONDS, True,
+        "seconds agents spent busy, summed over agents", seconds("busy_seconds")),
+    Kpi("agent_away_time", "Agent away time", "Thời gian tạm vắng", Unit.SECONDS, False,
+        "seconds agents spent away, summed over agents", seconds("away_seconds")),
+    Kpi("occupancy", "Occupancy", "Tỷ lệ sử dụng", Unit.PERCENT, True,
+        "busy seconds / (busy + available seconds) × 100", share("busy_seconds", "available_seconds")),
+    Kpi("average_agents_online", "Average agents online", "Số nhân viên trực tuyến trung bình", Unit.AGENTS,
+        True, "online seconds / seconds of the period (up to now)", per_span(*_ONLINE)),
+    Kpi("talk_time", "Talk time", "Tổng thời gian đàm thoại", Unit.SECONDS, True,
+        "total handle_seconds of interactions (by created_at)", total("handle_seconds_sum", "handles")),
+    Kpi("contacts_per_online_hour", "Contacts handled per online hour", "Số yêu cầu xử lý mỗi giờ trực tuyến",
+        Unit.PER_HOUR, True, "resolved interactions / online hours (interactions by created_at, online time "
+        "from the agents' status events)", per_hour("resolved", *_ONLINE)),
+)
+
+KPIS: dict[str, Kpi] = {k.key: k for k in (*_BASE, *_CONTACT_SPLIT, *_PERCENTILE_KPIS, *_ACROSS, *_PRESENCE)}
 

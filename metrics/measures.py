@@ -19,7 +19,7 @@ The kinds the engine is written for:
 | additive count / sum | a number | + | yes (`Count`, `Sum`) |
 | quantile | a sparse histogram with ~1 % bins | add counts per bin | yes (`Quantile`) |
 | exact distinct set | a set of ids (roaring bitmap) | union | with the customers issue |
-| time in state | seconds per state, cut at bucket edges | + | with the agent-presence issue |
+| time in state | seconds per state, cut at bucket edges | + | yes (`TimeInState`) |
 | stock | ins and outs per bucket; a level at t is the sum before t | + (then a prefix sum) | with the customers issue |
 
 A distinct set and a time-in-state duration fit the same interface (a state, a merge, an evaluation);
@@ -58,6 +58,9 @@ class Measure:
 
 class MeasureKind(ABC):
     name: str
+    # False: `build` aggregates the raw records of a quarter-hour. True: the kind is built from the
+    # state intervals of a record type that holds state (`from_seconds`), see TimeInState.
+    intervals: bool = False
     # Which cube table of the record type holds this kind's states ("": the main one, "sketch": the
     # `<Type>SketchBucket` table). Sketches are wide: kept apart, so a query of counts and sums never
     # reads their pages.
@@ -304,6 +307,39 @@ class Quantile(MeasureKind):
 
     def empty(self):
         return []
+
+
+class TimeInState(_Additive):
+    """Seconds spent in some states (e.g. busy) per bucket, by a record type that holds state.
+
+    Its exact layer is not an aggregate over rows: each quarter-hour's state is the time the state
+    intervals (`ingestion.presence`) spend in it, cut exactly at its edges; the recompute derives the
+    intervals from the raw events and hands this kind the seconds per state of each bucket
+    (`from_seconds`). Every coarser bucket and every period is a sum, as for `Sum`: periods in any
+    zone are unions of quarter-hours, so cutting at quarter-hours is exact.
+    """
+
+    name = "time_in_state"
+    intervals = True  # built from state intervals, not from an aggregate over the records
+
+    def __init__(self, *states: str):
+        self.states = frozenset(states)
+
+    def field(self):
+        return models.FloatField(default=0)
+
+    def build(self, measure):
+        raise TypeError(f"{measure.key} is built from state intervals (TimeInState.from_seconds), not from rows")
+
+    def from_seconds(self, measure, seconds: dict[str, float]) -> float:
+        """The bucket's state from the seconds each state spent in it."""
+        return sum(v for state, v in seconds.items() if state in self.states)
+
+    def load(self, value):
+        return 0.0 if value is None else float(value)
+
+    def empty(self):
+        return 0.0
 
 
 COUNT = Count()

@@ -67,6 +67,7 @@ CUBE_TABLES: dict[str, tuple[CubeTable, ...]] = {
     RecordType.INTERACTION: _cube_tables(RecordType.INTERACTION, "Interaction"),
     RecordType.SURVEY: _cube_tables(RecordType.SURVEY, "Survey"),
     RecordType.CASHOUT: _cube_tables(RecordType.CASHOUT, "Cashout"),
+    RecordType.AGENT_EVENT: _cube_tables(RecordType.AGENT_EVENT, "AgentEvent"),
 }
 MEASURE_TABLES: dict[str, CubeTable] = {m.key: t for tables in CUBE_TABLES.values() for t in tables
                                         for m in t.measures}

@@ -135,15 +135,24 @@ class _RangeRead:
     end: datetime
     starts: tuple[str, ...] | None  # the periods' starts (ISO, query zone); None for granularity total
     reads: dict[str, Read]
+    boundaries: tuple[datetime, ...]
+    now: datetime
+
+    def _elapsed(self, start: datetime, end: datetime) -> float:
+        """Seconds of [start, end) up to now: what a formula per second of the period divides by."""
+        return max((min(end, self.now) - start).total_seconds(), 0.0)
 
     def evaluate(self, kpi, by_period: dict[int, States]) -> tuple:
         """(value over the range, its sample size, the series or None) of one KPI for one group."""
         evaluate = kpi.formula.evaluate
-        value, sample = evaluate(_merge_states(list(by_period.values())) if by_period else {})
+        value, sample = evaluate(_merge_states(list(by_period.values())) if by_period else {},
+                                 self._elapsed(self.start, self.end))
         if self.starts is None:
             return value, sample, None
         empty: States = {}
-        series = [SeriesPoint(start, *evaluate(by_period.get(i, empty))) for i, start in enumerate(self.starts)]
+        bounds = self.boundaries
+        series = [SeriesPoint(start, *evaluate(by_period.get(i, empty), self._elapsed(bounds[i], bounds[i + 1])))
+                  for i, start in enumerate(self.starts)]
         return value, sample, series
 
 
@@ -152,7 +161,7 @@ def _range_read(*, query: KpiQuery, start: datetime, end: datetime) -> _RangeRea
     boundaries = boundaries_get(start=start, end=end, zone=tz, granularity=query.granularity)
     reads = _states_read(query=query, start=start, end=end, granularity=query.granularity, boundaries=boundaries)
     starts = None if query.granularity == Granularity.TOTAL else period_starts_iso(tuple(boundaries), tz)
-    return _RangeRead(start, end, starts, reads)
+    return _RangeRead(start, end, starts, reads, tuple(boundaries), timezone.now())
 
 
 _POINT = ("start", "value", "sample_size")

@@ -12,7 +12,7 @@ from cskpi.access import Access, agent_detail_check, read_scopes_resolve
 from cskpi.models import Department
 from cskpi.serializers import QueryParametersSerializer
 from cskpi.validators import zone_get
-from metrics.catalog import KPIS, Unit
+from metrics.catalog import FORMULA_KINDS, KPIS, Unit
 from metrics.cubes import AGENT, local_midnight
 from metrics.limits import result_cells_check
 from metrics.periods import Compare, Granularity, add_months, is_quarter
@@ -286,7 +286,7 @@ class KpiCatalogEntrySerializer(serializers.Serializer):
     unit = serializers.ChoiceField(choices=Unit.ALL)
     higher_is_better = serializers.BooleanField()
     formula = serializers.CharField()
-    formula_kind = serializers.ChoiceField(choices=["count", "ratio", "mean", "nps", "quantile"])
+    formula_kind = serializers.ChoiceField(choices=FORMULA_KINDS)
     components = serializers.ListField(child=serializers.CharField(),
                                        help_text="The measures the formula reads (cube columns).")
     record_type = serializers.CharField(help_text="The record type of its first measure.")

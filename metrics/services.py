@@ -1,6 +1,7 @@
 """Writes of the KPI engine: recomputing the buckets ingestion's change log names, and rebuilding."""
 
 import logging
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -10,17 +11,20 @@ from time import monotonic
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Case, CharField, F, FloatField, Max, Min, Q, Value, When
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from cskpi.db import pg_cursor
 from cskpi.models import Department
 from ingestion.changes import record_changes_mark
 from ingestion.choices import QUARTER, QUARTER_SECONDS
 from ingestion.fields import SPEC_BY_TYPE as RECORD_KINDS
 from ingestion.models import RecordChange
+from ingestion.presence import presence_timeout, state_intervals
 from metrics.alerting.services import alert_evaluation_kick
 from metrics.cubes import (
     CUBES,
@@ -61,7 +65,20 @@ def department_buckets_invalidate(*, department_id: int) -> None:
                 .values_list("day", flat=True).distinct().order_by()
             )
             # The marks announce themselves: the recompute is kicked after commit (metrics.receivers).
-            record_changes_mark(record_type=record_type, marks=((department_id, day) for day in days.iterator()))
+            record_changes_mark(record_type=record_type, marks=(
+                (department_id, day) for first in days.iterator() for day in _days_reached(kind, first, department)
+            ))
+
+
+def _days_reached(kind, day: datetime, department) -> list[datetime]:
+    """The local days whose buckets records of a local day count in: that day, and for a record
+    type that holds state, every day its states can last into (up to the presence timeout)."""
+    if not kind.holds:
+        return [day]
+    zone = ZoneInfo(department.timezone)
+    first = day.astimezone(zone).date()
+    reach = -(-presence_timeout() // timedelta(days=1))  # whole days, rounded up
+    return [local_midnight(first + timedelta(days=n), zone) for n in range(reach + 1)]
 
 
 # --- recompute ------------------------------------------------------------------------------
@@ -140,6 +157,9 @@ def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, departm
         return Value("", output_field=CharField())
 
     measures = table.measures
+    if cube is EXACT_CUBE and kind.holds:
+        _interval_rows_insert(kind=kind, table=table, department=department, spans=spans)
+        return
     if cube is EXACT_CUBE:
         source, bounded = _bounded_source(kind.model.objects, measures)
         anchor = kind.anchor
@@ -168,6 +188,72 @@ def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, departm
             f"SELECT %s, %s, s.k_bucket, {', '.join(f's.k_{d}' for d in DIMENSIONS)}, {values} FROM ({sql}) s",
             [cube.key, department.id, *params],
         )
+
+
+def _interval_rows_insert(*, kind, table: CubeTable, department, spans) -> None:
+    """The exact layer of a record type that holds state: per quarter-hour and owner, the seconds each
+    state lasted in it, from the intervals of the raw events (ingestion.presence), cut at quarter edges.
+
+    Only events that can reach into `spans` are read — those from a timeout before each span on, in
+    (department, owner, time) order, which the (department, agent, at) index serves — and they hold
+    every event's successor that matters: a successor past a span only ends the interval outside it.
+    Open states count up to now (the sweep re-marks the current quarter as time passes).
+    """
+    if any(not m.kind.intervals for m in table.measures):
+        raise TypeError(f"{kind.plural} holds state: its measures must be built from intervals")
+    timeout, now = presence_timeout(), timezone.now()
+    owner, anchor = kind.owner, kind.anchor
+    windows = merge_intervals((start - timeout, end) for start, end in spans)
+    events = (
+        kind.model.objects.filter(department_id=department.id).filter(_span_filter(anchor, windows))
+        .order_by(owner, anchor, "source", "external_id")
+        .values_list(owner, kind.holds, anchor, "source", "external_id")
+    )
+    seconds: dict[tuple[datetime, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    span_starts = [start for start, _ in spans]
+    for agent, status, start, end in state_intervals(events.iterator(chunk_size=5000), now=now, timeout=timeout):
+        index = max(bisect_right(span_starts, start) - 1, 0)
+        for span_start, span_end in spans[index:]:
+            if span_start >= end:
+                break
+            piece_start, piece_end = max(start, span_start), min(end, span_end)
+            if piece_start >= piece_end:
+                continue
+            quarter = _quarter_floor(piece_start)
+            while quarter < piece_end:
+                following = quarter + QUARTER
+                cut = (min(piece_end, following) - max(piece_start, quarter)).total_seconds()
+                seconds[(quarter, agent or "")][status] += cut
+                quarter = following
+    keys = [m.key for m in table.measures]
+    rows = []
+    for (quarter, agent), by_state in seconds.items():
+        states = [m.kind.from_seconds(m, by_state) for m in table.measures]
+        if any(states):  # a quarter spent wholly offline adds nothing to any measure
+            rows.append((EXACT_CUBE.key, department.id, quarter, agent, "", "", *states))
+    _rows_write(table.model._meta.db_table, ["cube", "department_id", "bucket_start", *DIMENSIONS, *keys], rows)
+
+
+def _rows_write(table_name: str, columns: list[str], rows: list[tuple]) -> None:
+    """Plain INSERT of many rows: COPY on PostgreSQL (a year of quarters per agent is millions of rows;
+    model instances cost ~10x more), executemany on SQLite."""
+    if not rows:
+        return
+    qn = connection.ops.quote_name
+    listed = ", ".join(qn(c) for c in columns)
+    if connection.vendor == "postgresql":
+        with pg_cursor(connection) as cursor, cursor.copy(f"COPY {qn(table_name)} ({listed}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.executemany(f"INSERT INTO {qn(table_name)} ({listed}) VALUES ({', '.join(['%s'] * len(columns))})",
+                           [tuple(adapt(v) if isinstance(v, datetime) else v for v in row) for row in rows])
+
+
+def _quarter_floor(moment: datetime) -> datetime:
+    return moment - timedelta(seconds=int(moment.timestamp()) % QUARTER_SECONDS, microseconds=moment.microsecond)
 
 
 def _recompute_lock(*, record_type: str, department_id: int) -> None:
@@ -332,6 +418,48 @@ def _claims_fail(*, claims: list[dict], error: str) -> None:
         )
 
 
+# --- open states: time passing changes the current quarter ----------------------------------
+OPEN_STATES_MARKED = "metrics:open-states-marked-until"
+
+
+def open_states_mark(*, now: datetime | None = None) -> int:
+    """Mark the quarters time has moved through since the last call, for every department where a
+    state can still be open then (an event of a record type that holds state within the timeout).
+
+    An open state counts up to now, so the quarter holding now changes as time passes even when no
+    event arrives; the recompute's sweep calls this first, so that quarter (and the one just
+    finished) is recomputed within the sweep interval. Where the last call is not known (first run,
+    cache lost) it marks back one presence timeout. -> the marks written.
+    """
+    now = timezone.now() if now is None else now
+    timeout = presence_timeout()
+    try:
+        since = cache.get(OPEN_STATES_MARKED)
+    except Exception:  # noqa: BLE001 - cache down: go back one timeout
+        since = None
+    if since is None or since > now:
+        since = now - timeout
+    marks = 0
+    for record_type, kind in RECORD_KINDS.items():
+        if not kind.holds:
+            continue
+        anchor = kind.anchor
+        pairs = []
+        for department_id in Department.objects.values_list("id", flat=True):  # one index range scan each
+            latest = kind.model.objects.filter(
+                department_id=department_id, **{f"{anchor}__gt": since - timeout, f"{anchor}__lte": now}
+            ).aggregate(latest=Max(anchor))["latest"]
+            if latest is not None:
+                pairs += [(department_id, q) for q in kind.span_quarters(since, min(now, latest + timeout))]
+        with transaction.atomic():
+            marks += record_changes_mark(record_type=record_type, marks=pairs)
+    try:
+        cache.set(OPEN_STATES_MARKED, now, timeout=None)
+    except Exception:  # noqa: BLE001 - the next call marks back one timeout
+        pass
+    return marks
+
+
 # --- rebuild --------------------------------------------------------------------------------
 
 
@@ -346,7 +474,8 @@ def department_chunks(*, department, since: datetime | None, chunk_days: int) ->
         if bounds["lo"] is None:
             continue
         lo = max(bounds["lo"], since) if since else bounds["lo"]
-        day, last = lo.astimezone(zone).date(), bounds["hi"].astimezone(zone).date()
+        hi = bounds["hi"] + presence_timeout() if kind.holds else bounds["hi"]  # states last past their event
+        day, last = lo.astimezone(zone).date(), hi.astimezone(zone).date()
         while day <= last:
             following = min(day + timedelta(days=chunk_days), last + timedelta(days=1))
             chunks.append((record_type, (local_midnight(day, zone), local_midnight(following, zone))))
@@ -360,6 +489,14 @@ def _chunk_mark_dirty(*, record_type: str, department, interval: tuple[datetime,
     kind = RECORD_KINDS[record_type]
     start, end = interval
     with transaction.atomic():
+        if kind.holds:  # the quarters the chunk's states can reach, from the events that can reach into it
+            ats = kind.model.objects.filter(department_id=department.id, **{
+                f"{kind.anchor}__gte": start - presence_timeout(), f"{kind.anchor}__lt": end,
+            }).values_list(kind.anchor, flat=True)
+            marks = ((department.id, q) for at in ats.iterator() for q in kind.quarters_touched((at,))
+                     if start <= q < end)
+            record_changes_mark(record_type=record_type, marks=marks)
+            return
         quarters = (
             kind.model.objects.filter(department_id=department.id, **{f"{kind.anchor}__gte": start,
                                                                        f"{kind.anchor}__lt": end})

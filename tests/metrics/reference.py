@@ -107,6 +107,8 @@ REFERENCE.update({
     "resolved_contact_3": (Interaction, _count(lambda r: _RESOLVED(r) and r.contact_count == 3)),
     "resolved_contact_4_plus": (Interaction, _count(lambda r: _RESOLVED(r) and r.contact_count >= 4)),
     "unresolved": (Interaction, _count(lambda r: r.status in ("open", "pending"))),
+    "talk_time": (Interaction, lambda rs: (float(sum(r.handle_seconds for r in rs if r.handle_seconds is not None)),
+                                           sum(1 for r in rs if r.handle_seconds is not None))),
     "survey_response_rate": ((SurveyResponse, Interaction),
                              _across_ratio(SurveyResponse, lambda r: r.kind == "csat", Interaction, _RESOLVED)),
 })

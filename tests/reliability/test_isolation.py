@@ -99,7 +99,14 @@ def _payloads(index: int, slug: str, zone: str, short: str) -> dict[str, list[di
         if status == "failed":
             item["failure_reason"] = "rejected"
         cashouts.append(item)
-    return {"interactions": interactions, "surveys": surveys, "cashouts": cashouts}
+    # Status events: the agent is required, so a viewer reads them with `agent` null.
+    events = [
+        {"external_id": f"E-{short}-{j}", "source": "pbx", "department": slug,
+         "agent": (SHARED_AGENT, own_agent)[j % 2], "status": ("available", "busy", "away", "offline")[(j + index) % 4],
+         "at": _local(zone, 2, 8 + 2.5 * j)}
+        for j in range(4 + index)
+    ]
+    return {"interactions": interactions, "surveys": surveys, "cashouts": cashouts, "agent-events": events}
 
 
 @dataclass
@@ -266,7 +273,7 @@ def probe_list(probe: Probe, draw) -> None:
         params["department"] = department
     if plural != "cashouts" and draw(st.booleans()):
         params["agent"] = draw(st.sampled_from(AGENTS))
-    if draw(st.booleans()):
+    if RECORD_SPECS[plural].field_named("channel") is not None and draw(st.booleans()):
         params["channel"] = draw(st.sampled_from(CHANNELS))
     response = probe.client.get(f"/api/v1/{plural}", params)
     named = list(dict.fromkeys(department.split(","))) if department else caller.readable()
