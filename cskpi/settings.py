@@ -190,6 +190,7 @@ SPECTACULAR_SETTINGS = {
         "InteractionStatusEnum": "ingestion.choices.InteractionStatus",
         "CashoutStatusEnum": "ingestion.choices.CashoutStatus",
         "SurveyKindEnum": "ingestion.choices.SurveyKind",
+        "SystemCheckOutcomeEnum": "ingestion.choices.CheckOutcome",
         "CurrencyEnum": "ingestion.currencies.ISO_4217_CHOICES",
         "CallerRoleEnum": "cskpi.serializers.CALLER_ROLES",
         "AlertStateEnum": "metrics.alerting.choices.AlertState",

@@ -151,7 +151,7 @@ def _filter_serializer(spec: RecordSpec) -> type[RecordFilterSerializer]:
             help_text=("Only these values. " + ("Needs a manager or agent grant on the departments."
                                                 if field.owner else "")).strip(),
         )
-    name = spec.record_type.value.capitalize()
+    name = spec.title
     return type(f"{name}FilterSerializer", (RecordFilterSerializer,), extra)
 
 
@@ -294,7 +294,7 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
     item = record_example(spec)
     read_back = _output_example(spec, item)
     post = extend_schema(
-        operation_id=f"{plural}_upsert",
+        operation_id=f"{spec.identifier}_upsert",
         tags=[tag],
         summary=f"Upsert {plural} (one object or an array of up to {settings.CSKPI_MAX_BATCH})",
         description=(
@@ -321,7 +321,7 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
         ],
     )
     listing = extend_schema(
-        operation_id=f"{plural}_list",
+        operation_id=f"{spec.identifier}_list",
         tags=[tag],
         summary=f"List {plural} the caller may read, oldest anchor time first (cursor-paginated)",
         description=_listing_description(spec),
@@ -332,7 +332,7 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
                                  value={"next": None, "results": [read_back]})],
     )
     detail = extend_schema(
-        operation_id=f"{plural}_retrieve",
+        operation_id=f"{spec.identifier}_retrieve",
         tags=[tag],
         summary=f"One {label} by key",
         description="404 when the record does not exist or the caller may not read it.",
@@ -341,7 +341,7 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
         responses={200: OUTPUT_SERIALIZERS[plural], **standard_errors(404)},
         examples=[OpenApiExample(f"one {label}", response_only=True, status_codes=["200"], value=read_back)],
     )
-    name = spec.record_type.value.capitalize()
+    name = spec.title
     collection = extend_schema_view(post=post, get=listing)(
         type(f"{name}CollectionApi", (RecordCollectionApi,), {"spec": spec})
     )

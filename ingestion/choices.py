@@ -11,6 +11,7 @@ class RecordType(models.TextChoices):
     INTERACTION = "interaction", "Interaction"
     SURVEY = "survey", "Survey response"
     CASHOUT = "cashout", "Cashout"
+    SYSTEM_CHECK = "system_check", "System check"
 
 
 class InteractionStatus(models.TextChoices):
@@ -41,6 +42,11 @@ class CashoutStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     PROCESSING = "processing", "Processing"
     SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class CheckOutcome(models.TextChoices):
+    OK = "ok", "OK"
     FAILED = "failed", "Failed"
 
 

@@ -30,7 +30,7 @@ _REF = "#/components/schemas/"
 
 
 def record_component_name(spec: RecordSpec, suffix: str) -> str:
-    return spec.record_type.value.capitalize() + suffix
+    return spec.title + suffix
 
 
 def choice_enum_name(spec: RecordSpec, field: FieldSpec) -> str:

@@ -89,7 +89,7 @@ def record_output_serializer(spec: RecordSpec) -> type[serializers.Serializer]:
                                                                           "in seconds.")
     attrs["__doc__"] = f"{spec.record_type.label} as stored" + (
         ", with the durations derived from its timestamps." if spec.derived_columns else ".")
-    return type(f"{spec.record_type.value.capitalize()}OutputSerializer", (_RecordOutputBase,), attrs)
+    return type(f"{spec.title}OutputSerializer", (_RecordOutputBase,), attrs)
 
 
 OUTPUT_SERIALIZERS: dict[str, type[serializers.Serializer]] = {

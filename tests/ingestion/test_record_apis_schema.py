@@ -57,10 +57,10 @@ def test_filters_are_repeatable_lists(schema, plural, lists):
         assert (parameters[name]["style"], parameters[name]["explode"]) == ("form", True)
     if "status" in lists:
         assert parameters["status"]["schema"]["items"] == {
-            "$ref": f"#/components/schemas/{plural[:-1].capitalize()}StatusEnum"}
+            "$ref": f"#/components/schemas/{RECORD_SPECS[plural].title}StatusEnum"}
 
 
-@pytest.mark.parametrize("component", [f"{spec.record_type.value.capitalize()}Input"
+@pytest.mark.parametrize("component", [f"{spec.title}Input"
                                        for spec in RECORD_SPECS.values()])
 def test_record_inputs_are_closed_and_flat(schema, component):
     item = schema["components"]["schemas"][component]
@@ -70,7 +70,7 @@ def test_record_inputs_are_closed_and_flat(schema, component):
 
 @pytest.mark.parametrize("plural", sorted(RECORD_SPECS))
 def test_outputs_share_the_input_enums_and_hide_internal_docstrings(schema, plural):
-    name = plural[:-1].capitalize()
+    name = RECORD_SPECS[plural].title
     output = schema["components"]["schemas"][f"{name}Output"]
     assert "context" not in output.get("description", "") and "scopes" not in output.get("description", "")
     for field in RECORD_SPECS[plural].fields:
