@@ -18,12 +18,11 @@ from hypothesis import strategies as st
 
 from ingestion.fields import SYSTEM_CHECK
 from ingestion.models import RecordChange, SystemCheck
-from ingestion.services import record_batch_upsert, record_batch_validate
 from metrics.catalog import KPIS
 from metrics.models import BUCKET_MODELS
 from metrics.selectors import DepartmentScope, KpiQuery, kpi_series_get, query_plan
 from tests.factories import DepartmentFactory
-from tests.metrics.records import recompute_all
+from tests.metrics.records import recompute_all, system_checks_upsert
 from tests.metrics.reference import next_boundary, period_start
 from tests.metrics.test_kpi_series_get import _check
 
@@ -108,11 +107,6 @@ def _item(key: int, n: int, fields: dict, departments) -> dict:
     }
 
 
-def checks_upsert(items: list[dict]) -> dict:
-    rows = record_batch_validate(spec=SYSTEM_CHECK, items=items)
-    return record_batch_upsert(spec=SYSTEM_CHECK, rows=rows)
-
-
 @pytest.fixture
 def two_departments(db):
     return [
@@ -133,7 +127,7 @@ def test_system_check_kpis_equal_plain_python_recomputation(two_departments, del
     _reset()
     records, batches = delivered
     for batch, recompute_now in batches:
-        checks_upsert([_item(key, n, records[key][n], two_departments) for key, n in batch])
+        system_checks_upsert([_item(key, n, records[key][n], two_departments) for key, n in batch])
         if recompute_now:
             recompute_all()
     recompute_all()
@@ -157,7 +151,7 @@ def _series(department, start, end, granularity="hour", zone="UTC", group_by=(),
 def _post(department, external_id, check, at, outcome="ok", **extra):
     item = {"external_id": external_id, "department": department.slug, "check": check, "at": at.isoformat(),
             "outcome": outcome, **extra}
-    return checks_upsert([item])
+    return system_checks_upsert([item])
 
 
 T = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
