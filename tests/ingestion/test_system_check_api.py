@@ -1,7 +1,12 @@
 """POST/GET /api/v1/system-checks: what the record type's declaration gives it (the loops over record
 types in the other modules cover the rest), its bad input, and who reads system checks."""
 
+import csv
+import json
+from io import StringIO
+
 import pytest
+from django.core.management import call_command
 
 from ingestion.models import RecordChange, SystemCheck
 from tests.ingestion.factories import record_payload
@@ -66,3 +71,23 @@ def test_who_reads_system_checks(make_client, staff_client, department):
             assert len(response.json()["results"]) == seen, role
         detail = client.get(f"{URL}/api/run-1")
         assert detail.status_code == (200 if seen else 404), role
+
+
+def test_csv_and_jsonl_import(tmp_path, department):
+    runs = [check(external_id=f"imp-{i}", source="api", at=f"2026-03-02T09:{10 * i:02d}:00+07:00",
+                  outcome="failed" if i == 2 else "ok") for i in range(4)]
+    path = tmp_path / "checks.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=sorted({k for r in runs for k in r}))
+        writer.writeheader()
+        writer.writerows(runs[:3])
+    out = StringIO()
+    call_command("import_records", "system-checks", str(path), stdout=out)
+    assert "created=3" in out.getvalue()
+    jsonl = tmp_path / "checks.jsonl"
+    jsonl.write_text(json.dumps(runs[3]) + "\n" + json.dumps(runs[0]) + "\n")
+    out = StringIO()
+    call_command("import_records", "system-checks", str(jsonl), stdout=out)
+    assert "created=1 updated=0 unchanged=1" in out.getvalue()
+    assert sorted(SystemCheck.objects.values_list("external_id", "outcome")) == [
+        ("imp-0", "ok"), ("imp-1", "ok"), ("imp-2", "failed"), ("imp-3", "ok")]
