@@ -13,7 +13,7 @@ from django.db.models import Q
 
 from ingestion.choices import CashoutStatus, CheckOutcome, InteractionStatus, RecordType, SurveyKind
 from ingestion.fields import SPEC_BY_TYPE
-from metrics.measures import COUNT, GAP_COUNT, GAP_SUM, QUANTILE, SUM, Measure, sketch_quantile
+from metrics.measures import COUNT, QUANTILE, SUM, GapCount, GapSum, Measure, sketch_quantile
 
 _I, _S, _C, _K = RecordType.INTERACTION, RecordType.SURVEY, RecordType.CASHOUT, RecordType.SYSTEM_CHECK
 
@@ -43,6 +43,8 @@ _RESOLUTION = _RESOLVED & _has("resolution_seconds")
 _WAIT = _has("wait_seconds")
 _HANDLE = _has("handle_seconds")
 _PROCESSING = _SETTLED & _has("processing_seconds")
+# A system check's predecessor: the previous run of the same check in the department (its series).
+_CHECK_SERIES = {"model": SPEC_BY_TYPE[_K].model, "anchor": SPEC_BY_TYPE[_K].anchor, "series": SPEC_BY_TYPE[_K].series}
 _RESPONSE = _has("response_seconds")
 
 MEASURES: dict[str, tuple[Measure, ...]] = {
@@ -99,8 +101,9 @@ MEASURES: dict[str, tuple[Measure, ...]] = {
         _count(_K, "system_checks"),
         _count(_K, "system_checks_failed", Q(outcome=CheckOutcome.FAILED), "outcome failed"),
         # Each check's gap to the previous run of the same check (metrics.measures.predecessor_gap).
-        Measure("check_interval_seconds_sum", _K, GAP_SUM, doc="seconds since the previous run of the check"),
-        Measure("check_intervals", _K, GAP_COUNT, doc="checks with a previous run of the same check"),
+        Measure("check_interval_seconds_sum", _K, GapSum(**_CHECK_SERIES),
+                doc="seconds since the previous run of the check"),
+        Measure("check_intervals", _K, GapCount(**_CHECK_SERIES), doc="checks with a previous run of the same check"),
     ),
 }
 MEASURES_BY_KEY: dict[str, Measure] = {m.key: m for measures in MEASURES.values() for m in measures}

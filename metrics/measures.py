@@ -171,9 +171,9 @@ def sqlite_seconds_between(later: str | None, earlier: str | None) -> float | No
     return (datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds()
 
 
-def predecessor_gap(record_type: str) -> Expression:
-    """Seconds from the previous record of the same series to each record (NULL for the first of its
-    series), for the raw records of `record_type`.
+def predecessor_gap(*, model: type[models.Model], anchor: str, series: tuple[str, ...]) -> Expression:
+    """Seconds from the previous record of the same series to each record of `model` (NULL for the
+    first of its series).
 
     A series is the records of one department with equal `RecordSpec.series` values (a system
     check's runs), in anchor order. The previous record is found per record by one probe of the
@@ -182,15 +182,8 @@ def predecessor_gap(record_type: str) -> Expression:
     whatever order they arrived in. The value is read from the records as they are now, so a bucket
     is exact once the quarters whose predecessors changed are recomputed: ingestion marks them
     (the quarter of the record after each written record's old and new place)."""
-    from ingestion.fields import SPEC_BY_TYPE  # models: not importable when metrics.apps imports this module
-
-    spec = SPEC_BY_TYPE[record_type]
-    if not spec.series:
-        raise ValueError(f"{spec.plural} declare no series: a gap to the predecessor has no meaning")
-    anchor = spec.anchor
     previous = (
-        spec.model.objects.filter(department_id=OuterRef("department_id"),
-                                  **{column: OuterRef(column) for column in spec.series})
+        model.objects.filter(department_id=OuterRef("department_id"), **{column: OuterRef(column) for column in series})
         .filter(**{f"{anchor}__lte": OuterRef(anchor)})
         .filter(Q(**{f"{anchor}__lt": OuterRef(anchor)}) | Q(pk__lt=OuterRef("pk")))
         .order_by(f"-{anchor}")
@@ -199,22 +192,35 @@ def predecessor_gap(record_type: str) -> Expression:
     return SecondsBetween(F(anchor), Subquery(previous))
 
 
-class GapSum(Sum):
+class _Series:
+    """The series a gap kind reads: the record model, its anchor and its series columns (as the record
+    type declares them: `RecordSpec.model`, `.anchor`, `.series`)."""
+
+    def __init__(self, *, model: type[models.Model], anchor: str, series: tuple[str, ...]):
+        if not series:
+            raise ValueError(f"{model.__name__} declares no series: a gap to the predecessor has no meaning")
+        self.model, self.anchor, self.series = model, anchor, series
+
+    def gap(self) -> Expression:
+        return predecessor_gap(model=self.model, anchor=self.anchor, series=self.series)
+
+
+class GapSum(_Series, Sum):
     """The sum of the gaps (seconds) from each record to its predecessor in its series."""
 
     name = "gap_sum"
 
     def build(self, measure):
-        return SumAgg(predecessor_gap(measure.record_type), filter=measure.where, default=0.0)
+        return SumAgg(self.gap(), filter=measure.where, default=0.0)
 
 
-class GapCount(Count):
+class GapCount(_Series, Count):
     """How many records have a predecessor in their series (the gaps `GapSum` adds up)."""
 
     name = "gap_count"
 
     def build(self, measure):
-        return CountAgg(predecessor_gap(measure.record_type), filter=measure.where)
+        return CountAgg(self.gap(), filter=measure.where)
 
 
 # --- quantile sketches -------------------------------------------------------------------------
@@ -380,8 +386,6 @@ class Quantile(MeasureKind):
 COUNT = Count()
 SUM = Sum()
 QUANTILE = Quantile()
-GAP_SUM = GapSum()
-GAP_COUNT = GapCount()
 
 
 # --- SQLite twins of the PostgreSQL sketch SQL -----------------------------------------------

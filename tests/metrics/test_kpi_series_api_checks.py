@@ -87,3 +87,12 @@ def test_an_agent_grant_sees_no_system_checks(make_client, department, checks):
         ("system_checks", ()): (0, 0), ("system_check_interval", ()): (None, 0)}
     viewer = make_client(grants=[(department.slug, "viewer")])
     assert _values(_get(viewer, kpi="system_checks", department=department.slug))[("system_checks", ())] == (5, 5)
+
+
+def test_csv_has_a_check_column(make_client, department, checks):
+    client = make_client(grants=[(department.slug, "viewer")])
+    response = _get(client, kpi="system_checks", department=department.slug, group_by="check", format="csv")
+    assert response.status_code == 200
+    rows = response.content.decode().splitlines()
+    assert rows[0] == "kpi,unit,check,period_start,period_end,value,sample_size"
+    assert sorted(row.split(",")[2] + ":" + row.split(",")[5] for row in rows[1:]) == ["bank-api:2", "payout-gateway:3"]
