@@ -279,7 +279,7 @@ def _successor_marks(table: _Table, places: list[tuple]) -> list[tuple[int, date
     anchor = table.time_columns[0]
     where = " AND ".join(["s.department_id = p.d"] + [f"s.{c} = p.c{i}" for i, c in enumerate(table.series)])
     marks: list[tuple[int, datetime]] = []
-    probes = sorted(set(places), key=lambda p: (p[0], p[1], p[2]))
+    probes = sorted(set(places))
     width = 2 + len(table.series)
     step = max(1, MAX_PARAMS // width)
     for start in range(0, len(probes), step):
@@ -288,7 +288,7 @@ def _successor_marks(table: _Table, places: list[tuple]) -> list[tuple[int, date
         successor = (f"(SELECT s.{anchor} FROM {table.name} s WHERE {where} AND s.{anchor} > p.t "
                      f"ORDER BY s.{anchor} LIMIT 1)")
         if connection.vendor == "postgresql":
-            types = ["bigint", *(["text"] * len(table.series)), "timestamptz"]
+            types = ["bigint", *(["text"] * len(table.series)), "timestamptz"]  # series columns are text
             arrays = ", ".join(f"%s::{t}[]" for t in types)
             sql = f"SELECT p.d, {successor} FROM unnest({arrays}) AS p({', '.join(names)})"
             params = [[p[0] for p in chunk], *([p[1][i] for p in chunk] for i in range(len(table.series))),
