@@ -201,6 +201,7 @@ SPECTACULAR_SETTINGS = {
         "CashoutStatusEnum": "ingestion.choices.CashoutStatus",
         "SurveyKindEnum": "ingestion.choices.SurveyKind",
         "AgentEventStatusEnum": "ingestion.choices.AgentStatus",
+        "SystemCheckOutcomeEnum": "ingestion.choices.CheckOutcome",
         "CurrencyEnum": "ingestion.currencies.ISO_4217_CHOICES",
         "CallerRoleEnum": "cskpi.serializers.CALLER_ROLES",
         "AlertStateEnum": "metrics.alerting.choices.AlertState",

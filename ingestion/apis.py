@@ -30,7 +30,7 @@ from cskpi.serializers import QueryParametersSerializer
 from ingestion.choices import AgentStatus
 from ingestion.fields import RECORD_SPECS, FieldSpec, FieldType, RecordSpec
 from ingestion.parsers import FastJSONParser
-from ingestion.schema import field_schema, record_batch_request, record_component_name, record_example
+from ingestion.schema import field_schema, record_batch_request, record_example
 from ingestion.selectors import RecordQuery, agents_now_get, record_get, record_list
 from ingestion.serializers import (
     NO_NUL_VALIDATOR,
@@ -152,7 +152,7 @@ def _filter_serializer(spec: RecordSpec) -> type[RecordFilterSerializer]:
             help_text=("Only these values. " + ("Needs a manager or agent grant on the departments."
                                                 if field.owner else "")).strip(),
         )
-    name = record_component_name(spec, "")
+    name = spec.title
     return type(f"{name}FilterSerializer", (RecordFilterSerializer,), extra)
 
 
@@ -295,7 +295,7 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
     item = record_example(spec)
     read_back = _output_example(spec, item)
     post = extend_schema(
-        operation_id=f"{plural.replace('-', '_')}_upsert",
+        operation_id=f"{spec.identifier}_upsert",
         tags=[tag],
         summary=f"Upsert {plural} (one object or an array of up to {settings.CSKPI_MAX_BATCH})",
         description=(
@@ -322,7 +322,7 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
         ],
     )
     listing = extend_schema(
-        operation_id=f"{plural.replace('-', '_')}_list",
+        operation_id=f"{spec.identifier}_list",
         tags=[tag],
         summary=f"List {plural} the caller may read, oldest anchor time first (cursor-paginated)",
         description=_listing_description(spec),
@@ -333,7 +333,7 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
                                  value={"next": None, "results": [read_back]})],
     )
     detail = extend_schema(
-        operation_id=f"{plural.replace('-', '_')}_retrieve",
+        operation_id=f"{spec.identifier}_retrieve",
         tags=[tag],
         summary=f"One {label} by key",
         description="404 when the record does not exist or the caller may not read it.",
@@ -342,7 +342,7 @@ def _apis(plural: str) -> tuple[type[APIView], type[APIView]]:
         responses={200: OUTPUT_SERIALIZERS[plural], **standard_errors(404)},
         examples=[OpenApiExample(f"one {label}", response_only=True, status_codes=["200"], value=read_back)],
     )
-    name = record_component_name(spec, "")
+    name = spec.title
     collection = extend_schema_view(post=post, get=listing)(
         type(f"{name}CollectionApi", (RecordCollectionApi,), {"spec": spec})
     )

@@ -12,6 +12,7 @@ class RecordType(models.TextChoices):
     SURVEY = "survey", "Survey response"
     CASHOUT = "cashout", "Cashout"
     AGENT_EVENT = "agent_event", "Agent status event"
+    SYSTEM_CHECK = "system_check", "System check"
 
 
 class InteractionStatus(models.TextChoices):
@@ -54,6 +55,11 @@ class AgentStatus(models.TextChoices):
 
 # An agent is online in any status but offline.
 ONLINE_STATUSES = (AgentStatus.AVAILABLE, AgentStatus.BUSY, AgentStatus.AWAY)
+
+
+class CheckOutcome(models.TextChoices):
+    OK = "ok", "OK"
+    FAILED = "failed", "Failed"
 
 
 class UpsertResult(models.TextChoices):

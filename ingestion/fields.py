@@ -22,11 +22,12 @@ from ingestion.choices import (
     SURVEY_SCALES,
     AgentStatus,
     CashoutStatus,
+    CheckOutcome,
     InteractionStatus,
     RecordType,
     SurveyKind,
 )
-from ingestion.models import AgentEvent, Cashout, Interaction, SurveyResponse
+from ingestion.models import AgentEvent, Cashout, Interaction, SurveyResponse, SystemCheck
 from ingestion.presence import presence_span
 
 
@@ -92,6 +93,11 @@ class RecordSpec:
     # Records that set a state (agent presence): the column whose value holds from the anchor until
     # the owner's next record in the department, at most the presence timeout (ingestion.presence).
     holds: str | None = None
+    # Records of one department with equal values of these columns form a series ordered by the
+    # anchor, and a record's aggregates may depend on its predecessor in it (the interval between
+    # consecutive system checks). A write then also re-marks the quarter of the record that follows
+    # the written one's old and new place (ingestion.services), whose predecessor it changed.
+    series: tuple[str, ...] = ()
 
     def __post_init__(self):
         if (self.anchor is None) == (self.start is None) or (self.start is None) != (self.end is None):
@@ -102,6 +108,18 @@ class RecordSpec:
         missing = [c for c in (self.anchor, self.start, self.end) if c is not None and c not in names]
         if missing:
             raise ValueError(f"{self.plural}: no declared field {', '.join(missing)}")
+        if self.series and (self.anchor is None or not set(self.series) <= names):
+            raise ValueError(f"{self.plural}: a series needs an anchor and declared columns")
+
+    @property
+    def title(self) -> str:
+        """The record type in CamelCase (`SystemCheck`): the prefix of its class and schema names."""
+        return "".join(part.capitalize() for part in self.record_type.value.split("_"))
+
+    @property
+    def identifier(self) -> str:
+        """The plural as a Python/OpenAPI identifier (`system_checks`): operation ids."""
+        return self.plural.replace("-", "_")
 
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
@@ -383,7 +401,34 @@ AGENT_EVENT = RecordSpec(
     ),
 )
 
+
+SYSTEM_CHECK = RecordSpec(
+    record_type=RecordType.SYSTEM_CHECK,
+    plural="system-checks",
+    model=SystemCheck,
+    lock_namespace=7_312,
+    anchor="at",
+    series=("check_name",),
+    fields=(
+        *_key_fields(),
+        FieldSpec("check", FieldType.SLUG, "Slug of the probe that ran, e.g. payout-gateway, bank-api; new checks "
+                  "need no registration. Consecutive runs of one check in one department give the interval KPI.",
+                  example="payout-gateway", required=True, max_length=64, column="check_name", filterable=True,
+                  dimension=True),
+        FieldSpec("at", FieldType.DATETIME, "When the check ran; places it in a period.",
+                  example="2026-03-02T09:15:00+07:00", required=True),
+        FieldSpec("outcome", FieldType.CHOICE, "ok | failed.", example="ok", required=True,
+                  choices=tuple(CheckOutcome.values), filterable=True),
+        FieldSpec("duration_ms", FieldType.INT, "How long the check took, in milliseconds (>= 0).", example=230,
+                  min_value=0),
+        FieldSpec("detail", FieldType.STR, "What the check saw, e.g. an error message.", example="HTTP 200 in 230 ms",
+                  max_length=2000),
+    ),
+)
+
 # Every record type, in one place: the rest of the code and the tests iterate these.
-RECORD_SPECS: dict[str, RecordSpec] = {spec.plural: spec for spec in (INTERACTION, SURVEY, CASHOUT, AGENT_EVENT)}
+RECORD_SPECS: dict[str, RecordSpec] = {
+    spec.plural: spec for spec in (INTERACTION, SURVEY, CASHOUT, AGENT_EVENT, SYSTEM_CHECK)
+}
 SPEC_BY_TYPE: dict[str, RecordSpec] = {spec.record_type: spec for spec in RECORD_SPECS.values()}
 SPEC_BY_MODEL: dict[type[models.Model], RecordSpec] = {spec.model: spec for spec in RECORD_SPECS.values()}

@@ -7,7 +7,14 @@ SUM on every database; they are written by the upsert service from the same payl
 from django.db import models
 
 from cskpi.models import Department
-from ingestion.choices import AgentStatus, CashoutStatus, InteractionStatus, RecordType, SurveyKind
+from ingestion.choices import (
+    AgentStatus,
+    CashoutStatus,
+    CheckOutcome,
+    InteractionStatus,
+    RecordType,
+    SurveyKind,
+)
 
 
 class RecordBase(models.Model):
@@ -99,6 +106,29 @@ class AgentEvent(RecordBase):
             models.Index(fields=["department", "at"], name="agent_event_dept_time"),
             # The predecessor/successor lookups of the intervals and of /agents/now.
             models.Index(fields=["department", "agent", "at"], name="agent_event_dept_agent_time"),
+        ]
+
+
+class SystemCheck(RecordBase):
+    """One run of a monitoring probe (`check_name`, e.g. payout-gateway) and its outcome.
+
+    The field is `check_name`, published as `check`: a model field named `check` would hide
+    Django's `Model.check()` (the system-check framework calls it on every model).
+    """
+
+    check_name = models.CharField(max_length=64)
+    at = models.DateTimeField()
+    outcome = models.CharField(max_length=8, choices=CheckOutcome.choices)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    detail = models.TextField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "external_id"], name="system_check_key")]
+        indexes = [
+            models.Index(fields=["department", "at"], name="system_check_dept_time"),
+            # The series of one check: its predecessor (the interval KPI) and its successor (the
+            # quarter a write re-marks) are each one probe of this index.
+            models.Index(fields=["department", "check_name", "at"], name="system_check_series"),
         ]
 
 

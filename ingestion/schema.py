@@ -30,7 +30,7 @@ _REF = "#/components/schemas/"
 
 
 def record_component_name(spec: RecordSpec, suffix: str) -> str:
-    return "".join(part.capitalize() for part in spec.record_type.value.split("_")) + suffix
+    return spec.title + suffix
 
 
 def choice_enum_name(spec: RecordSpec, field: FieldSpec) -> str:

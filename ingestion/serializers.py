@@ -9,7 +9,6 @@ from rest_framework import serializers
 from ingestion.choices import UpsertResult
 from ingestion.currencies import ISO_4217_CHOICES
 from ingestion.fields import RECORD_SPECS, SPEC_BY_MODEL, FieldSpec, FieldType, RecordSpec
-from ingestion.schema import record_component_name
 from ingestion.validation import NO_NUL_PATTERN, SLUG_PATTERN
 
 # Document the slug and text rules in the schema (`pattern`); the coercers enforce the same rules.
@@ -90,7 +89,7 @@ def record_output_serializer(spec: RecordSpec) -> type[serializers.Serializer]:
                                                                           "in seconds.")
     attrs["__doc__"] = f"{spec.record_type.label} as stored" + (
         ", with the durations derived from its timestamps." if spec.derived_columns else ".")
-    return type(f"{record_component_name(spec, '')}OutputSerializer", (_RecordOutputBase,), attrs)
+    return type(f"{spec.title}OutputSerializer", (_RecordOutputBase,), attrs)
 
 
 OUTPUT_SERIALIZERS: dict[str, type[serializers.Serializer]] = {

@@ -9,11 +9,15 @@ The upsert is idempotent and safe against reordering and concurrency:
   request inserted meanwhile is locked and classified again;
 - every created/updated record marks its quarter-hour (and, when an update moves it, the old one)
   in the change log (`ingestion.changes`) in the same transaction; whoever aggregates the records
-  listens to `record_changes_marked` (metrics kicks its recompute after commit).
+  listens to `record_changes_marked` (metrics kicks its recompute after commit);
+- a record type declaring a `series` (system checks: a check's runs, whose interval KPI depends on
+  each run's predecessor) also marks the quarter of the next record after each written record's old
+  and new place (`_successor_marks`).
 """
 
 import hashlib
 import logging
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -96,6 +100,7 @@ class _Stored:
     updated_at: datetime | None
     content_hash: str
     place: tuple  # the values of the record type's time columns (anchor, or start and end)
+    series: tuple = ()  # the values of the record type's series columns
 
 
 class _Table:
@@ -109,6 +114,8 @@ class _Table:
         self.quarters_touched = spec.quarters_touched
         self.holds = spec.holds
         self.span_quarters = spec.span_quarters
+        self.series = spec.series
+        self.lock_namespace = spec.lock_namespace
         self.columns = [f.column for f in model._meta.concrete_fields if f.column != "id"]
         meta = {"department_id", "updated_at", "content_hash", "received_at"}
         derived = set(spec.derived_columns)
@@ -204,6 +211,7 @@ def _upsert(table: _Table, rows: Sequence[dict], department_ids: set[int] | None
     _check_stored_departments(stored, groups, department_ids)
     updates: list[dict] = []
     marks: list[tuple[int, datetime]] = []
+    places: list[tuple] = []  # (department id, series values, anchor) of every place written to or left
     pending = sorted(groups)
     for _ in range(MAX_RACE_ROUNDS):
         inserts: list[dict] = []
@@ -216,11 +224,17 @@ def _upsert(table: _Table, rows: Sequence[dict], department_ids: set[int] | None
             if changed:
                 marks += _marks(table, current.department_id, current.place)
                 marks += _row_marks(table, [final])
+                if table.series:
+                    places.append((current.department_id, current.series, current.place[0]))
+                    places.append(_series_place(table, final))
             if final is not None:
                 updates.append(final | {"id": current.id})
         inserted = _insert(table, inserts)
         pending = sorted({(r["source"], r["external_id"]) for r in inserts} - inserted)
-        marks += _row_marks(table, [r for r in inserts if (r["source"], r["external_id"]) in inserted])
+        created = [r for r in inserts if (r["source"], r["external_id"]) in inserted]
+        marks += _row_marks(table, created)
+        if table.series:
+            places += [_series_place(table, r) for r in created]
         if not pending:
             break
         # Inserted by a concurrent request since our select: lock them and classify again.
@@ -230,9 +244,74 @@ def _upsert(table: _Table, rows: Sequence[dict], department_ids: set[int] | None
     else:  # pragma: no cover - rows are never deleted, so a raced key is found on the next round
         raise OperationalError("could not settle concurrent inserts")
     _update(table, updates)
+    if places:
+        marks += _successor_marks(table, places)
     if marks:
         record_changes_mark(record_type=table.record_type, marks=marks)
     return results
+
+
+def _series_place(table: _Table, row: dict) -> tuple:
+    return row["department_id"], tuple(row[c] for c in table.series), row[table.time_columns[0]]
+
+
+def _series_lock_key(namespace: int, department_id: int, values: tuple) -> int:
+    digest = hashlib.blake2b(repr((namespace, department_id, values)).encode(), digest_size=8).digest()
+    return struct.unpack(">q", digest)[0]
+
+
+def _successor_marks(table: _Table, places: list[tuple]) -> list[tuple[int, datetime]]:
+    """(department id, anchor) of the next record after each place of its series, as stored now.
+
+    A record's predecessor is the one before it in its series (anchor order; equal anchors share a
+    quarter, which is marked already). Writing a record at a place changes the predecessor of the
+    record after that place; moving it away from a place changes the predecessor of the record that
+    followed it there. Those records' quarters must be recomputed although they did not change.
+
+    Concurrent writers: on PostgreSQL, a transaction-scoped advisory lock per series is taken (in
+    key order) before the successors are read, so of two transactions writing into one series the
+    second reads them after the first committed, and sees its records: the marks of the two
+    together cover every record whose predecessor changed. SQLite serialises all writes.
+    """
+    series = sorted({(department_id, values) for department_id, values, _ in places})
+    if connection.vendor == "postgresql":
+        keys = sorted({_series_lock_key(table.lock_namespace, d, v) for d, v in series})
+        with connection.cursor() as cursor:
+            for key in keys:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+    anchor = table.time_columns[0]
+    where = " AND ".join(["s.department_id = p.d"] + [f"s.{c} = p.c{i}" for i, c in enumerate(table.series)])
+    marks: list[tuple[int, datetime]] = []
+    probes = sorted(set(places))
+    width = 2 + len(table.series)
+    step = max(1, MAX_PARAMS // width)
+    for start in range(0, len(probes), step):
+        chunk = probes[start:start + step]
+        names = ["d", *(f"c{i}" for i in range(len(table.series))), "t"]
+        successor = (f"(SELECT s.{anchor} FROM {table.name} s WHERE {where} AND s.{anchor} > p.t "
+                     f"ORDER BY s.{anchor} LIMIT 1)")
+        if connection.vendor == "postgresql":
+            types = ["bigint", *(["text"] * len(table.series)), "timestamptz"]  # series columns are text
+            arrays = ", ".join(f"%s::{t}[]" for t in types)
+            sql = f"SELECT p.d, {successor} FROM unnest({arrays}) AS p({', '.join(names)})"
+            params = [[p[0] for p in chunk], *([p[1][i] for p in chunk] for i in range(len(table.series))),
+                      [p[2] for p in chunk]]
+        else:
+            columns = ", ".join(f"column{i + 1} AS {name}" for i, name in enumerate(names))
+            values = ", ".join(["(" + ", ".join(["%s"] * width) + ")"] * len(chunk))
+            sql = f"SELECT p.d, {successor} FROM (SELECT {columns} FROM (VALUES {values})) p"
+            adapt = connection.ops.adapt_datetimefield_value
+            params = [v for p in chunk for v in (p[0], *p[1], adapt(p[2]))]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            found = cursor.fetchall()
+        marks += [(department_id, _aware(_moment(moment))) for department_id, moment in found if moment is not None]
+    return marks
+
+
+def _moment(value) -> datetime:
+    """A timestamp read by raw SQL: a datetime (PostgreSQL), or Django's stored text (SQLite)."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 def _marks(table: _Table, department_id: int, place: tuple) -> list[tuple[int, datetime]]:
@@ -328,7 +407,8 @@ def _select_for_update(table: _Table, keys: list[tuple[str, str]]) -> dict[tuple
     found: dict[tuple[str, str], _Stored] = {}
     if not keys:
         return found
-    columns = f"id, source, external_id, department_id, updated_at, content_hash, {', '.join(table.time_columns)}"
+    columns = (f"id, source, external_id, department_id, updated_at, content_hash, "
+               f"{', '.join((*table.time_columns, *table.series))}")
     if connection.vendor == "postgresql":
         with _pg_cursor() as cursor:
             # Locks are taken in key order, so two batches sharing keys cannot deadlock on them.
@@ -351,9 +431,10 @@ def _select_for_update(table: _Table, keys: list[tuple[str, str]]) -> dict[tuple
                     [part for key in chunk for part in key],
                 )
                 fetched.extend(cursor.fetchall())
+    places = len(table.time_columns)
     for id_, source, external_id, department_id, updated_at, digest, *place in fetched:
         found[(source, external_id)] = _Stored(id_, department_id, _aware(updated_at), digest,
-                                               tuple(map(_aware, place)))
+                                               tuple(map(_aware, place[:places])), tuple(place[places:]))
     return found
 
 

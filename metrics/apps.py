@@ -4,7 +4,7 @@ from django.db.backends.signals import connection_created
 from cskpi.signals import department_timezone_changed, health_collected
 from ingestion.signals import record_changes_marked
 from metrics.cubes import sqlite_bucket_start, sqlite_local_part, sqlite_period_index
-from metrics.measures import SqliteSketchBuild, SqliteSketchMerge, sqlite_sketch_bin
+from metrics.measures import SqliteSketchBuild, SqliteSketchMerge, sqlite_seconds_between, sqlite_sketch_bin
 
 
 def _sqlite_functions(sender, connection, **kwargs):
@@ -14,6 +14,7 @@ def _sqlite_functions(sender, connection, **kwargs):
         raw.create_function("cskpi_period_index", 2, sqlite_period_index, deterministic=True)
         raw.create_function("cskpi_local_part", 3, sqlite_local_part, deterministic=True)
         raw.create_function("cskpi_sketch_bin", 1, sqlite_sketch_bin, deterministic=True)
+        raw.create_function("cskpi_seconds_between", 2, sqlite_seconds_between, deterministic=True)
         raw.create_aggregate("cskpi_sketch_build", 1, SqliteSketchBuild)
         raw.create_aggregate("cskpi_sketch_merge", 1, SqliteSketchMerge)
 

@@ -1,6 +1,6 @@
 """The KPI catalog: the measures of each record type, and every KPI as one declaration over them.
 
-A measure is a COUNT, a SUM or a quantile sketch over the raw records of one type, restricted by a
+A measure is a COUNT, a SUM, a quantile sketch or a gap to the predecessor over the raw records of one type, restricted by a
 filter (`metrics.measures`). Cube tables store one state per measure per bucket; a KPI's value over
 any range is a formula over the merged states (never an average of per-period values). A formula
 may combine measures of several record types. Adding a KPI is adding an entry to `KPIS`.
@@ -11,11 +11,19 @@ from functools import cached_property
 
 from django.db.models import Q
 
-from ingestion.choices import AgentStatus, CashoutStatus, InteractionStatus, RecordType, SurveyKind
+from ingestion.choices import (
+    AgentStatus,
+    CashoutStatus,
+    CheckOutcome,
+    InteractionStatus,
+    RecordType,
+    SurveyKind,
+)
 from ingestion.fields import SPEC_BY_TYPE
-from metrics.measures import COUNT, QUANTILE, SUM, Measure, TimeInState, sketch_quantile
+from metrics.measures import COUNT, QUANTILE, SUM, GapCount, GapSum, Measure, TimeInState, sketch_quantile
 
-_I, _S, _C, _A = RecordType.INTERACTION, RecordType.SURVEY, RecordType.CASHOUT, RecordType.AGENT_EVENT
+_I, _S, _C = RecordType.INTERACTION, RecordType.SURVEY, RecordType.CASHOUT
+_A, _K = RecordType.AGENT_EVENT, RecordType.SYSTEM_CHECK
 
 _RESOLVED = Q(status=InteractionStatus.RESOLVED)
 _SETTLED = Q(status__in=[CashoutStatus.SUCCEEDED, CashoutStatus.FAILED])
@@ -47,6 +55,8 @@ _RESOLUTION = _RESOLVED & _has("resolution_seconds")
 _WAIT = _has("wait_seconds")
 _HANDLE = _has("handle_seconds")
 _PROCESSING = _SETTLED & _has("processing_seconds")
+# A system check's predecessor: the previous run of the same check in the department (its series).
+_CHECK_SERIES = {"model": SPEC_BY_TYPE[_K].model, "anchor": SPEC_BY_TYPE[_K].anchor, "series": SPEC_BY_TYPE[_K].series}
 _RESPONSE = _has("response_seconds")
 
 MEASURES: dict[str, tuple[Measure, ...]] = {
@@ -103,6 +113,14 @@ MEASURES: dict[str, tuple[Measure, ...]] = {
         _time_in(_A, "available_seconds", AgentStatus.AVAILABLE, doc="seconds agents spent available"),
         _time_in(_A, "busy_seconds", AgentStatus.BUSY, doc="seconds agents spent busy"),
         _time_in(_A, "away_seconds", AgentStatus.AWAY, doc="seconds agents spent away"),
+    ),
+    _K: (
+        _count(_K, "system_checks"),
+        _count(_K, "system_checks_failed", Q(outcome=CheckOutcome.FAILED), "outcome failed"),
+        # Each check's gap to the previous run of the same check (metrics.measures.predecessor_gap).
+        Measure("check_interval_seconds_sum", _K, GapSum(**_CHECK_SERIES),
+                doc="seconds since the previous run of the check"),
+        Measure("check_intervals", _K, GapCount(**_CHECK_SERIES), doc="checks with a previous run of the same check"),
     ),
 }
 MEASURES_BY_KEY: dict[str, Measure] = {m.key: m for measures in MEASURES.values() for m in measures}
@@ -331,6 +349,19 @@ _PERCENTILE_KPIS = tuple(
     for p in _PERCENTILES
 )
 
+# System checks: how often the probes run (per period: the check frequency), how often they fail,
+# and the mean time between consecutive runs of one check.
+_SYSTEM_CHECKS = (
+    Kpi("system_checks", "System checks", "Số lần kiểm tra hệ thống", Unit.COUNT, True,
+        "count of system checks", count("system_checks")),
+    Kpi("system_check_failure_rate", "System check failure rate", "Tỷ lệ kiểm tra hệ thống thất bại",
+        Unit.PERCENT, False, "checks with outcome failed / checks × 100", ratio("system_checks_failed", "system_checks")),
+    Kpi("system_check_interval", "System check interval", "Khoảng cách giữa các lần kiểm tra hệ thống",
+        Unit.SECONDS, False, "mean seconds between consecutive checks of the same check in the same department, "
+        "counted in the period of the later one (the first check ever of a check has none)",
+        mean("check_interval_seconds_sum", "check_intervals")),
+)
+
 # Across record types: csat surveys returned per resolved interaction.
 _ACROSS = (
     Kpi("survey_response_rate", "CSAT survey response rate", "Tỷ lệ phản hồi khảo sát CSAT", Unit.PERCENT, True,
@@ -360,5 +391,6 @@ _PRESENCE = (
         "from the agents' status events)", per_hour("resolved", *_ONLINE)),
 )
 
-KPIS: dict[str, Kpi] = {k.key: k for k in (*_BASE, *_CONTACT_SPLIT, *_PERCENTILE_KPIS, *_ACROSS, *_PRESENCE)}
+KPIS: dict[str, Kpi] = {k.key: k for k in (*_BASE, *_CONTACT_SPLIT, *_PERCENTILE_KPIS, *_SYSTEM_CHECKS, *_ACROSS,
+                                       *_PRESENCE)}
 

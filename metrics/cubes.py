@@ -21,7 +21,11 @@ from ingestion.choices import QUARTER_SECONDS  # the exact layer keeps the chang
 AGENT = "agent"
 CHANNEL = "channel"
 TOPIC = "topic"
-DIMENSIONS = (AGENT, CHANNEL, TOPIC)  # record fields a cube may keep (a record type without one: '')
+CHECK = "check"
+DIMENSIONS = (AGENT, CHANNEL, TOPIC, CHECK)  # record fields a cube may keep (a record type without one: '')
+# The column holding each dimension, in the raw records and in the cubes. `check` is `check_name`: a
+# model field named `check` would hide Django's `Model.check()`, which the system-check framework calls.
+DIMENSION_COLUMNS = {AGENT: "agent", CHANNEL: "channel", TOPIC: "topic", CHECK: "check_name"}
 
 
 def local_midnight(day: date, zone: ZoneInfo) -> datetime:
@@ -97,11 +101,14 @@ CUBES: tuple[Cube, ...] = (
     Cube("day", frozenset(), None, "local day × department"),
     Cube("day_channel", frozenset({CHANNEL}), None, "local day × department × channel"),
     Cube("day_topic", frozenset({TOPIC}), None, "local day × department × topic"),
+    Cube("day_check", frozenset({CHECK}), None, "local day × department × check"),
     Cube("day_agent", frozenset({AGENT}), None, "local day × department × agent"),
     Cube("hour_channel", frozenset({CHANNEL}), 3600, "UTC hour × department × channel"),
     Cube("day_agent_channel", frozenset({AGENT, CHANNEL}), None, "local day × department × agent × channel"),
-    Cube("quarter_agent_channel_topic", frozenset({AGENT, CHANNEL, TOPIC}), QUARTER_SECONDS,
-         "UTC quarter-hour × department × agent × channel × topic"),
+    # The key predates the check dimension (system checks), which this cube keeps too: renaming it
+    # would rewrite every stored row for a name.
+    Cube("quarter_agent_channel_topic", frozenset({AGENT, CHANNEL, TOPIC, CHECK}), QUARTER_SECONDS,
+         "UTC quarter-hour × department × agent × channel × topic × check"),
 )
 CUBES_BY_KEY = {c.key: c for c in CUBES}
 # Built from the raw records; every other cube is merged from it. Keeping every dimension costs it

@@ -18,6 +18,7 @@ The kinds the engine is written for:
 |---|---|---|---|
 | additive count / sum | a number | + | yes (`Count`, `Sum`) |
 | quantile | a sparse histogram with ~1 % bins | add counts per bin | yes (`Quantile`) |
+| gap to the predecessor (sum / count) | a number | + | yes (`GapSum`, `GapCount`: system-check intervals) |
 | exact distinct set | a set of ids (roaring bitmap) | union | with the customers issue |
 | time in state | seconds per state, cut at bucket edges | + | yes (`TimeInState`) |
 | stock | ins and outs per bucket; a level at t is the sum before t | + (then a prefix sum) | with the customers issue |
@@ -34,11 +35,12 @@ from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import accumulate
 
 from django.db import models
 from django.db.models import Count as CountAgg
-from django.db.models import Expression, F, Func, Q
+from django.db.models import Expression, F, Func, OuterRef, Q, Subquery
 from django.db.models import Sum as SumAgg
 
 
@@ -147,6 +149,81 @@ class Sum(_Additive):
 
     def empty(self):
         return 0.0
+
+
+# --- gaps between consecutive records of a series ---------------------------------------------
+class SecondsBetween(Func):
+    """SQL for (later − earlier) in seconds, NULL when either is NULL (PostgreSQL: the exact epoch of
+    the interval; SQLite: a registered Python function over Django's stored text)."""
+
+    output_field = models.FloatField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        (later, later_params), (earlier, earlier_params) = (compiler.compile(e) for e in self.source_expressions)
+        return f"CAST(EXTRACT(EPOCH FROM ({later}) - ({earlier})) AS double precision)", [*later_params,
+                                                                                           *earlier_params]
+
+    def as_sqlite(self, compiler, connection, **extra):
+        (later, later_params), (earlier, earlier_params) = (compiler.compile(e) for e in self.source_expressions)
+        return f"cskpi_seconds_between({later}, {earlier})", [*later_params, *earlier_params]
+
+
+def sqlite_seconds_between(later: str | None, earlier: str | None) -> float | None:
+    if later is None or earlier is None:
+        return None
+    return (datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds()
+
+
+def predecessor_gap(*, model: type[models.Model], anchor: str, series: tuple[str, ...]) -> Expression:
+    """Seconds from the previous record of the same series to each record of `model` (NULL for the
+    first of its series).
+
+    A series is the records of one department with equal `RecordSpec.series` values (a system
+    check's runs), in anchor order. The previous record is found per record by one probe of the
+    (department, series..., anchor) index. Records at the same instant are ordered by id, so the
+    later-stored one has the gap 0: the gaps of a period are the differences of its sorted anchors,
+    whatever order they arrived in. The value is read from the records as they are now, so a bucket
+    is exact once the quarters whose predecessors changed are recomputed: ingestion marks them
+    (the quarter of the record after each written record's old and new place)."""
+    previous = (
+        model.objects.filter(department_id=OuterRef("department_id"), **{column: OuterRef(column) for column in series})
+        .filter(**{f"{anchor}__lte": OuterRef(anchor)})
+        .filter(Q(**{f"{anchor}__lt": OuterRef(anchor)}) | Q(pk__lt=OuterRef("pk")))
+        .order_by(f"-{anchor}")
+        .values(anchor)[:1]
+    )
+    return SecondsBetween(F(anchor), Subquery(previous))
+
+
+class _Series:
+    """The series a gap kind reads: the record model, its anchor and its series columns (as the record
+    type declares them: `RecordSpec.model`, `.anchor`, `.series`)."""
+
+    def __init__(self, *, model: type[models.Model], anchor: str, series: tuple[str, ...]):
+        if not series:
+            raise ValueError(f"{model.__name__} declares no series: a gap to the predecessor has no meaning")
+        self.model, self.anchor, self.series = model, anchor, series
+
+    def gap(self) -> Expression:
+        return predecessor_gap(model=self.model, anchor=self.anchor, series=self.series)
+
+
+class GapSum(_Series, Sum):
+    """The sum of the gaps (seconds) from each record to its predecessor in its series."""
+
+    name = "gap_sum"
+
+    def build(self, measure):
+        return SumAgg(self.gap(), filter=measure.where, default=0.0)
+
+
+class GapCount(_Series, Count):
+    """How many records have a predecessor in their series (the gaps `GapSum` adds up)."""
+
+    name = "gap_count"
+
+    def build(self, measure):
+        return CountAgg(self.gap(), filter=measure.where)
 
 
 # --- quantile sketches -------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from metrics.measures import Measure
 class BucketBase(models.Model):
     """One cube row: the state of every measure of one bucket × department × agent × channel.
 
-    `agent`/`channel`/`topic` are '' when the cube does not keep that dimension or the record had none.
+    `agent`/`channel`/`topic`/`check_name` are '' when the cube does not keep that dimension or the
+    record had none (`metrics.cubes.DIMENSION_COLUMNS`).
     The measure columns come from `metrics.catalog.MEASURES` through each measure's kind, so the
     catalog is the only place they are declared (the migration is checked against it by a test).
     """
@@ -25,6 +26,7 @@ class BucketBase(models.Model):
     agent = models.CharField(max_length=128, blank=True, default="")
     channel = models.CharField(max_length=32, blank=True, default="")
     topic = models.CharField(max_length=128, blank=True, default="")
+    check_name = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         abstract = True
@@ -49,7 +51,7 @@ def _cube_tables(record_type: str, name: str) -> tuple[CubeTable, ...]:
             "__doc__": f"{name} measures ({', '.join(m.key for m in measures)}) per bucket.",
             "Meta": type("Meta", (), {
                 "constraints": [models.UniqueConstraint(
-                    fields=["department", "cube", "bucket_start", "agent", "channel", "topic"],
+                    fields=["department", "cube", "bucket_start", "agent", "channel", "topic", "check_name"],
                     name=f"{model_name.lower()}_key",
                 )],
             }),
@@ -68,6 +70,7 @@ CUBE_TABLES: dict[str, tuple[CubeTable, ...]] = {
     RecordType.SURVEY: _cube_tables(RecordType.SURVEY, "Survey"),
     RecordType.CASHOUT: _cube_tables(RecordType.CASHOUT, "Cashout"),
     RecordType.AGENT_EVENT: _cube_tables(RecordType.AGENT_EVENT, "AgentEvent"),
+    RecordType.SYSTEM_CHECK: _cube_tables(RecordType.SYSTEM_CHECK, "SystemCheck"),
 }
 MEASURE_TABLES: dict[str, CubeTable] = {m.key: t for tables in CUBE_TABLES.values() for t in tables
                                         for m in t.measures}

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from cskpi.models import Department
 from ingestion.fields import SPEC_BY_TYPE as RECORD_KINDS
 from metrics.catalog import Kpi
-from metrics.cubes import AGENT, CHANNEL, CUBES, DIMENSIONS, TOPIC, Cube
+from metrics.cubes import AGENT, CHANNEL, CHECK, CUBES, DIMENSION_COLUMNS, DIMENSIONS, EXACT_CUBE, TOPIC, Cube
 from metrics.periods import Granularity, boundaries_get
 
 DEPARTMENT = "department"
@@ -15,13 +15,26 @@ WEEKDAY = "weekday"  # ISO weekday of the record's time in the query zone, 1 = M
 HOUR_OF_DAY = "hour_of_day"  # 0-23 in the query zone
 # Time dimensions: the local grain every bucket read must fit inside.
 TIME_DIMENSIONS = {WEEKDAY: Granularity.DAY, HOUR_OF_DAY: Granularity.HOUR}
-GROUP_DIMENSIONS = (AGENT, CHANNEL, TOPIC, DEPARTMENT, WEEKDAY, HOUR_OF_DAY)
+GROUP_DIMENSIONS = (AGENT, CHANNEL, TOPIC, CHECK, DEPARTMENT, WEEKDAY, HOUR_OF_DAY)
 
 # The dimensions each record type carries (a cube row of a type without one holds '' there).
 RECORD_DIMENSIONS: dict[str, frozenset[str]] = {
-    record_type: frozenset(d for d in DIMENSIONS if d in {f.name for f in kind.model._meta.get_fields()})
+    record_type: frozenset(d for d in DIMENSIONS
+                           if DIMENSION_COLUMNS[d] in {f.name for f in kind.model._meta.get_fields()})
     for record_type, kind in RECORD_KINDS.items()
 }
+# Dimensions that only some record types have and that a KPI of a type without them cannot be grouped
+# or filtered by, even alone (400): interactions by check has no meaning. Agent, channel and topic
+# keep their first rule for a one-type KPI (a type without them is one group, null), which clients
+# of cashouts and surveys already read.
+STRICT_DIMENSIONS = frozenset({CHECK})
+
+
+def cubes_kept(record_type: str) -> tuple[Cube, ...]:
+    """The cubes kept for a record type: all but those for a strict dimension it lacks (no query can
+    read them: 400). The exact layer keeps every dimension, '' where a type has none."""
+    lacking = STRICT_DIMENSIONS - RECORD_DIMENSIONS[record_type]
+    return tuple(c for c in CUBES if c is EXACT_CUBE or not c.dims & lacking)
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,7 @@ class KpiQuery:
     channels: tuple[str, ...] = ()  # filter: only these channels
     compare: str | None = None
     topics: tuple[str, ...] = ()  # filter: only these topics
+    checks: tuple[str, ...] = ()  # filter: only these system checks
 
     @property
     def tz(self) -> ZoneInfo:
@@ -56,15 +70,23 @@ class KpiQuery:
 def kpi_dimensions_missing(*, kpi: Kpi, dimensions: set[str]) -> dict[str, list[str]]:
     """{dimension: [record types lacking it]} for a KPI combining record types: grouping or filtering
     such a KPI by a dimension one of its sides lacks has no meaning (a one-type KPI keeps the usual
-    rule: records without the dimension form the group null)."""
-    if len(kpi.record_types) < 2:
-        return {}
+    rule: records without the dimension form the group null), and for any KPI whose record type lacks
+    one of the STRICT_DIMENSIONS."""
     missing: dict[str, list[str]] = {}
     for dimension in sorted(dimensions & set(DIMENSIONS)):
+        if len(kpi.record_types) < 2 and dimension not in STRICT_DIMENSIONS:
+            continue
         lacking = [t for t in kpi.record_types if dimension not in RECORD_DIMENSIONS[t]]
         if lacking:
             missing[dimension] = lacking
     return missing
+
+
+def kpi_dimension_message(kpi: Kpi, lacking: list[str], dimension: str) -> str:
+    """Why `kpi` has no `dimension` (the start of a 400 message)."""
+    if len(kpi.record_types) > 1:
+        return f"{kpi.key} combines {', '.join(kpi.record_types)}; {', '.join(lacking)} records have no {dimension}"
+    return f"{kpi.key} counts {kpi.record_type} records, which have no {dimension}"
 
 
 def cube_choose(*, needed: set[str], boundaries: list[datetime], department_zone: str, query_zone: str,
@@ -101,6 +123,8 @@ def dimensions_needed(query: KpiQuery, scope: DepartmentScope) -> set[str]:
         needed.add(CHANNEL)
     if query.topics:
         needed.add(TOPIC)
+    if query.checks:
+        needed.add(CHECK)
     return needed
 
 

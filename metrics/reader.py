@@ -13,7 +13,7 @@ from django.db import connections, router
 from django.db.models import F, QuerySet
 
 from cskpi.db import pg_cursor
-from metrics.cubes import DIMENSIONS, Cube, LocalPart, PeriodIndex
+from metrics.cubes import DIMENSION_COLUMNS, DIMENSIONS, Cube, LocalPart, PeriodIndex
 from metrics.measures import Measure
 from metrics.models import MEASURE_TABLES
 from metrics.periods import Granularity
@@ -72,7 +72,7 @@ def _table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query:
     the states of each)."""
     dims = [d for d in query.group_by if d in DIMENSIONS or d in TIME_DIMENSIONS]
     series = granularity != Granularity.TOTAL
-    names = (["k_period"] if series else []) + dims
+    names = (["k_period"] if series else []) + [DIMENSION_COLUMNS.get(d, d) for d in dims]
     loads = [m.kind.load for m in measures]
     positions = {m.key: i for i, m in enumerate(measures)}
     if names:
@@ -113,6 +113,8 @@ def _cube_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, st
         rows = rows.filter(channel__in=query.channels)
     if query.topics:
         rows = rows.filter(topic__in=query.topics)
+    if query.checks:
+        rows = rows.filter(check_name__in=query.checks)
     return rows
 
 
@@ -127,13 +129,14 @@ def _grouped_read(*, model, measures: list[Measure], cube: Cube, query: KpiQuery
     params = [  # filter(**kwargs) sorts the keyword arguments: bucket_start, cube, department
         ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end), cube.key, scope.department.id,
         *([scope.agent] if scope.agent else []), *query.agents, *query.channels, *query.topics,
+        *query.checks,
     ]
     # The select list (period index, then local weekday/hour) comes before the WHERE clause.
     params[:0] = [query.zone for d in names if d in TIME_DIMENSIONS]
     if series:
         params.insert(0, PeriodIndex.param(connection, tuple(boundaries)))
     shape = (db, model._meta.db_table, cube.key, tuple(m.key for m in measures), tuple(names), bool(scope.agent),
-             len(query.agents), len(query.channels), len(query.topics))
+             len(query.agents), len(query.channels), len(query.topics), len(query.checks))
 
     def queryset() -> QuerySet:
         rows = _cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)

@@ -16,7 +16,13 @@ from metrics.catalog import FORMULA_KINDS, KPIS, Unit
 from metrics.cubes import AGENT, local_midnight
 from metrics.limits import result_cells_check
 from metrics.periods import Compare, Granularity, add_months, is_quarter
-from metrics.planner import GROUP_DIMENSIONS, DepartmentScope, KpiQuery, kpi_dimensions_missing
+from metrics.planner import (
+    GROUP_DIMENSIONS,
+    DepartmentScope,
+    KpiQuery,
+    kpi_dimension_message,
+    kpi_dimensions_missing,
+)
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # Far from datetime's limits, so comparisons a year earlier and zone shifts never overflow.
@@ -63,13 +69,16 @@ class KpiQueryInputSerializer(QueryParametersSerializer):
     )
     group_by = serializers.CharField(
         required=False,
-        help_text="Comma list of `agent`, `channel`, `topic`, `department`, `weekday` (ISO, 1 = Monday … 7) and "
+        help_text="Comma list of `agent`, `channel`, `topic`, `check` (system-check KPIs only), `department`, "
+                  "`weekday` (ISO, 1 = Monday … 7) and "
                   "`hour_of_day` (0–23); weekday and hour of day are those of the records' time in `timezone` "
                   "(combine them for a weekday × hour heatmap).",
     )
     agent = serializers.CharField(required=False, help_text="Comma list: only these agents (not for viewers).")
     channel = serializers.CharField(required=False, help_text="Comma list: only these channels.")
     topic = serializers.CharField(required=False, help_text="Comma list: only these topics (interactions).")
+    check = serializers.CharField(required=False,
+                                  help_text="Comma list: only these system checks (system-check KPIs only).")
     compare = serializers.ChoiceField(choices=Compare.ALL, required=False,
                                       help_text="Add `previous` and `change` for the range this names.")
 
@@ -106,6 +115,9 @@ class KpiQueryInputSerializer(QueryParametersSerializer):
     def validate_topic(self, value):
         return _filter_values(value)
 
+    def validate_check(self, value):
+        return _filter_values(value)
+
     def validate(self, attrs):
         access: Access = self.context["access"]
         scopes = self._scopes(access, attrs.get("department"))
@@ -116,25 +128,27 @@ class KpiQueryInputSerializer(QueryParametersSerializer):
         group_by = attrs.get("group_by", ())
         agents = attrs.get("agent", ())
         scopes = self._agent_rules(access, scopes, group_by, agents)
-        self._dimension_rules(attrs["kpi"], group_by, agents, attrs.get("channel", ()), attrs.get("topic", ()))
+        self._dimension_rules(attrs["kpi"], group_by, agents, attrs.get("channel", ()), attrs.get("topic", ()),
+                              attrs.get("check", ()))
         query = KpiQuery(
             kpis=attrs["kpi"], scopes=tuple(scopes), start=start, end=end, zone=zone_name, granularity=granularity,
             group_by=group_by, agents=agents, channels=attrs.get("channel", ()), compare=attrs.get("compare"),
-            topics=attrs.get("topic", ()),
+            topics=attrs.get("topic", ()), checks=attrs.get("check", ()),
         )
         result_cells_check(query=query)
         return {"query": query}
 
     @staticmethod
-    def _dimension_rules(kpis, group_by, agents, channels, topics) -> None:
-        """A KPI across record types cannot be grouped or filtered by a dimension one side lacks."""
+    def _dimension_rules(kpis, group_by, agents, channels, topics, checks) -> None:
+        """A KPI across record types cannot be grouped or filtered by a dimension one side lacks, nor
+        any KPI by a strict dimension (check) its record type lacks."""
         asked = {"group_by": set(group_by), "agent": {"agent"} if agents else set(),
-                 "channel": {"channel"} if channels else set(), "topic": {"topic"} if topics else set()}
+                 "channel": {"channel"} if channels else set(), "topic": {"topic"} if topics else set(),
+                 "check": {"check"} if checks else set()}
         for kpi in kpis:
             for field_name, dimensions in asked.items():
                 for dimension, lacking in kpi_dimensions_missing(kpi=kpi, dimensions=dimensions).items():
-                    raise _invalid(field_name, f"{kpi.key} combines {', '.join(kpi.record_types)}; "
-                                   f"{', '.join(lacking)} records have no {dimension}, so it cannot be "
+                    raise _invalid(field_name, f"{kpi_dimension_message(kpi, lacking, dimension)}, so it cannot be "
                                    f"grouped or filtered by {dimension}.", "dimension_not_shared")
 
     # --- departments and access ---------------------------------------------------------

@@ -27,7 +27,9 @@ from ingestion.models import RecordChange
 from ingestion.presence import presence_timeout, state_intervals
 from metrics.alerting.services import alert_evaluation_kick
 from metrics.cubes import (
+    AGENT,
     CUBES,
+    DIMENSION_COLUMNS,
     DIMENSIONS,
     EXACT_CUBE,
     BucketStart,
@@ -36,6 +38,7 @@ from metrics.cubes import (
     merge_intervals,
 )
 from metrics.models import BUCKET_MODELS, CUBE_TABLES, CubeTable, RecomputeStamp
+from metrics.planner import cubes_kept
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +102,7 @@ def cube_buckets_rebuild(*, record_type: str, department, intervals: list[tuple[
     inside a transaction holding `_recompute_lock`, so the result is exact and idempotent.
     """
     zone = ZoneInfo(department.timezone)
-    for cube in sorted(CUBES, key=lambda c: c is not EXACT_CUBE):  # the exact layer first
+    for cube in sorted(cubes_kept(record_type), key=lambda c: c is not EXACT_CUBE):  # the exact layer first
         spans = cube.spans(intervals, zone)
         for i in range(0, len(spans), _CHUNK_INTERVALS):
             chunk = spans[i:i + _CHUNK_INTERVALS]
@@ -151,9 +154,10 @@ def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, departm
     raw_fields = {f.name for f in kind.model._meta.get_fields()}
 
     def dim(name: str):
-        if name in cube.dims and name in raw_fields:
+        column = DIMENSION_COLUMNS[name]
+        if name in cube.dims and column in raw_fields:
             # Raw NULL and the cube's '' are the same "none" (the quarter cube already holds '').
-            return Coalesce(F(name), Value(""), output_field=CharField())
+            return Coalesce(F(column), Value(""), output_field=CharField())
         return Value("", output_field=CharField())
 
     measures = table.measures
@@ -171,21 +175,22 @@ def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, departm
         source.filter(department_id=department.id).filter(_span_filter(anchor, spans))
         .annotate(
             k_bucket=BucketStart(F(anchor), seconds=cube.seconds, zone=department.timezone),
-            **{f"k_{d}": dim(d) for d in DIMENSIONS},
+            **{f"k_{DIMENSION_COLUMNS[d]}": dim(d) for d in DIMENSIONS},
         )
-        .values("k_bucket", *(f"k_{d}" for d in DIMENSIONS))
+        .values("k_bucket", *(f"k_{DIMENSION_COLUMNS[d]}" for d in DIMENSIONS))
         .annotate(**states)
         .order_by()
     )
     sql, params = select.query.sql_with_params()
+    dimensions = [DIMENSION_COLUMNS[d] for d in DIMENSIONS]
     qn = connection.ops.quote_name
     columns = ", ".join(qn(m.key) for m in measures)
     values = ", ".join(f"s.{qn('c_' + m.key)}" for m in measures)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {qn(table.model._meta.db_table)} (cube, department_id, bucket_start, "
-            f"{', '.join(DIMENSIONS)}, {columns}) "
-            f"SELECT %s, %s, s.k_bucket, {', '.join(f's.k_{d}' for d in DIMENSIONS)}, {values} FROM ({sql}) s",
+            f"{', '.join(dimensions)}, {columns}) "
+            f"SELECT %s, %s, s.k_bucket, {', '.join(f's.k_{c}' for c in dimensions)}, {values} FROM ({sql}) s",
             [cube.key, department.id, *params],
         )
 
@@ -226,12 +231,13 @@ def _interval_rows_insert(*, kind, table: CubeTable, department, spans) -> None:
                 seconds[(quarter, agent or "")][status] += cut
                 quarter = following
     keys = [m.key for m in table.measures]
+    others = [DIMENSION_COLUMNS[d] for d in DIMENSIONS if d != AGENT]  # a state record's only dimension: its owner
     rows = []
     for (quarter, agent), by_state in seconds.items():
         states = [m.kind.from_seconds(m, by_state) for m in table.measures]
         if any(states):  # a quarter spent wholly offline adds nothing to any measure
-            rows.append((EXACT_CUBE.key, department.id, quarter, agent, "", "", *states))
-    _rows_write(table.model._meta.db_table, ["cube", "department_id", "bucket_start", *DIMENSIONS, *keys], rows)
+            rows.append((EXACT_CUBE.key, department.id, quarter, agent, *([""] * len(others)), *states))
+    _rows_write(table.model._meta.db_table, ["cube", "department_id", "bucket_start", "agent", *others, *keys], rows)
 
 
 def _rows_write(table_name: str, columns: list[str], rows: list[tuple]) -> None:

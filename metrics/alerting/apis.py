@@ -82,7 +82,7 @@ class AlertRuleCollectionApi(APIView):
         tags=_TAG, operation_id="alert_rules_create",
         summary="Create an alert rule (managers of the department, staff)",
         description=(
-            "Watches `kpi` of `department` (optionally one `agent` / `channel`) over a rolling `window` ending "
+            "Watches `kpi` of `department` (optionally one `agent` / `channel` / `check`) over a rolling `window` ending "
             "now, evaluated after each recompute of the department and every CSKPI_ALERT_EVAL_SECONDS. "
             "`above`/`below` compare the value with `threshold`; `change_above`/`change_below` compare the "
             "percentage change vs the window just before (a drop of more than 20 %: change_below, -20). "
@@ -93,8 +93,8 @@ class AlertRuleCollectionApi(APIView):
         responses={201: AlertRuleOutputSerializer, **standard_errors(), 400: _RULE_INVALID, 403: _RULE_FORBIDDEN},
         examples=[OpenApiExample("cashout error rate", value=_RULE_EXAMPLE, request_only=True),
                   OpenApiExample("no system check for 15 minutes", request_only=True, value={
-                      "department": "cskh-hn", "kpi": "interactions", "window": "PT15M", "condition": "below",
-                      "threshold": 1})],
+                      "department": "cskh-hn", "kpi": "system_checks", "check": "payout-gateway", "window": "PT15M",
+                      "condition": "below", "threshold": 1})],
     )
     def post(self, request):
         access = request_access(request)

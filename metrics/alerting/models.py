@@ -20,6 +20,8 @@ class AlertRule(models.Model):
     kpi = models.CharField(max_length=64)
     agent = models.CharField(max_length=128, blank=True, default="", help_text="Filter: only this agent.")
     channel = models.CharField(max_length=32, blank=True, default="", help_text="Filter: only this channel.")
+    # Published as `check` (a field named `check` would hide Django's Model.check()).
+    check_name = models.CharField(max_length=64, blank=True, default="", help_text="Filter: only this system check.")
     window_seconds = models.PositiveIntegerField()
     condition = models.CharField(max_length=16, choices=AlertCondition.choices)
     threshold = models.FloatField()
@@ -57,6 +59,7 @@ class AlertEvent(models.Model):
     kpi = models.CharField(max_length=64)
     agent = models.CharField(max_length=128, blank=True, default="")
     channel = models.CharField(max_length=32, blank=True, default="")
+    check_name = models.CharField(max_length=64, blank=True, default="")
     condition = models.CharField(max_length=16, choices=AlertCondition.choices)
     threshold = models.FloatField()
     window_seconds = models.PositiveIntegerField()

@@ -22,11 +22,13 @@ from metrics.alerting.windows import (
     duration_parse,
 )
 from metrics.catalog import KPIS
-from metrics.planner import kpi_dimensions_missing
+from metrics.planner import kpi_dimension_message, kpi_dimensions_missing
 
 _MAX_THRESHOLD = 1e15
 _NO_NUL = r"^[^\x00]*$"
 _CHANNEL = r"^([a-z0-9][a-z0-9_-]*)?$"
+# The rule's filters: public name -> model attribute.
+_FILTERS = {"agent": "agent", "channel": "channel", "check": "check_name"}
 
 
 def _invalid(field: str, message: str, code: str) -> serializers.ValidationError:
@@ -88,6 +90,10 @@ class AlertRuleInputSerializer(serializers.Serializer):
     channel = StrictCharField(max_length=32, required=False, allow_blank=True, trim_whitespace=False,
                               validators=[RegexValidator(_CHANNEL)],
                               help_text="Filter: only this channel ('' for none).")
+    check = StrictCharField(max_length=64, required=False, allow_blank=True, trim_whitespace=False,
+                            validators=[RegexValidator(_CHANNEL)], source="check_name",
+                            help_text="Filter: only this system check, e.g. payout-gateway ('' for none); "
+                                      "system-check KPIs only.")
     window = StrictCharField(
         max_length=40, validators=[RegexValidator(DURATION_PATTERN)],
         help_text="Rolling window ending now, ISO 8601 duration from PT5M to P7D (e.g. PT15M, PT1H, P1D).",
@@ -143,12 +149,11 @@ class AlertRuleInputSerializer(serializers.Serializer):
         else:
             attrs.pop("department", None)
         kpi = KPIS[attrs.get("kpi", rule.kpi if rule else None)]
-        for name in ("agent", "channel"):
-            if attrs.get(name, getattr(rule, name, "")):
+        for name, attribute in _FILTERS.items():
+            if attrs.get(attribute, getattr(rule, attribute, "")):
                 for dimension, lacking in kpi_dimensions_missing(kpi=kpi, dimensions={name}).items():
-                    raise _invalid(name, f"{kpi.key} combines {', '.join(kpi.record_types)}; {', '.join(lacking)} "
-                                   f"records have no {dimension}, so it cannot be filtered by it.",
-                                   "dimension_not_shared")
+                    raise _invalid(name, f"{kpi_dimension_message(kpi, lacking, dimension)}, so it cannot be "
+                                   "filtered by it.", "dimension_not_shared")
         url = attrs.get("webhook_url", rule.webhook_url if rule else "")
         has_secret = bool(attrs.get("secret") or (rule and rule.secret))
         if url and not has_secret:
@@ -174,6 +179,7 @@ class AlertRuleOutputSerializer(serializers.Serializer):
     kpi = serializers.CharField()
     agent = serializers.CharField(allow_null=True)
     channel = serializers.CharField(allow_null=True)
+    check = serializers.CharField(allow_null=True, source="check_name")
     window = serializers.SerializerMethodField()
     condition = serializers.ChoiceField(choices=AlertCondition.choices)
     threshold = serializers.FloatField()
@@ -192,7 +198,7 @@ class AlertRuleOutputSerializer(serializers.Serializer):
 
     def to_representation(self, rule):
         data = super().to_representation(rule)
-        data["agent"], data["channel"] = rule.agent or None, rule.channel or None
+        data["agent"], data["channel"], data["check"] = rule.agent or None, rule.channel or None, rule.check_name or None
         return data
 
     def get_window(self, rule) -> str:
@@ -222,6 +228,7 @@ class AlertEventOutputSerializer(serializers.Serializer):
     kpi = serializers.CharField()
     agent = serializers.CharField(allow_null=True)
     channel = serializers.CharField(allow_null=True)
+    check = serializers.CharField(allow_null=True, source="check_name")
     condition = serializers.ChoiceField(choices=AlertCondition.choices)
     threshold = serializers.FloatField()
     window = serializers.SerializerMethodField()
@@ -239,7 +246,8 @@ class AlertEventOutputSerializer(serializers.Serializer):
 
     def to_representation(self, event):
         data = super().to_representation(event)
-        data["agent"], data["channel"] = event.agent or None, event.channel or None
+        data["agent"], data["channel"], data["check"] = (event.agent or None, event.channel or None,
+                                                          event.check_name or None)
         return data
 
     def get_window(self, event) -> str:

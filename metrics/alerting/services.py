@@ -49,7 +49,7 @@ CONDITIONS: dict[str, Condition] = {
 
 # --- rules -----------------------------------------------------------------------------------
 
-RULE_FIELDS = ("name", "kpi", "agent", "channel", "window_seconds", "condition", "threshold", "min_sample_size",
+RULE_FIELDS = ("name", "kpi", "agent", "channel", "check_name", "window_seconds", "condition", "threshold", "min_sample_size",
                "for_evaluations", "webhook_url", "secret", "enabled")
 
 
@@ -105,6 +105,7 @@ def _kpi_total(rule: AlertRule, start: datetime, end: datetime) -> tuple[float |
         kpis=(KPIS[rule.kpi],), scopes=(DepartmentScope(rule.department),), start=start, end=end,
         zone=rule.department.timezone, granularity=Granularity.TOTAL,
         agents=(rule.agent,) if rule.agent else (), channels=(rule.channel,) if rule.channel else (),
+        checks=(rule.check_name,) if rule.check_name else (),
     )
     result = kpi_series_get(query=query)["results"][0]
     return result["value"], result["sample_size"]
@@ -183,6 +184,7 @@ def _transition(*, rule: AlertRule, state: str, reading: Reading, now: datetime,
     previous = rule.state
     event = AlertEvent(
         rule=rule, department=rule.department, kpi=rule.kpi, agent=rule.agent, channel=rule.channel,
+        check_name=rule.check_name,
         condition=rule.condition, threshold=rule.threshold, window_seconds=rule.window_seconds, state=state,
         previous_state=previous, value=reading.value, sample_size=reading.sample_size,
         baseline_value=reading.baseline_value, change_percent=reading.change_percent,
@@ -205,7 +207,8 @@ def _payload(rule: AlertRule, event: AlertEvent) -> dict:
         "occurred_at": event.at.isoformat(),
         "rule": {
             "id": str(rule.id), "name": rule.name, "department": rule.department.slug, "kpi": rule.kpi,
-            "filters": {"agent": rule.agent or None, "channel": rule.channel or None},
+            "filters": {"agent": rule.agent or None, "channel": rule.channel or None,
+                        "check": rule.check_name or None},
             "condition": rule.condition, "threshold": rule.threshold, "window": duration_format(rule.window_seconds),
             "min_sample_size": rule.min_sample_size, "for_evaluations": rule.for_evaluations,
         },

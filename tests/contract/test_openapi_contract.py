@@ -30,6 +30,8 @@ from ingestion.fields import RECORD_SPECS
 from ingestion.services import record_batch_ingest
 from ingestion.validation import batch_validator_get
 from metrics.alerting.windows import DURATION_PATTERN
+from metrics.catalog import KPIS
+from metrics.planner import kpi_dimensions_missing
 from metrics.schema import PARAMETER_PATTERNS as METRICS_PATTERNS
 from tests.factories import DepartmentFactory
 from tests.ingestion.factories import record_payload
@@ -60,11 +62,13 @@ CASES = [
 ]
 
 # Query parameters documented as arrays (repeated, style form): /metrics and the record-list filters.
-LIST_PARAMETERS = frozenset({"kpi", "department", "group_by", "agent", "channel", "topic", "status", "kind"})
+LIST_PARAMETERS = frozenset({"kpi", "department", "group_by", "agent", "channel", "topic", "check", "status", "kind",
+                             "outcome"})
 _PLURALS = "|".join(RECORD_SPECS)
 _RECORD_PATH = re.compile(rf"^/api/v1/(?P<plural>{_PLURALS})$")
 _DETAIL_PATH = re.compile(rf"^/api/v1/(?P<plural>{_PLURALS})/\{{source\}}/\{{external_id\}}$")
 _DEPARTMENT_SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")  # what the schema allows and a department may be
+_CHECK_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _DEPARTMENT_LIST = re.compile(r"[-a-zA-Z0-9_]+(,[-a-zA-Z0-9_]+)*")
 
 
@@ -145,8 +149,8 @@ def _metrics_range_aligned(query: dict) -> None:
 
 
 def _dimension_not_shared(query: dict) -> bool:
-    """A KPI across record types grouped or filtered by a dimension one side lacks (400, a rule
-    between two parameters that OpenAPI cannot state)."""
+    """A KPI across record types grouped or filtered by a dimension one side lacks, or any KPI by
+    check that is not a system-check KPI (400, a rule between two parameters that OpenAPI cannot state)."""
     from metrics.catalog import KPIS
     from metrics.planner import kpi_dimensions_missing
 
@@ -157,7 +161,7 @@ def _dimension_not_shared(query: dict) -> bool:
 
     if not values("kpi"):
         return False
-    dimensions = set(values("group_by")) | {d for d in ("agent", "channel", "topic") if query.get(d)}
+    dimensions = set(values("group_by")) | {d for d in ("agent", "channel", "topic", "check") if query.get(d)}
     return any(kpi_dimensions_missing(kpi=KPIS[key], dimensions=dimensions)
                for key in values("kpi") if key in KPIS)
 
@@ -232,6 +236,13 @@ def _alert_rule_body(body: dict) -> dict:
     if isinstance(body.get("webhook_url"), str) and 0 < len(body["webhook_url"]) <= 2000:
         body["webhook_url"] = "http://127.0.0.1/hooks/cskpi"
         body.setdefault("secret", "contract-secret-0123456789")
+    if isinstance(body.get("check"), str) and _CHECK_SLUG.fullmatch(body["check"]):
+        # A check filter needs a system-check KPI (a rule between two fields); a PATCH without the
+        # kpi may apply to a rule on another KPI, so it drops the filter.
+        if "kpi" not in body:
+            body["check"] = ""
+        elif body["kpi"] in KPIS and kpi_dimensions_missing(kpi=KPIS[body["kpi"]], dimensions={"check"}):
+            body["kpi"] = "system_checks"
     return body
 
 

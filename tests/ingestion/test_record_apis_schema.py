@@ -3,7 +3,6 @@
 import pytest
 
 from ingestion.fields import RECORD_SPECS
-from ingestion.schema import record_component_name
 
 pytestmark = pytest.mark.django_db
 
@@ -58,10 +57,11 @@ def test_filters_are_repeatable_lists(schema, plural, lists):
         assert (parameters[name]["style"], parameters[name]["explode"]) == ("form", True)
     if "status" in lists:
         assert parameters["status"]["schema"]["items"] == {
-            "$ref": f"#/components/schemas/{plural[:-1].capitalize()}StatusEnum"}
+            "$ref": f"#/components/schemas/{RECORD_SPECS[plural].title}StatusEnum"}
 
 
-@pytest.mark.parametrize("component", [record_component_name(spec, "Input") for spec in RECORD_SPECS.values()])
+@pytest.mark.parametrize("component", [f"{spec.title}Input"
+                                       for spec in RECORD_SPECS.values()])
 def test_record_inputs_are_closed_and_flat(schema, component):
     item = schema["components"]["schemas"][component]
     assert item["additionalProperties"] is False
@@ -70,7 +70,7 @@ def test_record_inputs_are_closed_and_flat(schema, component):
 
 @pytest.mark.parametrize("plural", sorted(RECORD_SPECS))
 def test_outputs_share_the_input_enums_and_hide_internal_docstrings(schema, plural):
-    name = record_component_name(RECORD_SPECS[plural], "")
+    name = RECORD_SPECS[plural].title
     output = schema["components"]["schemas"][f"{name}Output"]
     assert "context" not in output.get("description", "") and "scopes" not in output.get("description", "")
     for field in RECORD_SPECS[plural].fields:

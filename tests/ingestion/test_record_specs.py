@@ -11,7 +11,7 @@ from ingestion.changes import quarter_floor
 from ingestion.fields import RECORD_SPECS, SPEC_BY_TYPE, FieldSpec, FieldType, RecordSpec
 from ingestion.validation import batch_validator_get
 from metrics.catalog import ANCHORS, KPIS
-from metrics.cubes import CUBES
+from metrics.cubes import CUBES, DIMENSION_COLUMNS
 from metrics.services import _LOCK_NAMESPACE
 from tests.ingestion.factories import record_payload
 
@@ -143,5 +143,5 @@ def test_no_error_echoes_a_sensitive_value(spec, staff_client, department):
 def test_the_cubes_keep_only_declared_dimensions(spec):
     """A cube dimension a record type has a column for is one the declaration calls a dimension."""
     columns = {f.column for f in spec.model._meta.concrete_fields}
-    kept = {dim for cube in CUBES for dim in cube.dims if dim in columns}
+    kept = {DIMENSION_COLUMNS[dim] for cube in CUBES for dim in cube.dims if DIMENSION_COLUMNS[dim] in columns}
     assert kept == set(spec.dimensions)

@@ -88,3 +88,12 @@ def records_store(records, *, old_places=(), then: str | None = "recompute") -> 
 
 def recompute_all() -> int:
     return dirty_buckets_recompute(time_budget=60).buckets
+
+
+def system_checks_upsert(items: list[dict]) -> dict:
+    """System checks written through ingestion's real upsert (validation, the series' successor marks):
+    the interval KPI is exact only with those marks, which `records_store` does not write."""
+    from ingestion.fields import SYSTEM_CHECK
+    from ingestion.services import record_batch_upsert, record_batch_validate
+
+    return record_batch_upsert(spec=SYSTEM_CHECK, rows=record_batch_validate(spec=SYSTEM_CHECK, items=items))

@@ -9,7 +9,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from ingestion.models import Cashout, Interaction, SurveyResponse
+from ingestion.models import Cashout, Interaction, SurveyResponse, SystemCheck
 
 
 def _secs(later, anchor):
@@ -112,6 +112,30 @@ REFERENCE.update({
     "survey_response_rate": ((SurveyResponse, Interaction),
                              _across_ratio(SurveyResponse, lambda r: r.kind == "csat", Interaction, _RESOLVED)),
 })
+# System checks; `gap` is set on each record by `_gaps_attach` (the seconds since the previous check of
+# the same check in the same department, None for the first).
+REFERENCE.update({
+    "system_checks": (SystemCheck, _count(lambda r: True)),
+    "system_check_failure_rate": (SystemCheck, _ratio(lambda r: r.outcome == "failed", lambda r: True)),
+    "system_check_interval": (SystemCheck, _mean(lambda r: r.gap, lambda r: r.gap is not None)),
+})
+
+
+def _gaps_attach(records) -> None:
+    """Each system check's gap to the one before it in its department and check, in time order (two at
+    the same instant: the second has gap 0), from all the checks whatever the query's range."""
+    series: dict[tuple, list] = defaultdict(list)
+    for record in records:
+        if isinstance(record, SystemCheck):
+            series[(record.department_id, record.check_name)].append(record)
+    for checks in series.values():
+        checks.sort(key=lambda r: r.at)
+        previous = None
+        for record in checks:
+            record.gap = None if previous is None else (record.at - previous).total_seconds()
+            previous = record.at
+
+
 # Percentiles: the same values and filters as the means they belong to.
 _DURATION_VALUES = {
     "first_response_time": (Interaction, lambda r: _secs(r.first_response_at, r.created_at),
@@ -134,7 +158,7 @@ def is_percentile(kpi: str) -> bool:
     return kpi.rsplit("_", 1)[-1] in ("p50", "p90", "p95", "p99")
 
 
-ANCHOR = {Interaction: "created_at", SurveyResponse: "submitted_at", Cashout: "requested_at"}
+ANCHOR = {Interaction: "created_at", SurveyResponse: "submitted_at", Cashout: "requested_at", SystemCheck: "at"}
 
 
 def period_start(moment: datetime, zone: ZoneInfo, granularity: str, range_start: datetime) -> datetime:
@@ -172,7 +196,7 @@ def next_boundary(moment: datetime, zone: ZoneInfo, granularity: str) -> datetim
 
 def reference_kpi(*, kpi: str, departments: dict, start: datetime, end: datetime, zone: ZoneInfo,
                   granularity: str, group_by=(), agents=(), channels=(), agent_scope: dict | None = None,
-                  topics=()):
+                  topics=(), checks=()):
     """{group key tuple: {"value", "sample_size", "periods": {period start: (value, sample)}}}.
 
     departments: {department id: slug}; agent_scope: {department id: the only agent it may see}.
@@ -182,12 +206,13 @@ def reference_kpi(*, kpi: str, departments: dict, start: datetime, end: datetime
     agent_scope = agent_scope or {}
     grouped: dict[tuple, list] = defaultdict(list)
     records = [r for model in models for r in model.objects.filter(department_id__in=list(departments))]
+    _gaps_attach(records)
     for record in records:
         moment = getattr(record, ANCHOR[type(record)])
         if not (start <= moment < end):
             continue
         agent = getattr(record, "agent", None) or None
-        channel = record.channel or None
+        channel = getattr(record, "channel", None) or None
         if record.department_id in agent_scope and agent != agent_scope[record.department_id]:
             continue
         if agents and agent not in agents:
@@ -197,9 +222,12 @@ def reference_kpi(*, kpi: str, departments: dict, start: datetime, end: datetime
         topic = getattr(record, "topic", None) or None
         if topics and topic not in topics:
             continue
+        check = getattr(record, "check_name", None) or None
+        if checks and check not in checks:
+            continue
         local = moment.astimezone(zone)
         values = {"agent": agent, "channel": channel, "department": departments[record.department_id],
-                  "topic": topic, "weekday": local.isoweekday(), "hour_of_day": local.hour}
+                  "topic": topic, "check": check, "weekday": local.isoweekday(), "hour_of_day": local.hour}
         grouped[tuple(values[g] for g in group_by)].append(record)
     out = {}
     for key, records in grouped.items():

@@ -173,7 +173,7 @@ def _check(query_args, departments):
         scopes=tuple(DepartmentScope(d, agent_scope.get(d.id)) for d in chosen),
         start=query_args["start"], end=query_args["end"], zone=str(tz), granularity=query_args["granularity"],
         group_by=query_args["group_by"], agents=query_args["agents"], channels=query_args["channels"],
-        compare=query_args["compare"], topics=query_args["topics"],
+        compare=query_args["compare"], topics=query_args["topics"], checks=query_args.get("checks", ()),
     )
     response = kpi_series_get(query=query)
     slugs = {d.id: d.slug for d in chosen}
@@ -181,7 +181,7 @@ def _check(query_args, departments):
         expected = reference_kpi(
             kpi=kpi, departments=slugs, start=query.start, end=query.end, zone=tz,
             granularity=query.granularity, group_by=query.group_by, agents=query.agents, channels=query.channels,
-            agent_scope=agent_scope, topics=query.topics,
+            agent_scope=agent_scope, topics=query.topics, checks=query.checks,
         )
         results = [r for r in response["results"] if r["kpi"] == kpi]
         got = {tuple(r["group"][g] for g in query.group_by): r for r in results}
@@ -209,7 +209,7 @@ def _check(query_args, departments):
                 prev = reference_kpi(
                     kpi=kpi, departments=slugs, start=p_start, end=p_end, zone=tz, granularity="total",
                     group_by=query.group_by, agents=query.agents, channels=query.channels,
-                    agent_scope=agent_scope, topics=query.topics,
+                    agent_scope=agent_scope, topics=query.topics, checks=query.checks,
                 ).get(key)
                 p_value, p_sample = (prev["value"], prev["sample_size"]) if prev else empty_value(kpi)
                 _assert_close(previous["value"], p_value, kpi)
@@ -222,7 +222,7 @@ def _check(query_args, departments):
                     p_periods = reference_kpi(
                         kpi=kpi, departments=slugs, start=p_start, end=p_end, zone=tz,
                         granularity=query.granularity, group_by=query.group_by, agents=query.agents,
-                        channels=query.channels, agent_scope=agent_scope, topics=query.topics,
+                        channels=query.channels, agent_scope=agent_scope, topics=query.topics, checks=query.checks,
                     ).get(key, {"periods": {}})["periods"]
                     for point, moment in zip(previous["series"], p_starts, strict=True):
                         want_value, want_sample = p_periods.get(moment, empty_value(kpi))

@@ -58,3 +58,19 @@ def _plan(department, *, zone="Asia/Ho_Chi_Minh", start="2026-03-01", end="2026-
 ])
 def test_cheapest_fitting_cube(department, kwargs, cube):
     assert _plan(department, **kwargs) == cube
+
+
+@pytest.mark.parametrize(("kwargs", "cube"), [
+    ({}, "day"),
+    ({"group_by": ("check",)}, "day_check"),
+    ({"checks": ("bank-api",), "granularity": "week", "start": "2026-03-02", "end": "2026-03-30"}, "day_check"),
+    ({"group_by": ("check",), "zone": "UTC"}, "quarter_agent_channel_topic"),
+    ({"checks": ("bank-api",), "granularity": "hour", "end": "2026-03-02"}, "quarter_agent_channel_topic"),
+])
+def test_system_checks_by_check_read_the_day_check_cube_or_the_exact_layer(department, kwargs, cube):
+    tz = ZoneInfo(kwargs.pop("zone", "Asia/Ho_Chi_Minh"))
+    start = datetime.fromisoformat(kwargs.pop("start", "2026-03-01")).replace(tzinfo=tz).astimezone(UTC)
+    end = datetime.fromisoformat(kwargs.pop("end", "2026-04-01")).replace(tzinfo=tz).astimezone(UTC)
+    query = KpiQuery(kpis=(KPIS["system_check_interval"],), scopes=(DepartmentScope(department),), start=start,
+                     end=end, zone=str(tz), **{"granularity": "day", **kwargs})
+    assert query_plan(query=query)[("system_check", department.slug)] == cube

@@ -18,12 +18,12 @@ def canonical(value):
 
 def cube_snapshot() -> dict[str, dict[tuple, dict]]:
     """Every cube row of every cube table, keyed by its bucket key, measure columns as a dict."""
-    from metrics.cubes import DIMENSIONS
+    from metrics.cubes import DIMENSION_COLUMNS
     from metrics.models import BUCKET_MODELS
 
     snapshot = {}
     for model in (m for models in BUCKET_MODELS.values() for m in models):
-        key = ("department_id", "cube", "bucket_start", *DIMENSIONS)
+        key = ("department_id", "cube", "bucket_start", *DIMENSION_COLUMNS.values())
         columns = [f.attname for f in model._meta.concrete_fields if f.attname not in key + ("id",)]
         snapshot[model.__name__] = {
             tuple(row[k] for k in key): {c: canonical(row[c]) for c in columns}

@@ -39,7 +39,11 @@ ROLES = ("ingest", "agent", "viewer", "manager")
 LEVEL = {"ingest": 0, "agent": 1, "viewer": 2, "manager": 3}
 PLURALS = tuple(RECORD_SPECS)
 MODELS = {plural: spec.model for plural, spec in RECORD_SPECS.items()}
-KPIS = ("interactions", "fcr_rate", "csat", "cashout_requests", "cashout_success_rate")
+KPIS = ("interactions", "fcr_rate", "csat", "cashout_requests", "cashout_success_rate", "system_checks",
+        "system_check_failure_rate", "system_check_interval")
+# Record types an agent owns (an agent grant reads its own records of these), and their filters.
+OWNED = {plural for plural, spec in RECORD_SPECS.items() if spec.owner}
+FILTERS = {plural: {f.name for f in spec.filters} for plural, spec in RECORD_SPECS.items()}
 RANGE_DAYS = ("2026-03-01", "2026-03-06")  # holds every record in every zone
 
 
@@ -106,7 +110,15 @@ def _payloads(index: int, slug: str, zone: str, short: str) -> dict[str, list[di
          "at": _local(zone, 2, 8 + 2.5 * j)}
         for j in range(4 + index)
     ]
-    return {"interactions": interactions, "surveys": surveys, "cashouts": cashouts, "agent-events": events}
+    # System checks: no agent, no channel; two checks per department, one of them shared by name.
+    checks = [
+        {"external_id": f"K-{short}-{j}", "source": "uptime", "department": slug,
+         "check": ("payout-gateway", f"probe-{short}")[j % 2], "at": _local(zone, 2, 9 + 2 * j),
+         "outcome": ("ok", "failed", "ok")[j % 3], "duration_ms": 100 * (j + 1)}
+        for j in range(4 + index)
+    ]
+    return {"interactions": interactions, "surveys": surveys, "cashouts": cashouts, "agent-events": events,
+            "system-checks": checks}
 
 
 @dataclass
@@ -180,7 +192,7 @@ class Caller:
         level = self.level(record["department"])
         if level >= 2:
             return True
-        return level == 1 and plural != "cashouts" and record.get("agent") == self.agent
+        return level == 1 and plural in OWNED and record.get("agent") == self.agent
 
     def sees_agents(self, slug: str) -> bool:
         return self.level(slug) == 3 or self.level(slug) == 1
@@ -271,9 +283,9 @@ def probe_list(probe: Probe, draw) -> None:
     department = _department_param(caller, draw)
     if department:
         params["department"] = department
-    if plural != "cashouts" and draw(st.booleans()):
+    if "agent" in FILTERS[plural] and draw(st.booleans()):
         params["agent"] = draw(st.sampled_from(AGENTS))
-    if RECORD_SPECS[plural].field_named("channel") is not None and draw(st.booleans()):
+    if "channel" in FILTERS[plural] and draw(st.booleans()):
         params["channel"] = draw(st.sampled_from(CHANNELS))
     response = probe.client.get(f"/api/v1/{plural}", params)
     named = list(dict.fromkeys(department.split(","))) if department else caller.readable()
@@ -313,7 +325,7 @@ def assert_row(caller: Caller, plural: str, row: dict) -> None:
     level = caller.level(row["department"])
     assert level > 0
     assert ("amount" in row) == (plural == "cashouts" and level == 3), (caller, row)
-    if plural != "cashouts":
+    if plural in OWNED:
         if level == 2:
             assert row["agent"] is None, (caller, row)
         if level == 1:
