@@ -21,7 +21,9 @@ from ingestion.choices import QUARTER_SECONDS  # the exact layer keeps the chang
 AGENT = "agent"
 CHANNEL = "channel"
 TOPIC = "topic"
-DIMENSIONS = (AGENT, CHANNEL, TOPIC)  # record fields a cube may keep (a record type without one: '')
+CUSTOMER_REGION = "customer_region"
+# Record fields a cube may keep (a record type without one: '').
+DIMENSIONS = (AGENT, CHANNEL, TOPIC, CUSTOMER_REGION)
 
 
 def local_midnight(day: date, zone: ZoneInfo) -> datetime:
@@ -98,10 +100,13 @@ CUBES: tuple[Cube, ...] = (
     Cube("day_channel", frozenset({CHANNEL}), None, "local day × department × channel"),
     Cube("day_topic", frozenset({TOPIC}), None, "local day × department × topic"),
     Cube("day_agent", frozenset({AGENT}), None, "local day × department × agent"),
+    Cube("day_customer_region", frozenset({CUSTOMER_REGION}), None, "local day × department × customer region"),
     Cube("hour_channel", frozenset({CHANNEL}), 3600, "UTC hour × department × channel"),
     Cube("day_agent_channel", frozenset({AGENT, CHANNEL}), None, "local day × department × agent × channel"),
-    Cube("quarter_agent_channel_topic", frozenset({AGENT, CHANNEL, TOPIC}), QUARTER_SECONDS,
-         "UTC quarter-hour × department × agent × channel × topic"),
+    # The key predates the customer region (renaming it would rewrite every exact-layer row): it keeps
+    # every dimension, the region included.
+    Cube("quarter_agent_channel_topic", frozenset(DIMENSIONS), QUARTER_SECONDS,
+         "UTC quarter-hour × department × agent × channel × topic × customer region"),
 )
 CUBES_BY_KEY = {c.key: c for c in CUBES}
 # Built from the raw records; every other cube is merged from it. Keeping every dimension costs it

@@ -1,5 +1,5 @@
 """The cost bound of a KPI query: how many cells (KPIs x groups x periods) its answer would hold,
-and, for queries grouped by agent or channel, how many aggregate rows it would be built from.
+and, for queries grouped by agent, channel, topic or customer region, how many aggregate rows it would be built from.
 
 Checked while the query is parsed, before the series is read: the periods come from the range, the
 groups from a bounded pre-count of the distinct agents/channels (and departments) the range holds
@@ -15,7 +15,7 @@ from django.db import connections
 from django.db.models import Q
 
 from cskpi.errors import InvalidInput
-from metrics.cubes import AGENT, CHANNEL, CUBES, EXACT_CUBE, TOPIC
+from metrics.cubes import AGENT, CHANNEL, CUBES, CUSTOMER_REGION, EXACT_CUBE, TOPIC
 from metrics.models import BUCKET_MODELS
 from metrics.periods import boundaries_get
 from metrics.planner import DEPARTMENT, HOUR_OF_DAY, WEEKDAY
@@ -30,7 +30,7 @@ def result_cells_check(*, query) -> int:
     periods = len(boundaries_get(start=query.start, end=query.end, zone=query.tz,
                                  granularity=query.granularity)) - 1
     record_types = list(dict.fromkeys(rt for kpi in query.kpis for rt in kpi.record_types))
-    dims = [d for d in (AGENT, CHANNEL, TOPIC) if d in query.group_by]
+    dims = [d for d in (AGENT, CHANNEL, TOPIC, CUSTOMER_REGION) if d in query.group_by]
     by_department = DEPARTMENT in query.group_by
     groups = {rt: len(query.scopes) if by_department else 1 for rt in record_types}
     # Calendar groupings multiply the groups by at most 7 weekdays / 24 hours (fewer in a short range).
@@ -72,6 +72,7 @@ def groups_count(*, query, record_type: str, dims: list[str], by_department: boo
     needed = set(dims) | ({AGENT} if query.agents or any(s.agent for s in query.scopes) else set())
     needed |= {CHANNEL} if query.channels else set()
     needed |= {TOPIC} if getattr(query, "topics", ()) else set()
+    needed |= {CUSTOMER_REGION} if getattr(query, "customer_regions", ()) else set()
     # The smallest local-day cube holding the dimensions (the exact layer when none does).
     cube = next((c for c in CUBES if c.local_day and needed <= c.dims), EXACT_CUBE)
     # Every table of a record type holds the same keys: the first (counts) one is read.
@@ -89,6 +90,8 @@ def groups_count(*, query, record_type: str, dims: list[str], by_department: boo
         rows = rows.filter(channel__in=query.channels)
     if getattr(query, "topics", ()):
         rows = rows.filter(topic__in=query.topics)
+    if getattr(query, "customer_regions", ()):
+        rows = rows.filter(customer_region__in=query.customer_regions)
     keys = [*(["department_id"] if by_department else []), *dims]
     # Both counts over the same bounded read (an index range scan stopped after row_limit + 1 rows).
     sql, params = rows.order_by().values_list(*keys)[: row_limit + 1].query.sql_with_params()

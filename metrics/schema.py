@@ -17,6 +17,7 @@ PARAMETER_PATTERNS = {
     "agent": _FILTER,
     "channel": _FILTER,
     "topic": _FILTER,
+    "customer_region": _FILTER,
     "department": f"^{_SLUG}(,{_SLUG})*$",
     "start": _MOMENT,
     "end": _MOMENT,

@@ -12,7 +12,7 @@ from cskpi.access import Access, agent_detail_check, read_scopes_resolve
 from cskpi.models import Department
 from cskpi.serializers import QueryParametersSerializer
 from cskpi.validators import zone_get
-from metrics.catalog import KPIS, Unit
+from metrics.catalog import FORMULA_KINDS, KPIS, Unit
 from metrics.cubes import AGENT, local_midnight
 from metrics.limits import result_cells_check
 from metrics.periods import Compare, Granularity, add_months, is_quarter
@@ -63,13 +63,15 @@ class KpiQueryInputSerializer(QueryParametersSerializer):
     )
     group_by = serializers.CharField(
         required=False,
-        help_text="Comma list of `agent`, `channel`, `topic`, `department`, `weekday` (ISO, 1 = Monday … 7) and "
+        help_text="Comma list of `agent`, `channel`, `topic`, `customer_region`, `department`, `weekday` (ISO, 1 = Monday … 7) and "
                   "`hour_of_day` (0–23); weekday and hour of day are those of the records' time in `timezone` "
                   "(combine them for a weekday × hour heatmap).",
     )
     agent = serializers.CharField(required=False, help_text="Comma list: only these agents (not for viewers).")
     channel = serializers.CharField(required=False, help_text="Comma list: only these channels.")
     topic = serializers.CharField(required=False, help_text="Comma list: only these topics (interactions).")
+    customer_region = serializers.CharField(required=False,
+                                            help_text="Comma list: only these customer regions (interactions).")
     compare = serializers.ChoiceField(choices=Compare.ALL, required=False,
                                       help_text="Add `previous` and `change` for the range this names.")
 
@@ -106,6 +108,9 @@ class KpiQueryInputSerializer(QueryParametersSerializer):
     def validate_topic(self, value):
         return _filter_values(value)
 
+    def validate_customer_region(self, value):
+        return _filter_values(value)
+
     def validate(self, attrs):
         access: Access = self.context["access"]
         scopes = self._scopes(access, attrs.get("department"))
@@ -116,20 +121,22 @@ class KpiQueryInputSerializer(QueryParametersSerializer):
         group_by = attrs.get("group_by", ())
         agents = attrs.get("agent", ())
         scopes = self._agent_rules(access, scopes, group_by, agents)
-        self._dimension_rules(attrs["kpi"], group_by, agents, attrs.get("channel", ()), attrs.get("topic", ()))
+        self._dimension_rules(attrs["kpi"], group_by, agents, attrs.get("channel", ()), attrs.get("topic", ()),
+                              attrs.get("customer_region", ()))
         query = KpiQuery(
             kpis=attrs["kpi"], scopes=tuple(scopes), start=start, end=end, zone=zone_name, granularity=granularity,
             group_by=group_by, agents=agents, channels=attrs.get("channel", ()), compare=attrs.get("compare"),
-            topics=attrs.get("topic", ()),
+            topics=attrs.get("topic", ()), customer_regions=attrs.get("customer_region", ()),
         )
         result_cells_check(query=query)
         return {"query": query}
 
     @staticmethod
-    def _dimension_rules(kpis, group_by, agents, channels, topics) -> None:
+    def _dimension_rules(kpis, group_by, agents, channels, topics, regions) -> None:
         """A KPI across record types cannot be grouped or filtered by a dimension one side lacks."""
         asked = {"group_by": set(group_by), "agent": {"agent"} if agents else set(),
-                 "channel": {"channel"} if channels else set(), "topic": {"topic"} if topics else set()}
+                 "channel": {"channel"} if channels else set(), "topic": {"topic"} if topics else set(),
+                 "customer_region": {"customer_region"} if regions else set()}
         for kpi in kpis:
             for field_name, dimensions in asked.items():
                 for dimension, lacking in kpi_dimensions_missing(kpi=kpi, dimensions=dimensions).items():
@@ -286,7 +293,7 @@ class KpiCatalogEntrySerializer(serializers.Serializer):
     unit = serializers.ChoiceField(choices=Unit.ALL)
     higher_is_better = serializers.BooleanField()
     formula = serializers.CharField()
-    formula_kind = serializers.ChoiceField(choices=["count", "ratio", "mean", "nps", "quantile"])
+    formula_kind = serializers.ChoiceField(choices=FORMULA_KINDS)
     components = serializers.ListField(child=serializers.CharField(),
                                        help_text="The measures the formula reads (cube columns).")
     record_type = serializers.CharField(help_text="The record type of its first measure.")

@@ -60,7 +60,8 @@ CASES = [
 ]
 
 # Query parameters documented as arrays (repeated, style form): /metrics and the record-list filters.
-LIST_PARAMETERS = frozenset({"kpi", "department", "group_by", "agent", "channel", "topic", "status", "kind"})
+LIST_PARAMETERS = frozenset({"kpi", "department", "group_by", "agent", "channel", "topic", "customer_region", "status",
+                             "kind"})
 _PLURALS = "|".join(RECORD_SPECS)
 _RECORD_PATH = re.compile(rf"^/api/v1/(?P<plural>{_PLURALS})$")
 _DETAIL_PATH = re.compile(rf"^/api/v1/(?P<plural>{_PLURALS})/\{{source\}}/\{{external_id\}}$")
