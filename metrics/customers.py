@@ -20,7 +20,7 @@ from django.db.models import Min, Q, QuerySet
 from pyroaring import BitMap
 
 from ingestion.fields import SPEC_BY_TYPE
-from metrics.models import CustomerFirstContact, CustomerKey
+from metrics.customer_models import CustomerFirstContact, CustomerKey
 
 _CHUNK = 5_000  # ids per IN list (SQLite allows 32766 parameters)
 

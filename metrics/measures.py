@@ -49,7 +49,10 @@ from django.db.models import Count as CountAgg
 from django.db.models import Sum as SumAgg
 from pyroaring import BitMap
 
+from ingestion.fields import SPEC_BY_TYPE
 from metrics.cubes import EXACT_CUBE
+from metrics.customer_models import CustomerFirstContact, CustomerKey
+from metrics.customers import customer_first_contacts_refresh, customer_keys_assign
 
 
 @dataclass(frozen=True)
@@ -340,8 +343,6 @@ class Quantile(MeasureKind):
 
 
 def _customer_id(field: str) -> Subquery:
-    from metrics.models import CustomerKey  # the cube models are made from this module's kinds
-
     return Subquery(CustomerKey.objects.filter(customer=OuterRef(field)).values("id")[:1])
 
 
@@ -387,8 +388,6 @@ class DistinctSet(MeasureKind):
         return BitMap()
 
     def prepare(self, measure, *, department, source, spans, previous):
-        from metrics.customers import customer_keys_assign
-
         customer_keys_assign(source=source.filter(self.elements(measure)), field=measure.field)
         return []
 
@@ -407,9 +406,6 @@ class FirstContactSet(DistinctSet):
     cubes = frozenset({"day", EXACT_CUBE.key})
 
     def build(self, measure):
-        from ingestion.fields import SPEC_BY_TYPE  # not at import: metrics.apps imports this module early
-        from metrics.models import CustomerFirstContact
-
         anchor = SPEC_BY_TYPE[measure.record_type].anchor
         first_at = Subquery(CustomerFirstContact.objects.filter(
             department_id=OuterRef("department_id"), customer__customer=OuterRef(measure.field),
@@ -418,8 +414,6 @@ class FirstContactSet(DistinctSet):
                     default=Value(None), output_field=models.IntegerField())
 
     def prepare(self, measure, *, department, source, spans, previous):
-        from metrics.customers import customer_first_contacts_refresh
-
         super().prepare(measure, department=department, source=source, spans=spans, previous=previous)
         return customer_first_contacts_refresh(
             record_type=measure.record_type, department=department, field=measure.field,

@@ -6,6 +6,7 @@ from cskpi.models import Department
 from ingestion.choices import RecordType
 from metrics.catalog import MEASURES
 from metrics.cubes import CUBE_CHOICES, DIMENSIONS, Cube
+from metrics.customer_models import CustomerFirstContact, CustomerKey  # noqa: F401 - the app's models
 from metrics.measures import Measure, MeasureKind
 
 
@@ -92,26 +93,6 @@ InteractionBucket = CUBE_TABLES[RecordType.INTERACTION][0].model
 BUCKET_MODELS: dict[str, tuple[type[BucketBase], ...]] = {
     record_type: tuple(t.model for t in tables) for record_type, tables in CUBE_TABLES.items()
 }
-
-
-class CustomerKey(models.Model):
-    """A dense integer id per customer string (the same in every department): distinct-set states
-    hold these ids. Assigned by `metrics.customers.customer_ids_get` (idempotent, concurrency-safe)."""
-
-    id = models.AutoField(primary_key=True)  # 32 bits: what a roaring bitmap (pyroaring.BitMap) holds
-    customer = models.CharField(max_length=128, unique=True)
-
-
-class CustomerFirstContact(models.Model):
-    """The first interaction of a customer with a department (its anchor time, over every record the
-    service holds): what `new_customers` compares a range with. Kept by the recompute."""
-
-    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="+", db_index=False)
-    customer = models.ForeignKey(CustomerKey, on_delete=models.CASCADE, related_name="+", db_index=False)
-    first_at = models.DateTimeField()
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["department", "customer"], name="customer_first_contact_key")]
 
 
 class RecomputeStamp(models.Model):
