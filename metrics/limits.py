@@ -15,10 +15,12 @@ from django.db import connections
 from django.db.models import Q
 
 from cskpi.errors import InvalidInput
+from metrics.catalog import MEASURES_BY_KEY
 from metrics.cubes import AGENT, CHANNEL, CUBES, CUSTOMER_REGION, EXACT_CUBE, TOPIC
-from metrics.models import BUCKET_MODELS
+from metrics.models import BUCKET_MODELS, MEASURE_TABLES
 from metrics.periods import boundaries_get
-from metrics.planner import DEPARTMENT, HOUR_OF_DAY, WEEKDAY
+from metrics.planner import DEPARTMENT, HOUR_OF_DAY, WEEKDAY, scope_cube_choose
+from metrics.reader import cube_rows
 
 RESULT_TOO_LARGE = "result_too_large"
 
@@ -55,7 +57,33 @@ def result_cells_check(*, query) -> int:
     if cells > cap:
         _too_large(f"The answer would hold {len(query.kpis)} KPIs × {max(groups.values())} groups × {periods} "
                    f"periods = {cells} cells, over the limit of {cap} (CSKPI_MAX_RESULT_CELLS).")
+    merged_rows_check(query=query)
     return cells
+
+
+def merged_rows_check(*, query) -> None:
+    """400 `result_too_large` when the states of a kind merged in Python (distinct sets) would be read
+    from more than CSKPI_MAX_READ_ROWS cube rows: every such row is fetched and merged in the process
+    (a year of a department's customers by day is 365 rows; the same in Asia/Kolkata reads the
+    quarter-hour exact layer, about one row per interaction)."""
+    tables = {MEASURE_TABLES[part] for kpi in query.kpis for part in kpi.components
+              if not MEASURES_BY_KEY[part].kind.sql_merge}
+    if not tables:
+        return
+    read_cap = settings.CSKPI_MAX_READ_ROWS
+    boundaries = boundaries_get(start=query.start, end=query.end, zone=query.tz, granularity=query.granularity)
+    rows = 0
+    for table in tables:
+        table_query = query.department_wide() if table.kind.department_wide else query
+        for scope in query.scopes:
+            cube = scope_cube_choose(query=table_query, scope=scope, boundaries=boundaries,
+                                     granularity=query.granularity, kept=table.cubes)
+            read = cube_rows(model=table.model, cube=cube, query=table_query, scope=scope, start=query.start,
+                             end=query.end)
+            rows += read.order_by()[: read_cap + 1 - rows].count()
+            if rows > read_cap:
+                _too_large(f"The distinct customers would be merged from more than {read_cap} aggregate rows "
+                           "(CSKPI_MAX_READ_ROWS): the range, zone or grouping needs the fine layer.")
 
 
 def _too_large(what: str):

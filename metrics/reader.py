@@ -29,20 +29,17 @@ Read = dict[GroupKey, dict[int, States]]  # group key -> period index -> states
 def measure_states_read(*, measures: list[Measure], query: KpiQuery, scope: DepartmentScope,
                         start: datetime, end: datetime, granularity: str, boundaries: list[datetime]) -> Read:
     """Merged measure states per group and period index (0-based), for one department."""
-    grouped = [m for m in measures if not m.kind.department_wide]
-    out = _measures_read(grouped, query=query, scope=scope, start=start, end=end, granularity=granularity,
-                         boundaries=boundaries)
-    wide = [m for m in measures if m.kind.department_wide]
-    if wide:
-        # Every group sees the department's state, in every period (also one where the group has no
-        # records: a group's range value merges the periods it has, and must see the whole range's).
-        department = _measures_read(wide, query=query.department_wide(), scope=DepartmentScope(scope.department),
-                                    start=start, end=end, granularity=granularity, boundaries=boundaries)
-        periods = department.get((), {})
-        for by_period in (out.values() if grouped else [out[()] if periods else {}]):
-            for index, states in periods.items():
-                by_period.setdefault(index, {}).update(states)
-    return out
+    return _measures_read(measures, query=query, scope=scope, start=start, end=end, granularity=granularity,
+                          boundaries=boundaries)
+
+
+def department_states_read(*, measures: list[Measure], query: KpiQuery, scope: DepartmentScope, start: datetime,
+                           end: datetime, granularity: str, boundaries: list[datetime]) -> dict[int, States]:
+    """Merged states per period index of department-wide measures: read over the whole department, with
+    no grouping and no filter (nor the agent role's restriction), whatever the query asks for."""
+    read = _measures_read(measures, query=query.department_wide(), scope=DepartmentScope(scope.department),
+                          start=start, end=end, granularity=granularity, boundaries=boundaries)
+    return read.get((), {})
 
 
 def _measures_read(measures: list[Measure], *, query: KpiQuery, scope: DepartmentScope, start: datetime,
@@ -78,7 +75,7 @@ def _table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query:
                                 start=start, end=end, boundaries=boundaries, names=names)
     else:
         loads = [m.kind.load for m in measures]
-        rows = _cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
+        rows = cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
         fetched = [tuple(rows.aggregate(**{f"s_{m.key}": m.kind.read(m) for m in measures}).values())]
     offset = 1 if series else 0
     first_state = offset + len(dims)
@@ -98,7 +95,7 @@ def _table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query:
             out[key][period] = states
 
 
-def _cube_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, start: datetime,
+def cube_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, start: datetime,
                end: datetime) -> QuerySet:
     rows = model.objects.filter(
         cube=cube.key, department_id=scope.department.id, bucket_start__gte=start, bucket_start__lt=end
@@ -158,7 +155,7 @@ def _state_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, s
              len(query.agents), len(query.channels), len(query.topics), len(query.customer_regions))
 
     def queryset() -> QuerySet:
-        rows = _cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
+        rows = cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
         if series:
             rows = rows.annotate(k_period=PeriodIndex(F("bucket_start"), boundaries=boundaries))
         rows = rows.annotate(**{d: LocalPart(F("bucket_start"), part=d, zone=query.zone)
@@ -189,7 +186,7 @@ def _grouped_read(*, model, measures: list[Measure], cube: Cube, query: KpiQuery
              len(query.agents), len(query.channels), len(query.topics), len(query.customer_regions))
 
     def queryset() -> QuerySet:
-        rows = _cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
+        rows = cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
         if series:
             rows = rows.annotate(k_period=PeriodIndex(F("bucket_start"), boundaries=boundaries))
         rows = rows.annotate(**{d: LocalPart(F("bucket_start"), part=d, zone=query.zone)

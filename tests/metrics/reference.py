@@ -129,8 +129,9 @@ for _key, (_model, _value, _pred) in _DURATION_VALUES.items():
 
 
 # Distinct customers: a customer is counted once per group and period (interactions without one are not).
-# New: the customer's first interaction with one of the queried departments (over every interaction
-# they hold, whatever the query filters) falls in the window [lo, hi) of the value.
+# New: the customer's first interaction with the group's department (grouped by department), else with
+# one of the queried departments, over every interaction they hold whatever the query filters, falls in
+# the window [lo, hi) of the value.
 
 
 def _customers_of(rs) -> set:
@@ -143,8 +144,10 @@ def _customers(rs):
 
 
 def _new_customers(rs, window):
-    lo, hi, firsts = window
-    n = sum(1 for c in _customers_of(rs) if any(lo <= first < hi for first in firsts.get(c, ())))
+    lo, hi, firsts, departments = window
+    departments = departments or {r.department_id for r in rs}
+    n = sum(1 for c in _customers_of(rs)
+            if any(lo <= first < hi for d, first in firsts.get(c, ()) if d in departments))
     return n, n
 
 
@@ -161,16 +164,16 @@ REFERENCE.update({
 WINDOWED = {"new_customers", "returning_customers"}  # their functions also take (lo, hi, first contacts)
 
 
-def first_contacts(department_ids) -> dict[str, list[datetime]]:
-    """{customer: [their first interaction's created_at with each department they used]}."""
+def first_contacts(department_ids) -> dict[str, list[tuple[int, datetime]]]:
+    """{customer: [(department id, their first interaction's created_at with it)]}."""
     firsts: dict[tuple, datetime] = {}
     for r in Interaction.objects.filter(department_id__in=list(department_ids), customer__isnull=False):
         key = (r.department_id, r.customer)
         if key not in firsts or r.created_at < firsts[key]:
             firsts[key] = r.created_at
     out: dict[str, list[datetime]] = defaultdict(list)
-    for (_, customer), first in firsts.items():
-        out[customer].append(first)
+    for (department_id, customer), first in firsts.items():
+        out[customer].append((department_id, first))
     return out
 
 
@@ -229,8 +232,11 @@ def reference_kpi(*, kpi: str, departments: dict, start: datetime, end: datetime
         ends = dict(zip(starts, [*starts[1:], end], strict=True))
         whole = (start, end)
 
+        # Grouped by department: the group's own (None: read off the group's records); else every one.
+        scope = None if "department" in group_by else set(departments)
+
         def function(rs, span=whole):
-            return windowed(rs, (*span, firsts))
+            return windowed(rs, (*span, firsts, scope))
     agent_scope = agent_scope or {}
     grouped: dict[tuple, list] = defaultdict(list)
     records = [r for model in models for r in model.objects.filter(department_id__in=list(departments))]
@@ -284,5 +290,5 @@ def period_starts(start: datetime, end: datetime, zone: ZoneInfo, granularity: s
 
 def empty_value(kpi: str):
     if kpi in WINDOWED:
-        return REFERENCE[kpi][1]([], (None, None, {}))
+        return REFERENCE[kpi][1]([], (None, None, {}, set()))
     return REFERENCE[kpi][1]([])
