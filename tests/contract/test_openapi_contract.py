@@ -158,7 +158,7 @@ def _dimension_not_shared(query: dict) -> bool:
 
     if not values("kpi"):
         return False
-    dimensions = set(values("group_by")) | {d for d in ("agent", "channel", "topic") if query.get(d)}
+    dimensions = set(values("group_by")) | {d for d in ("agent", "channel", "topic", "customer_region") if query.get(d)}
     return any(kpi_dimensions_missing(kpi=KPIS[key], dimensions=dimensions)
                for key in values("kpi") if key in KPIS)
 
