@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test install lint schema clients bench-ingest bench-query bench-freshness bench-alerts bench-result-size bench-peers bench-agents clean
+.PHONY: run test install lint schema clients bench-ingest bench-query bench-freshness bench-alerts bench-result-size bench-peers bench-agents bench-customers clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,9 @@ bench-result-size: install
 ## The API against DuckDB over the same raw rows, every dashboard shape, at 1M and 5M interactions.
 bench-peers: install
 	$(BIN)/python bench/peers.py --records 1000000,5000000 --runs 30
+
+bench-customers: install
+	$(BIN)/python bench/customers.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache node_modules build

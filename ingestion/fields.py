@@ -291,8 +291,8 @@ INTERACTION = RecordSpec(
                   example="agent-17", max_length=128, filterable=True, dimension=True, owner=True),
         FieldSpec("customer", FieldType.STR, "The sender's customer id.", example="C-88121", max_length=128,
                   sensitive=True),
-        FieldSpec("customer_region", FieldType.STR, "Customer region, e.g. a province.", example="Hà Nội",
-                  max_length=128),
+        FieldSpec("customer_region", FieldType.STR, "Customer region, e.g. a province; KPIs group and filter "
+                  "by it (`customer_region`).", example="Hà Nội", max_length=128, dimension=True),
         FieldSpec("topic", FieldType.STR, "Topic of the contact.", example="card-blocked", max_length=128,
                   dimension=True),
         FieldSpec("parent_external_id", FieldType.STR, "external_id of the parent ticket (same source).",

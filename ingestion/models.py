@@ -52,6 +52,8 @@ class Interaction(RecordBase):
         indexes = [
             models.Index(fields=["department", "created_at"], name="interaction_dept_time"),
             models.Index(fields=["department", "agent", "created_at"], name="interaction_dept_agent_time"),
+            # A customer's first interaction with a department (metrics.customers): one index probe.
+            models.Index(fields=["department", "customer", "created_at"], name="interaction_dept_customer_time"),
         ]
 
 

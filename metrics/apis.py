@@ -33,7 +33,7 @@ _SERIES_EXAMPLE = {
 
 class KpiSeriesApi(CsvNegotiationMixin, APIView):
     renderer_classes = [FiniteJSONRenderer, KpiSeriesCsvRenderer]
-    list_parameters = ("kpi", "department", "group_by", "agent", "channel", "topic", "check")
+    list_parameters = ("kpi", "department", "group_by", "agent", "channel", "topic", "check", "customer_region")
 
     @extend_schema(
         operation_id="metrics_get",

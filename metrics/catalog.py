@@ -1,6 +1,6 @@
 """The KPI catalog: the measures of each record type, and every KPI as one declaration over them.
 
-A measure is a COUNT, a SUM, a quantile sketch or a gap to the predecessor over the raw records of one type, restricted by a
+A measure is a COUNT, a SUM, a quantile sketch, a gap to the predecessor, a time in state or an exact distinct set over the raw records of one type, restricted by a
 filter (`metrics.measures`). Cube tables store one state per measure per bucket; a KPI's value over
 any range is a formula over the merged states (never an average of per-period values). A formula
 may combine measures of several record types. Adding a KPI is adding an entry to `KPIS`.
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from django.db.models import Q
+from pyroaring import BitMap
 
 from ingestion.choices import (
     AgentStatus,
@@ -20,7 +21,18 @@ from ingestion.choices import (
     SurveyKind,
 )
 from ingestion.fields import SPEC_BY_TYPE
-from metrics.measures import COUNT, QUANTILE, SUM, GapCount, GapSum, Measure, TimeInState, sketch_quantile
+from metrics.measures import (
+    COUNT,
+    DISTINCT_SET,
+    FIRST_CONTACT_SET,
+    QUANTILE,
+    SUM,
+    GapCount,
+    GapSum,
+    Measure,
+    TimeInState,
+    sketch_quantile,
+)
 
 _I, _S, _C = RecordType.INTERACTION, RecordType.SURVEY, RecordType.CASHOUT
 _A, _K = RecordType.AGENT_EVENT, RecordType.SYSTEM_CHECK
@@ -84,6 +96,9 @@ MEASURES: dict[str, tuple[Measure, ...]] = {
         _sketch(_I, "handle_seconds_sketch", "handle_seconds", _HANDLE),
         _count(_I, "self_served", Q(self_service=True), "self_service true"),
         _count(_I, "missed", Q(status=InteractionStatus.MISSED), "status missed"),
+        Measure("customers", _I, DISTINCT_SET, "customer", doc="distinct customers (interactions with one)"),
+        Measure("first_contact_customers", _I, FIRST_CONTACT_SET, "customer",
+                doc="customers whose first interaction with the department is in the bucket (department-wide)"),
     ),
     _S: (
         _count(_S, "csat_responses", Q(kind=SurveyKind.CSAT)),
@@ -149,6 +164,7 @@ class Formula:
     share(part, others…): part / (part + others) × 100, sample the whole seconds of the sum.
     per_hour(c, s…): c / (Σs / 3600), sample c.  per_span(s…): Σs / the seconds of the period elapsed
     until now (a period wholly to come: null), sample the whole seconds of Σs.
+    distinct(set): |set|, sample the same.  intersection(a, b): |a ∩ b|.  difference(a, b): |a − b|.
     A zero denominator (or an empty sketch) gives null.
     """
 
@@ -161,6 +177,9 @@ class Formula:
         to now (only `per_span` reads it)."""
         if self.kind == "quantile":
             return sketch_quantile(states.get(self.parts[0]) or [], self.q)
+        if self.kind in _SET_FORMULAS:
+            n = _SET_FORMULAS[self.kind](*(states.get(p) or _NO_SET for p in self.parts))
+            return n, n
         values = [states.get(p, 0) for p in self.parts]
         if self.kind == "count":
             count = int(values[0])
@@ -189,6 +208,14 @@ class Formula:
         if self.kind == "nps":
             return (values[0] - values[1]) / denominator * 100, denominator
         raise ValueError(f"unknown formula kind {self.kind}")
+
+
+_NO_SET = BitMap()
+_SET_FORMULAS = {
+    "distinct": len,
+    "intersection": lambda a, b: a.intersection_cardinality(b),
+    "difference": lambda a, b: len(a) - a.intersection_cardinality(b),
+}
 
 
 def count(c: str) -> Formula:
@@ -231,7 +258,22 @@ def per_span(*parts: str) -> Formula:
     return Formula("per_span", parts)
 
 
-FORMULA_KINDS = ("count", "ratio", "mean", "nps", "quantile", "total", "seconds", "share", "per_hour", "per_span")
+
+
+def distinct(members: str) -> Formula:
+    return Formula("distinct", (members,))
+
+
+def intersection(members: str, of: str) -> Formula:
+    return Formula("intersection", (members, of))
+
+
+def difference(members: str, without: str) -> Formula:
+    return Formula("difference", (members, without))
+
+
+FORMULA_KINDS = ("count", "ratio", "mean", "nps", "quantile", "total", "seconds", "share", "per_hour", "per_span",
+                 "distinct", "intersection", "difference")
 
 
 # The time that places a record in a period, as each record type declares it (ingestion.fields).
@@ -391,6 +433,20 @@ _PRESENCE = (
         "from the agents' status events)", per_hour("resolved", *_ONLINE)),
 )
 
+# Distinct customers, exact. A customer counts once per group and once overall; new = first interaction
+# with the department (over all history) inside the range, so grouped, new in every group used.
+_CUSTOMERS = (
+    Kpi("customers", "Customers", "Số khách hàng", Unit.COUNT, True,
+        "distinct customers with at least one interaction in the range (interactions without a customer "
+        "not counted)", distinct("customers")),
+    Kpi("new_customers", "New customers", "Khách hàng mới", Unit.COUNT, True,
+        "distinct customers of the range whose first interaction with the department (over all history) "
+        "falls in the range", intersection("customers", "first_contact_customers")),
+    Kpi("returning_customers", "Returning customers", "Khách hàng quay lại", Unit.COUNT, True,
+        "customers − new_customers: customers of the range who interacted with the department before it",
+        difference("customers", "first_contact_customers")),
+)
+
 KPIS: dict[str, Kpi] = {k.key: k for k in (*_BASE, *_CONTACT_SPLIT, *_PERCENTILE_KPIS, *_SYSTEM_CHECKS, *_ACROSS,
-                                       *_PRESENCE)}
+                                       *_PRESENCE, *_CUSTOMERS)}
 

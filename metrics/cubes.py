@@ -22,10 +22,13 @@ AGENT = "agent"
 CHANNEL = "channel"
 TOPIC = "topic"
 CHECK = "check"
-DIMENSIONS = (AGENT, CHANNEL, TOPIC, CHECK)  # record fields a cube may keep (a record type without one: '')
+CUSTOMER_REGION = "customer_region"
+# Record fields a cube may keep (a record type without one: '').
+DIMENSIONS = (AGENT, CHANNEL, TOPIC, CHECK, CUSTOMER_REGION)
 # The column holding each dimension, in the raw records and in the cubes. `check` is `check_name`: a
 # model field named `check` would hide Django's `Model.check()`, which the system-check framework calls.
-DIMENSION_COLUMNS = {AGENT: "agent", CHANNEL: "channel", TOPIC: "topic", CHECK: "check_name"}
+DIMENSION_COLUMNS = {AGENT: "agent", CHANNEL: "channel", TOPIC: "topic", CHECK: "check_name",
+                     CUSTOMER_REGION: "customer_region"}
 
 
 def local_midnight(day: date, zone: ZoneInfo) -> datetime:
@@ -103,12 +106,13 @@ CUBES: tuple[Cube, ...] = (
     Cube("day_topic", frozenset({TOPIC}), None, "local day × department × topic"),
     Cube("day_check", frozenset({CHECK}), None, "local day × department × check"),
     Cube("day_agent", frozenset({AGENT}), None, "local day × department × agent"),
+    Cube("day_customer_region", frozenset({CUSTOMER_REGION}), None, "local day × department × customer region"),
     Cube("hour_channel", frozenset({CHANNEL}), 3600, "UTC hour × department × channel"),
     Cube("day_agent_channel", frozenset({AGENT, CHANNEL}), None, "local day × department × agent × channel"),
-    # The key predates the check dimension (system checks), which this cube keeps too: renaming it
-    # would rewrite every stored row for a name.
-    Cube("quarter_agent_channel_topic", frozenset({AGENT, CHANNEL, TOPIC, CHECK}), QUARTER_SECONDS,
-         "UTC quarter-hour × department × agent × channel × topic × check"),
+    # The key predates the check dimension and the customer region (renaming it would rewrite every
+    # exact-layer row for a name): it keeps every dimension.
+    Cube("quarter_agent_channel_topic", frozenset(DIMENSIONS), QUARTER_SECONDS,
+         "UTC quarter-hour × department × agent × channel × topic × check × customer region"),
 )
 CUBES_BY_KEY = {c.key: c for c in CUBES}
 # Built from the raw records; every other cube is merged from it. Keeping every dimension costs it

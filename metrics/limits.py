@@ -1,5 +1,5 @@
 """The cost bound of a KPI query: how many cells (KPIs x groups x periods) its answer would hold,
-and, for queries grouped by agent or channel, how many aggregate rows it would be built from.
+and, for queries grouped by agent, channel, topic or customer region, how many aggregate rows it would be built from.
 
 Checked while the query is parsed, before the series is read: the periods come from the range, the
 groups from a bounded pre-count of the distinct agents/channels (and departments) the range holds
@@ -15,10 +15,12 @@ from django.db import connections
 from django.db.models import Q
 
 from cskpi.errors import InvalidInput
-from metrics.cubes import AGENT, CHANNEL, CHECK, CUBES, DIMENSION_COLUMNS, EXACT_CUBE, TOPIC
-from metrics.models import BUCKET_MODELS
+from metrics.catalog import MEASURES_BY_KEY
+from metrics.cubes import AGENT, CHANNEL, CHECK, CUBES, CUSTOMER_REGION, DIMENSION_COLUMNS, EXACT_CUBE, TOPIC
+from metrics.models import BUCKET_MODELS, MEASURE_TABLES
 from metrics.periods import boundaries_get
-from metrics.planner import DEPARTMENT, HOUR_OF_DAY, WEEKDAY
+from metrics.planner import DEPARTMENT, HOUR_OF_DAY, WEEKDAY, scope_cube_choose
+from metrics.reader import cube_rows
 
 RESULT_TOO_LARGE = "result_too_large"
 
@@ -30,7 +32,7 @@ def result_cells_check(*, query) -> int:
     periods = len(boundaries_get(start=query.start, end=query.end, zone=query.tz,
                                  granularity=query.granularity)) - 1
     record_types = list(dict.fromkeys(rt for kpi in query.kpis for rt in kpi.record_types))
-    dims = [d for d in (AGENT, CHANNEL, TOPIC, CHECK) if d in query.group_by]
+    dims = [d for d in (AGENT, CHANNEL, TOPIC, CHECK, CUSTOMER_REGION) if d in query.group_by]
     by_department = DEPARTMENT in query.group_by
     groups = {rt: len(query.scopes) if by_department else 1 for rt in record_types}
     # Calendar groupings multiply the groups by at most 7 weekdays / 24 hours (fewer in a short range).
@@ -55,7 +57,33 @@ def result_cells_check(*, query) -> int:
     if cells > cap:
         _too_large(f"The answer would hold {len(query.kpis)} KPIs × {max(groups.values())} groups × {periods} "
                    f"periods = {cells} cells, over the limit of {cap} (CSKPI_MAX_RESULT_CELLS).")
+    merged_rows_check(query=query)
     return cells
+
+
+def merged_rows_check(*, query) -> None:
+    """400 `result_too_large` when the states of a kind merged in Python (distinct sets) would be read
+    from more than CSKPI_MAX_READ_ROWS cube rows: every such row is fetched and merged in the process
+    (a year of a department's customers by day is 365 rows; the same in Asia/Kolkata reads the
+    quarter-hour exact layer, about one row per interaction)."""
+    tables = {MEASURE_TABLES[part] for kpi in query.kpis for part in kpi.components
+              if not MEASURES_BY_KEY[part].kind.sql_merge}
+    if not tables:
+        return
+    read_cap = settings.CSKPI_MAX_READ_ROWS
+    boundaries = boundaries_get(start=query.start, end=query.end, zone=query.tz, granularity=query.granularity)
+    rows = 0
+    for table in tables:
+        table_query = query.department_wide() if table.kind.department_wide else query
+        for scope in query.scopes:
+            cube = scope_cube_choose(query=table_query, scope=scope, boundaries=boundaries,
+                                     granularity=query.granularity, kept=table.cubes)
+            read = cube_rows(model=table.model, cube=cube, query=table_query, scope=scope, start=query.start,
+                             end=query.end)
+            rows += read.order_by()[: read_cap + 1 - rows].count()
+            if rows > read_cap:
+                _too_large(f"The distinct customers would be merged from more than {read_cap} aggregate rows "
+                           "(CSKPI_MAX_READ_ROWS): the range, zone or grouping needs the fine layer.")
 
 
 def _too_large(what: str):
@@ -73,6 +101,7 @@ def groups_count(*, query, record_type: str, dims: list[str], by_department: boo
     needed |= {CHANNEL} if query.channels else set()
     needed |= {TOPIC} if getattr(query, "topics", ()) else set()
     needed |= {CHECK} if getattr(query, "checks", ()) else set()
+    needed |= {CUSTOMER_REGION} if getattr(query, "customer_regions", ()) else set()
     # The smallest local-day cube holding the dimensions (the exact layer when none does).
     cube = next((c for c in CUBES if c.local_day and needed <= c.dims), EXACT_CUBE)
     # Every table of a record type holds the same keys: the first (counts) one is read.
@@ -92,6 +121,8 @@ def groups_count(*, query, record_type: str, dims: list[str], by_department: boo
         rows = rows.filter(topic__in=query.topics)
     if getattr(query, "checks", ()):
         rows = rows.filter(check_name__in=query.checks)
+    if getattr(query, "customer_regions", ()):
+        rows = rows.filter(customer_region__in=query.customer_regions)
     keys = [*(["department_id"] if by_department else []), *(DIMENSION_COLUMNS[d] for d in dims)]
     # Both counts over the same bounded read (an index range scan stopped after row_limit + 1 rows).
     sql, params = rows.order_by().values_list(*keys)[: row_limit + 1].query.sql_with_params()

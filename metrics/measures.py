@@ -19,12 +19,19 @@ The kinds the engine is written for:
 | additive count / sum | a number | + | yes (`Count`, `Sum`) |
 | quantile | a sparse histogram with ~1 % bins | add counts per bin | yes (`Quantile`) |
 | gap to the predecessor (sum / count) | a number | + | yes (`GapSum`, `GapCount`: system-check intervals) |
-| exact distinct set | a set of ids (roaring bitmap) | union | with the customers issue |
+| exact distinct set | a set of ids (roaring bitmap) | union (in Python) | yes (`DistinctSet`, `FirstContactSet`) |
 | time in state | seconds per state, cut at bucket edges | + | yes (`TimeInState`) |
 | stock | ins and outs per bucket; a level at t is the sum before t | + (then a prefix sum) | with the customers issue |
 
 A distinct set and a time-in-state duration fit the same interface (a state, a merge, an evaluation);
 a stock adds an opening level read before the range, which `MeasureKind.opening` leaves room for.
+
+A kind whose states the database cannot merge (a roaring bitmap: PostgreSQL has no union for it)
+says so with `sql_merge = False`: the engine then fetches the cube rows' states and merges them with
+the kind's `merge` in Python, for the roll-up between cubes and for reads alike; its `build` gives one
+element per raw row (None: the row adds none) instead of an aggregate. Such a kind may keep fewer
+cubes (`cubes`), prepare what its build joins (`prepare`, e.g. dense ids) and be read department-wide
+(`department_wide`: whatever the query groups or filters by, each group sees the department's state).
 """
 
 from __future__ import annotations
@@ -39,9 +46,15 @@ from datetime import datetime
 from itertools import accumulate
 
 from django.db import models
+from django.db.models import Case, Expression, F, Func, OuterRef, Q, Subquery, Value, When
 from django.db.models import Count as CountAgg
-from django.db.models import Expression, F, Func, OuterRef, Q, Subquery
 from django.db.models import Sum as SumAgg
+from pyroaring import BitMap
+
+from ingestion.fields import SPEC_BY_TYPE
+from metrics.cubes import EXACT_CUBE
+from metrics.customer_models import CustomerFirstContact, CustomerKey
+from metrics.customers import customer_first_contacts_refresh, customer_keys_assign
 
 
 @dataclass(frozen=True)
@@ -67,6 +80,12 @@ class MeasureKind(ABC):
     # `<Type>SketchBucket` table). Sketches are wide: kept apart, so a query of counts and sums never
     # reads their pages.
     store: str = ""
+    # Whether SQL merges the states (`rollup`/`read` are SQL aggregates); False: Python does (`merge`).
+    sql_merge: bool = True
+    # The cube keys whose states this kind keeps (None: every cube; the exact layer always).
+    cubes: frozenset[str] | None = None
+    # Read over the whole department whatever the query groups or filters by (see the module doc).
+    department_wide: bool = False
 
     @abstractmethod
     def columns(self, measure: Measure) -> dict[str, models.Field]:
@@ -99,6 +118,16 @@ class MeasureKind(ABC):
     def opening(self) -> bool:
         """Whether a value at the start of a range needs the history before it (stocks)."""
         return False
+
+    def dump(self, state):
+        """What a cube column stores for a Python state (kinds merged in Python)."""
+        return state
+
+    def prepare(self, measure: Measure, *, department, source, spans, previous) -> list:
+        """Before the exact layer of `spans` is rebuilt from `source` (the department's raw records in
+        them): make ready what `build` reads; `previous` is the merged state the replaced rows held.
+        -> moments (UTC) outside `spans` whose quarters must be recomputed too."""
+        return []
 
 
 class _Additive(MeasureKind):
@@ -419,9 +448,97 @@ class TimeInState(_Additive):
         return 0.0
 
 
+# --- exact distinct sets --------------------------------------------------------------------
+# Customers are counted exactly: a bucket's state is the set of its customers' dense integer ids (a
+# roaring bitmap: ~2 bytes per id in a dense range, far less in runs), merged by union. The ids come
+# from `metrics.CustomerKey` (one per customer string, every department), assigned when the buckets
+# holding a customer are first recomputed (`metrics.customers.customer_ids_get`).
+
+
+def _customer_id(field: str) -> Subquery:
+    return Subquery(CustomerKey.objects.filter(customer=OuterRef(field)).values("id")[:1])
+
+
+class DistinctSet(MeasureKind):
+    """The exact set of distinct values of a string field (`measure.field`, e.g. customer) of the
+    records that match, as a roaring bitmap of their dense ids; value = its cardinality."""
+
+    name = "set"
+    store = "set"
+    sql_merge = False
+    # A set row costs what a count row does plus the bitmap; the cubes kept serve the dashboards'
+    # groupings (department, channel, agent, region) by day; anything else reads the exact layer.
+    cubes = frozenset({"day", "day_channel", "day_agent", "day_customer_region", EXACT_CUBE.key})
+
+    def columns(self, measure):
+        return {measure.key: models.BinaryField(null=True, blank=True)}
+
+    def elements(self, measure) -> Q:
+        """Which raw rows add their element."""
+        has = Q(**{f"{measure.field}__isnull": False})
+        return has if measure.where is None else has & measure.where
+
+    def build(self, measure):
+        return Case(When(self.elements(measure), then=_customer_id(measure.field)), default=Value(None),
+                    output_field=models.IntegerField())
+
+    def rollup(self, measure):  # pragma: no cover - merged in Python (sql_merge False)
+        raise NotImplementedError("distinct sets are merged in Python")
+
+    def load(self, value):
+        return BitMap() if value is None else BitMap.deserialize(bytes(value))
+
+    def dump(self, state):
+        return state.serialize() if state else None
+
+    def merge(self, states):
+        states = [s for s in states if s]
+        if not states:
+            return BitMap()
+        return states[0] if len(states) == 1 else BitMap.union(*states)
+
+    def empty(self):
+        return BitMap()
+
+    def prepare(self, measure, *, department, source, spans, previous):
+        customer_keys_assign(source=source.filter(self.elements(measure)), field=measure.field)
+        return []
+
+
+class FirstContactSet(DistinctSet):
+    """The customers whose first record (by anchor time) with the department falls in the bucket:
+    the set holds a customer in the bucket of that first record only. Read department-wide, so
+    |customers of a group ∩ first contacts of the department| over a range is the group's customers
+    new to the department in the range. The first contact per (department, customer) is kept in
+    `metrics.CustomerFirstContact` and moved by the recompute of any bucket a customer enters or
+    leaves (a backfill of older history moves it earlier; both quarters are recomputed)."""
+
+    name = "first_contact_set"
+    store = "first_contact"  # its own table: read department-wide, it keeps no dimension and two cubes
+    department_wide = True
+    cubes = frozenset({"day", EXACT_CUBE.key})
+
+    def build(self, measure):
+        anchor = SPEC_BY_TYPE[measure.record_type].anchor
+        first_at = Subquery(CustomerFirstContact.objects.filter(
+            department_id=OuterRef("department_id"), customer__customer=OuterRef(measure.field),
+        ).values("first_at")[:1])
+        return Case(When(self.elements(measure) & Q(**{anchor: first_at}), then=_customer_id(measure.field)),
+                    default=Value(None), output_field=models.IntegerField())
+
+    def prepare(self, measure, *, department, source, spans, previous):
+        super().prepare(measure, department=department, source=source, spans=spans, previous=previous)
+        return customer_first_contacts_refresh(
+            record_type=measure.record_type, department=department, field=measure.field,
+            where=self.elements(measure), source=source, spans=spans, previous=previous,
+        )
+
+
 COUNT = Count()
 SUM = Sum()
 QUANTILE = Quantile()
+DISTINCT_SET = DistinctSet()
+FIRST_CONTACT_SET = FirstContactSet()
 
 
 # --- SQLite twins of the PostgreSQL sketch SQL -----------------------------------------------

@@ -5,15 +5,16 @@ from django.db import models
 from cskpi.models import Department
 from ingestion.choices import RecordType
 from metrics.catalog import MEASURES
-from metrics.cubes import CUBE_CHOICES
-from metrics.measures import Measure
+from metrics.cubes import CUBE_CHOICES, DIMENSION_COLUMNS, DIMENSIONS, Cube
+from metrics.customer_models import CustomerFirstContact, CustomerKey  # noqa: F401 - the app's models
+from metrics.measures import Measure, MeasureKind
 
 
 class BucketBase(models.Model):
-    """One cube row: the state of every measure of one bucket × department × agent × channel.
+    """One cube row: the state of every measure of one bucket × department × dimension values.
 
-    `agent`/`channel`/`topic`/`check_name` are '' when the cube does not keep that dimension or the
-    record had none (`metrics.cubes.DIMENSION_COLUMNS`).
+    `agent`/`channel`/`topic`/`check_name`/`customer_region` are '' when the cube does not keep that
+    dimension or the record had none (`metrics.cubes.DIMENSION_COLUMNS`).
     The measure columns come from `metrics.catalog.MEASURES` through each measure's kind, so the
     catalog is the only place they are declared (the migration is checked against it by a test).
     """
@@ -27,6 +28,7 @@ class BucketBase(models.Model):
     channel = models.CharField(max_length=32, blank=True, default="")
     topic = models.CharField(max_length=128, blank=True, default="")
     check_name = models.CharField(max_length=64, blank=True, default="")
+    customer_region = models.CharField(max_length=128, blank=True, default="")
 
     class Meta:
         abstract = True
@@ -39,19 +41,33 @@ class CubeTable:
     model: type[BucketBase]
     measures: tuple[Measure, ...]
 
+    @property
+    def kind(self) -> MeasureKind:
+        """The kind whose states the table holds (one store: one way to build, merge and read)."""
+        return self.measures[0].kind
+
+    def keeps(self, cube: Cube) -> bool:
+        return self.kind.cubes is None or cube.key in self.kind.cubes
+
+    @property
+    def cubes(self) -> frozenset[str] | None:
+        return self.kind.cubes
+
 
 def _cube_tables(record_type: str, name: str) -> tuple[CubeTable, ...]:
     tables = []
     stores = dict.fromkeys(m.kind.store for m in MEASURES[record_type])
     for store in stores:
         measures = tuple(m for m in MEASURES[record_type] if m.kind.store == store)
-        model_name = f"{name}{store.capitalize()}Bucket"
+        kinds = {(m.kind.sql_merge, m.kind.cubes, m.kind.department_wide) for m in measures}
+        assert len(kinds) == 1, f"the measures of store {store!r} are stored, merged and read alike"
+        model_name = f"{name}{''.join(part.capitalize() for part in store.split('_'))}Bucket"
         attrs = {
             "__module__": __name__,
             "__doc__": f"{name} measures ({', '.join(m.key for m in measures)}) per bucket.",
             "Meta": type("Meta", (), {
                 "constraints": [models.UniqueConstraint(
-                    fields=["department", "cube", "bucket_start", "agent", "channel", "topic", "check_name"],
+                    fields=["department", "cube", "bucket_start", *(DIMENSION_COLUMNS[d] for d in DIMENSIONS)],
                     name=f"{model_name.lower()}_key",
                 )],
             }),
@@ -63,8 +79,11 @@ def _cube_tables(record_type: str, name: str) -> tuple[CubeTable, ...]:
 
 
 # Per record type, its cube tables: counts and sums in one (narrow rows: most dashboards read only
-# these), quantile sketches in another (`<Type>SketchBucket`). Both have the same key; a bucket with no duration has no
-# sketch row.
+# these), quantile sketches in another (`<Type>SketchBucket`), distinct sets in another
+# (`<Type>SetBucket`, fewer cubes) and department-wide first contacts in another
+# (`<Type>FirstContactBucket`: no dimension, two cubes, only buckets holding a first contact). Every
+# table but the department-wide one holds the same keys in the cubes it keeps (a bucket with no
+# duration has NULL sketches), so a grouped read finds the same groups whichever KPIs it reads.
 CUBE_TABLES: dict[str, tuple[CubeTable, ...]] = {
     RecordType.INTERACTION: _cube_tables(RecordType.INTERACTION, "Interaction"),
     RecordType.SURVEY: _cube_tables(RecordType.SURVEY, "Survey"),

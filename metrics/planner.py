@@ -1,13 +1,24 @@
 """The query planner: what a KPI query asks for, and which cube serves each part of it."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from cskpi.models import Department
 from ingestion.fields import SPEC_BY_TYPE as RECORD_KINDS
 from metrics.catalog import Kpi
-from metrics.cubes import AGENT, CHANNEL, CHECK, CUBES, DIMENSION_COLUMNS, DIMENSIONS, EXACT_CUBE, TOPIC, Cube
+from metrics.cubes import (
+    AGENT,
+    CHANNEL,
+    CHECK,
+    CUBES,
+    CUSTOMER_REGION,
+    DIMENSION_COLUMNS,
+    DIMENSIONS,
+    EXACT_CUBE,
+    TOPIC,
+    Cube,
+)
 from metrics.periods import Granularity, boundaries_get
 
 DEPARTMENT = "department"
@@ -15,7 +26,7 @@ WEEKDAY = "weekday"  # ISO weekday of the record's time in the query zone, 1 = M
 HOUR_OF_DAY = "hour_of_day"  # 0-23 in the query zone
 # Time dimensions: the local grain every bucket read must fit inside.
 TIME_DIMENSIONS = {WEEKDAY: Granularity.DAY, HOUR_OF_DAY: Granularity.HOUR}
-GROUP_DIMENSIONS = (AGENT, CHANNEL, TOPIC, CHECK, DEPARTMENT, WEEKDAY, HOUR_OF_DAY)
+GROUP_DIMENSIONS = (AGENT, CHANNEL, TOPIC, CHECK, CUSTOMER_REGION, DEPARTMENT, WEEKDAY, HOUR_OF_DAY)
 
 # The dimensions each record type carries (a cube row of a type without one holds '' there).
 RECORD_DIMENSIONS: dict[str, frozenset[str]] = {
@@ -57,6 +68,12 @@ class KpiQuery:
     compare: str | None = None
     topics: tuple[str, ...] = ()  # filter: only these topics
     checks: tuple[str, ...] = ()  # filter: only these system checks
+    customer_regions: tuple[str, ...] = ()  # filter: only these customer regions
+
+    def department_wide(self) -> "KpiQuery":
+        """The same range and periods over the whole department: no grouping, no filter (what a
+        department-wide measure is read with, whatever the query groups or filters by)."""
+        return replace(self, group_by=(), agents=(), channels=(), topics=(), checks=(), customer_regions=())
 
     @property
     def tz(self) -> ZoneInfo:
@@ -90,9 +107,12 @@ def kpi_dimension_message(kpi: Kpi, lacking: list[str], dimension: str) -> str:
 
 
 def cube_choose(*, needed: set[str], boundaries: list[datetime], department_zone: str, query_zone: str,
-                granularity: str, nesting: dict[str, list[datetime]] | None = None) -> Cube:
+                granularity: str, nesting: dict[str, list[datetime]] | None = None,
+                kept: frozenset[str] | None = None) -> Cube:
     """The cheapest cube holding the `needed` dimensions whose buckets fit every boundary, and lie
     inside one local day/hour of the query zone for each grain in `nesting` (grain -> its boundaries).
+
+    `kept`: the cube keys the table read keeps (None: every cube).
 
     Local-day cubes fit when every boundary is a local midnight of the department: certainly between
     the ends of day/week/month periods in the department's own zone (so only the ends, which may clip
@@ -100,7 +120,7 @@ def cube_choose(*, needed: set[str], boundaries: list[datetime], department_zone
     """
     dept_tz = ZoneInfo(department_zone)
     for cube in CUBES:
-        if not needed <= cube.dims:
+        if not needed <= cube.dims or (kept is not None and cube.key not in kept):
             continue
         if nesting and not all(cube.nests_in(grain, query_zone=query_zone, department_zone=department_zone,
                                              boundaries=grain_boundaries)
@@ -125,17 +145,19 @@ def dimensions_needed(query: KpiQuery, scope: DepartmentScope) -> set[str]:
         needed.add(TOPIC)
     if query.checks:
         needed.add(CHECK)
+    if query.customer_regions:
+        needed.add(CUSTOMER_REGION)
     return needed
 
 
 def scope_cube_choose(*, query: KpiQuery, scope: DepartmentScope, boundaries: list[datetime],
-                      granularity: str) -> Cube:
+                      granularity: str, kept: frozenset[str] | None = None) -> Cube:
     start, end = boundaries[0], boundaries[-1]
     nesting = {grain: boundaries_get(start=start, end=end, zone=query.tz, granularity=grain)
                for dimension, grain in TIME_DIMENSIONS.items() if dimension in query.group_by}
     return cube_choose(needed=dimensions_needed(query, scope), boundaries=boundaries,
                        department_zone=scope.department.timezone, query_zone=query.zone, granularity=granularity,
-                       nesting=nesting)
+                       nesting=nesting, kept=kept)
 
 
 def query_plan(*, query: KpiQuery) -> dict[tuple[str, str], str]:

@@ -2,7 +2,9 @@
 
 Every measure's kind supplies the SQL aggregate that merges its states over the cube rows of a
 group × period (SUM for counts and sums, the sketch merge for quantiles) and the conversion of what
-the database returns into its Python state, so the reader never asks which kind it holds.
+the database returns into its Python state, so the reader never asks which kind it holds. A kind the
+database cannot merge (distinct sets) has its rows' states fetched and merged by the kind in Python;
+a department-wide kind is read with no grouping and no filter and handed to every group.
 """
 
 from collections import defaultdict
@@ -54,14 +56,30 @@ class StateRow(Mapping):
 def measure_states_read(*, measures: list[Measure], query: KpiQuery, scope: DepartmentScope,
                         start: datetime, end: datetime, granularity: str, boundaries: list[datetime]) -> Read:
     """Merged measure states per group and period index (0-based), for one department."""
-    cube = scope_cube_choose(query=query, scope=scope, boundaries=boundaries, granularity=granularity)
+    return _measures_read(measures, query=query, scope=scope, start=start, end=end, granularity=granularity,
+                          boundaries=boundaries)
+
+
+def department_states_read(*, measures: list[Measure], query: KpiQuery, scope: DepartmentScope, start: datetime,
+                           end: datetime, granularity: str, boundaries: list[datetime]) -> dict[int, States]:
+    """Merged states per period index of department-wide measures: read over the whole department, with
+    no grouping and no filter (nor the agent role's restriction), whatever the query asks for."""
+    read = _measures_read(measures, query=query.department_wide(), scope=DepartmentScope(scope.department),
+                          start=start, end=end, granularity=granularity, boundaries=boundaries)
+    return read.get((), {})
+
+
+def _measures_read(measures: list[Measure], *, query: KpiQuery, scope: DepartmentScope, start: datetime,
+                   end: datetime, granularity: str, boundaries: list[datetime]) -> Read:
     out: Read = defaultdict(dict)
-    by_table: dict[type, list[Measure]] = defaultdict(list)
+    by_table: dict[object, list[Measure]] = defaultdict(list)
     for measure in measures:
-        by_table[MEASURE_TABLES[measure.key].model].append(measure)
-    for model, table_measures in by_table.items():
-        _table_read(out, model=model, measures=table_measures, cube=cube, query=query, scope=scope, start=start,
-                    end=end, granularity=granularity, boundaries=boundaries)
+        by_table[MEASURE_TABLES[measure.key]].append(measure)
+    for table, table_measures in by_table.items():
+        cube = scope_cube_choose(query=query, scope=scope, boundaries=boundaries, granularity=granularity,
+                                 kept=table.cubes)
+        _table_read(out, model=table.model, measures=table_measures, cube=cube, query=query, scope=scope,
+                    start=start, end=end, granularity=granularity, boundaries=boundaries)
     return out
 
 
@@ -73,13 +91,18 @@ def _table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query:
     dims = [d for d in query.group_by if d in DIMENSIONS or d in TIME_DIMENSIONS]
     series = granularity != Granularity.TOTAL
     names = (["k_period"] if series else []) + [DIMENSION_COLUMNS.get(d, d) for d in dims]
-    loads = [m.kind.load for m in measures]
     positions = {m.key: i for i, m in enumerate(measures)}
-    if names:
+    if not measures[0].kind.sql_merge:
+        fetched = _python_merged_read(model=model, measures=measures, cube=cube, query=query, scope=scope,
+                                      start=start, end=end, boundaries=boundaries, names=names)
+        loads = [_loaded for _ in measures]
+    elif names:
+        loads = [m.kind.load for m in measures]
         fetched = _grouped_read(model=model, measures=measures, cube=cube, query=query, scope=scope,
                                 start=start, end=end, boundaries=boundaries, names=names)
     else:
-        rows = _cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
+        loads = [m.kind.load for m in measures]
+        rows = cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
         fetched = [tuple(rows.aggregate(**{f"s_{m.key}": m.kind.read(m) for m in measures}).values())]
     offset = 1 if series else 0
     first_state = offset + len(dims)
@@ -100,7 +123,7 @@ def _table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query:
             periods[period] = states
 
 
-def _cube_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, start: datetime,
+def cube_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, start: datetime,
                end: datetime) -> QuerySet:
     rows = model.objects.filter(
         cube=cube.key, department_id=scope.department.id, bucket_start__gte=start, bucket_start__lt=end
@@ -115,7 +138,62 @@ def _cube_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, st
         rows = rows.filter(topic__in=query.topics)
     if query.checks:
         rows = rows.filter(check_name__in=query.checks)
+    if query.customer_regions:
+        rows = rows.filter(customer_region__in=query.customer_regions)
     return rows
+
+
+def _loaded(state):
+    return state
+
+
+def _python_merged_read(*, model, measures: list[Measure], cube: Cube, query: KpiQuery, scope: DepartmentScope,
+                        start: datetime, end: datetime, boundaries: list[datetime], names: list[str]) -> list[tuple]:
+    """Rows of (period index?, dimensions..., merged states...) like `_grouped_read`'s, for a kind merged in
+    Python: every cube row's states are fetched (binary, in one query) and merged per group × period."""
+    kind = measures[0].kind
+    keys = [m.key for m in measures]
+    width = len(names)
+    series = bool(names) and names[0] == "k_period"
+    collected: dict[tuple, list[list]] = {}
+    for row in _state_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end,
+                           boundaries=boundaries, names=names, keys=keys, series=series):
+        key = row[:width]
+        lists = collected.get(key)
+        if lists is None:
+            lists = collected[key] = [[] for _ in keys]
+        for states, value in zip(lists, row[width:], strict=True):
+            if value is not None:
+                states.append(kind.load(value))
+    if not names and not collected:
+        return [tuple(None for _ in keys)]
+    return [(*key, *(kind.merge(states) for states in lists)) for key, lists in collected.items()]
+
+
+def _state_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, start: datetime, end: datetime,
+                boundaries: list[datetime], names: list[str], keys: list[str], series: bool) -> list[tuple]:
+    db = router.db_for_read(model)
+    connection = connections[db]
+    ops = connection.ops
+    params = [ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end), cube.key, scope.department.id,
+              *([scope.agent] if scope.agent else []), *query.agents, *query.channels, *query.topics,
+              *query.checks, *query.customer_regions]
+    params[:0] = [query.zone for d in names if d in TIME_DIMENSIONS]
+    if series:
+        params.insert(0, PeriodIndex.param(connection, tuple(boundaries)))
+    shape = ("states", db, model._meta.db_table, cube.key, tuple(keys), tuple(names), bool(scope.agent),
+             len(query.agents), len(query.channels), len(query.topics), len(query.checks),
+             len(query.customer_regions))
+
+    def queryset() -> QuerySet:
+        rows = cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
+        if series:
+            rows = rows.annotate(k_period=PeriodIndex(F("bucket_start"), boundaries=boundaries))
+        rows = rows.annotate(**{d: LocalPart(F("bucket_start"), part=d, zone=query.zone)
+                                for d in names if d in TIME_DIMENSIONS})
+        return rows.order_by().values_list(*names, *keys)
+
+    return compiled_rows(db=db, shape=shape, queryset=queryset, params=params)
 
 
 def _grouped_read(*, model, measures: list[Measure], cube: Cube, query: KpiQuery,
@@ -129,17 +207,18 @@ def _grouped_read(*, model, measures: list[Measure], cube: Cube, query: KpiQuery
     params = [  # filter(**kwargs) sorts the keyword arguments: bucket_start, cube, department
         ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end), cube.key, scope.department.id,
         *([scope.agent] if scope.agent else []), *query.agents, *query.channels, *query.topics,
-        *query.checks,
+        *query.checks, *query.customer_regions,
     ]
     # The select list (period index, then local weekday/hour) comes before the WHERE clause.
     params[:0] = [query.zone for d in names if d in TIME_DIMENSIONS]
     if series:
         params.insert(0, PeriodIndex.param(connection, tuple(boundaries)))
     shape = (db, model._meta.db_table, cube.key, tuple(m.key for m in measures), tuple(names), bool(scope.agent),
-             len(query.agents), len(query.channels), len(query.topics), len(query.checks))
+             len(query.agents), len(query.channels), len(query.topics), len(query.checks),
+             len(query.customer_regions))
 
     def queryset() -> QuerySet:
-        rows = _cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
+        rows = cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
         if series:
             rows = rows.annotate(k_period=PeriodIndex(F("bucket_start"), boundaries=boundaries))
         rows = rows.annotate(**{d: LocalPart(F("bucket_start"), part=d, zone=query.zone)

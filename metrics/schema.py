@@ -18,6 +18,7 @@ PARAMETER_PATTERNS = {
     "channel": _FILTER,
     "topic": _FILTER,
     "check": _FILTER,
+    "customer_region": _FILTER,
     "department": f"^{_SLUG}(,{_SLUG})*$",
     "start": _MOMENT,
     "end": _MOMENT,

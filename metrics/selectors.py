@@ -19,8 +19,8 @@ from ingestion.models import RecordChange
 from metrics.catalog import KPIS, MEASURES_BY_KEY
 from metrics.models import RecomputeStamp
 from metrics.periods import Granularity, boundaries_get, period_starts_iso, previous_range
-from metrics.planner import GROUP_DIMENSIONS, DepartmentScope, KpiQuery, query_plan
-from metrics.reader import GroupKey, Read, States, measure_states_read
+from metrics.planner import DEPARTMENT, GROUP_DIMENSIONS, DepartmentScope, KpiQuery, query_plan
+from metrics.reader import GroupKey, Read, States, department_states_read, measure_states_read
 
 __all__ = ["GROUP_DIMENSIONS", "DepartmentScope", "KpiQuery", "kpi_catalog_list", "kpi_series_get", "query_plan",
            "recompute_status_get"]
@@ -36,13 +36,44 @@ def _states_read(*, query: KpiQuery, start: datetime, end: datetime, granularity
     merged: dict[str, Read] = {}
     for record_type, keys in by_type.items():
         measures = [MEASURES_BY_KEY[k] for k in keys]
+        grouped = [m for m in measures if not m.kind.department_wide]
         reads = [
-            measure_states_read(measures=measures, query=query, scope=scope, start=start,
+            measure_states_read(measures=grouped, query=query, scope=scope, start=start,
                                 end=end, granularity=granularity, boundaries=boundaries)
             for scope in query.scopes
         ]
         merged[record_type] = reads[0] if len(reads) == 1 else _merge_reads(reads)
+        wide = [m for m in measures if m.kind.department_wide]
+        if wide:
+            _department_states_spread(merged[record_type], query=query, measures=wide, start=start, end=end,
+                                      granularity=granularity, boundaries=boundaries)
     return merged
+
+
+def _department_states_spread(read: Read, *, query: KpiQuery, measures, start: datetime, end: datetime,
+                              granularity: str, boundaries: list[datetime]) -> None:
+    """Hand department-wide states to every group of `read`, in every period (also one where the group has
+    no records: a group's range value merges the periods it has, and must see the whole range's). A group
+    of one department (grouped by department) sees that department's; any other group, the states of every
+    department of the query merged, like the group's own states are."""
+    by_slug = {scope.department.slug: department_states_read(
+        measures=measures, query=query, scope=scope, start=start, end=end, granularity=granularity,
+        boundaries=boundaries) for scope in query.scopes}
+    if DEPARTMENT in query.group_by:
+        place = query.group_by.index(DEPARTMENT)
+        spread = {key: by_slug[key[place]] for key in read}
+    else:
+        collected: dict[int, list[States]] = defaultdict(list)
+        for periods in by_slug.values():
+            for index, states in periods.items():
+                collected[index].append(states)
+        merged = {index: _merge_states(many) for index, many in collected.items()}
+        spread = {key: merged for key in (list(read) or ([()] if not query.group_by else []))}
+    for key, periods in spread.items():
+        by_period = read.setdefault(key, {})
+        for index, states in periods.items():
+            # The group's own states may be a read-only StateRow: a new mapping with both.
+            by_period[index] = {**by_period.get(index, {}), **states}
 
 
 def _merge_reads(reads: list[Read]) -> Read:

@@ -69,8 +69,8 @@ class KpiQueryInputSerializer(QueryParametersSerializer):
     )
     group_by = serializers.CharField(
         required=False,
-        help_text="Comma list of `agent`, `channel`, `topic`, `check` (system-check KPIs only), `department`, "
-                  "`weekday` (ISO, 1 = Monday … 7) and "
+        help_text="Comma list of `agent`, `channel`, `topic`, `check` (system-check KPIs only), `customer_region`, "
+                  "`department`, `weekday` (ISO, 1 = Monday … 7) and "
                   "`hour_of_day` (0–23); weekday and hour of day are those of the records' time in `timezone` "
                   "(combine them for a weekday × hour heatmap).",
     )
@@ -79,6 +79,8 @@ class KpiQueryInputSerializer(QueryParametersSerializer):
     topic = serializers.CharField(required=False, help_text="Comma list: only these topics (interactions).")
     check = serializers.CharField(required=False,
                                   help_text="Comma list: only these system checks (system-check KPIs only).")
+    customer_region = serializers.CharField(required=False,
+                                            help_text="Comma list: only these customer regions (interactions).")
     compare = serializers.ChoiceField(choices=Compare.ALL, required=False,
                                       help_text="Add `previous` and `change` for the range this names.")
 
@@ -118,6 +120,9 @@ class KpiQueryInputSerializer(QueryParametersSerializer):
     def validate_check(self, value):
         return _filter_values(value)
 
+    def validate_customer_region(self, value):
+        return _filter_values(value)
+
     def validate(self, attrs):
         access: Access = self.context["access"]
         scopes = self._scopes(access, attrs.get("department"))
@@ -129,22 +134,24 @@ class KpiQueryInputSerializer(QueryParametersSerializer):
         agents = attrs.get("agent", ())
         scopes = self._agent_rules(access, scopes, group_by, agents)
         self._dimension_rules(attrs["kpi"], group_by, agents, attrs.get("channel", ()), attrs.get("topic", ()),
-                              attrs.get("check", ()))
+                              attrs.get("check", ()), attrs.get("customer_region", ()))
         query = KpiQuery(
             kpis=attrs["kpi"], scopes=tuple(scopes), start=start, end=end, zone=zone_name, granularity=granularity,
             group_by=group_by, agents=agents, channels=attrs.get("channel", ()), compare=attrs.get("compare"),
             topics=attrs.get("topic", ()), checks=attrs.get("check", ()),
+            customer_regions=attrs.get("customer_region", ()),
         )
         result_cells_check(query=query)
         return {"query": query}
 
     @staticmethod
-    def _dimension_rules(kpis, group_by, agents, channels, topics, checks) -> None:
+    def _dimension_rules(kpis, group_by, agents, channels, topics, checks, regions) -> None:
         """A KPI across record types cannot be grouped or filtered by a dimension one side lacks, nor
         any KPI by a strict dimension (check) its record type lacks."""
         asked = {"group_by": set(group_by), "agent": {"agent"} if agents else set(),
                  "channel": {"channel"} if channels else set(), "topic": {"topic"} if topics else set(),
-                 "check": {"check"} if checks else set()}
+                 "check": {"check"} if checks else set(),
+                 "customer_region": {"customer_region"} if regions else set()}
         for kpi in kpis:
             for field_name, dimensions in asked.items():
                 for dimension, lacking in kpi_dimensions_missing(kpi=kpi, dimensions=dimensions).items():

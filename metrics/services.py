@@ -107,9 +107,15 @@ def cube_buckets_rebuild(*, record_type: str, department, intervals: list[tuple[
         for i in range(0, len(spans), _CHUNK_INTERVALS):
             chunk = spans[i:i + _CHUNK_INTERVALS]
             for table in CUBE_TABLES[record_type]:
-                _cube_rows_delete(table=table, cube=cube, department=department, spans=chunk)
-                _cube_rows_insert(record_type=record_type, table=table, cube=cube, department=department,
-                                  spans=chunk)
+                if not table.keeps(cube):
+                    continue
+                if table.kind.sql_merge:
+                    _cube_rows_delete(table=table, cube=cube, department=department, spans=chunk)
+                    _cube_rows_insert(record_type=record_type, table=table, cube=cube, department=department,
+                                      spans=chunk)
+                else:
+                    _cube_rows_merge(record_type=record_type, table=table, cube=cube, department=department,
+                                     spans=chunk)
 
 
 def _span_filter(field_name: str, spans) -> Q:
@@ -193,6 +199,70 @@ def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, departm
             f"SELECT %s, %s, s.k_bucket, {', '.join(f's.k_{c}' for c in dimensions)}, {values} FROM ({sql}) s",
             [cube.key, department.id, *params],
         )
+
+
+def _cube_rows_merge(*, record_type: str, table: CubeTable, cube: Cube, department, spans) -> None:
+    """Replace one table's rows of the cube for `spans`, for kinds the database cannot merge: the
+    states are folded in Python (the kind's `merge`) from the raw records' elements (exact layer) or
+    from the exact layer's states (every other cube), then inserted. A department-wide kind keeps no
+    dimension and no row without a state."""
+    kind = RECORD_KINDS[record_type]
+    measures, measure_kind = table.measures, table.kind
+    dims = () if measure_kind.department_wide else tuple(d for d in DIMENSIONS if d in cube.dims)
+    model = table.model
+    keys = [m.key for m in measures]
+    if cube is EXACT_CUBE:
+        source = kind.model.objects.filter(department_id=department.id).filter(_span_filter(kind.anchor, spans))
+        replaced = model.objects.filter(cube=cube.key, department_id=department.id).filter(
+            _span_filter("bucket_start", spans))
+        previous = measure_kind.merge([measure_kind.load(v) for row in replaced.values_list(*keys) for v in row])
+        moved = [moment for m in measures for moment in m.kind.prepare(
+            m, department=department, source=source, spans=spans, previous=previous)]
+        if moved:  # first contacts moved out of or into other quarters: those are recomputed too
+            record_changes_mark(record_type=record_type, marks=((department.id, moment) for moment in moved))
+        raw_fields = {f.name for f in kind.model._meta.get_fields()}
+        rows = source.annotate(
+            k_bucket=BucketStart(F(kind.anchor), seconds=cube.seconds, zone=department.timezone),
+            **{f"k_{d}": Coalesce(F(DIMENSION_COLUMNS[d]), Value(""), output_field=CharField())
+               for d in dims if DIMENSION_COLUMNS[d] in raw_fields},
+            **{f"e_{m.key}": m.kind.build(m) for m in measures},
+        ).order_by().values_list("k_bucket", *(f"k_{d}" for d in dims if DIMENSION_COLUMNS[d] in raw_fields),
+                                 *(f"e_{m.key}" for m in measures))
+        dims = tuple(d for d in dims if DIMENSION_COLUMNS[d] in raw_fields)
+        folded: dict[tuple, list] = {}
+        for row in rows.iterator(chunk_size=10_000):
+            key = row[:1 + len(dims)]
+            states = folded.get(key)
+            if states is None:
+                states = folded[key] = [measure_kind.empty() for _ in measures]
+            for state, element in zip(states, row[1 + len(dims):], strict=True):
+                if element is not None:
+                    state.add(element)
+    else:
+        rows = model.objects.filter(cube=EXACT_CUBE.key, department_id=department.id).filter(
+            _span_filter("bucket_start", spans)).annotate(
+            k_bucket=BucketStart(F("bucket_start"), seconds=cube.seconds, zone=department.timezone),
+        ).order_by().values_list("k_bucket", *(DIMENSION_COLUMNS[d] for d in dims), *keys)
+        collected: dict[tuple, list[list]] = {}
+        for row in rows.iterator(chunk_size=10_000):
+            key = row[:1 + len(dims)]
+            lists = collected.get(key)
+            if lists is None:
+                lists = collected[key] = [[] for _ in measures]
+            for states, value in zip(lists, row[1 + len(dims):], strict=True):
+                if value is not None:
+                    states.append(measure_kind.load(value))
+        folded = {key: [measure_kind.merge(states) for states in lists] for key, lists in collected.items()}
+    model.objects.filter(cube=cube.key, department_id=department.id).filter(_span_filter("bucket_start", spans)).delete()
+    # A dimension the rows do not keep is '' (a column default Django sets in Python, not in the table).
+    places = [dims.index(d) + 1 if d in dims else None for d in DIMENSIONS]
+    columns = ["cube", "department_id", "bucket_start", *(DIMENSION_COLUMNS[d] for d in DIMENSIONS), *keys]
+    _rows_write(model._meta.db_table, columns, [
+        (cube.key, department.id, key[0], *("" if i is None else key[i] for i in places),
+         *(measure_kind.dump(state) for state in states))
+        for key, states in folded.items()
+        if not measure_kind.department_wide or any(states)
+    ])
 
 
 def _interval_rows_insert(*, kind, table: CubeTable, department, spans) -> None:

@@ -62,8 +62,8 @@ CASES = [
 ]
 
 # Query parameters documented as arrays (repeated, style form): /metrics and the record-list filters.
-LIST_PARAMETERS = frozenset({"kpi", "department", "group_by", "agent", "channel", "topic", "check", "status", "kind",
-                             "outcome"})
+LIST_PARAMETERS = frozenset({"kpi", "department", "group_by", "agent", "channel", "topic", "check", "customer_region",
+                             "status", "kind", "outcome"})
 _PLURALS = "|".join(RECORD_SPECS)
 _RECORD_PATH = re.compile(rf"^/api/v1/(?P<plural>{_PLURALS})$")
 _DETAIL_PATH = re.compile(rf"^/api/v1/(?P<plural>{_PLURALS})/\{{source\}}/\{{external_id\}}$")
@@ -161,7 +161,8 @@ def _dimension_not_shared(query: dict) -> bool:
 
     if not values("kpi"):
         return False
-    dimensions = set(values("group_by")) | {d for d in ("agent", "channel", "topic", "check") if query.get(d)}
+    dimensions = set(values("group_by")) | {d for d in ("agent", "channel", "topic", "check", "customer_region")
+                                            if query.get(d)}
     return any(kpi_dimensions_missing(kpi=KPIS[key], dimensions=dimensions)
                for key in values("kpi") if key in KPIS)
 

@@ -29,12 +29,13 @@ def interaction_build(*, department, created_at: datetime, channel: str = "phone
                       status: str = "resolved", first_response_after: float | None = 60,
                       resolved_after: float | None = 600, wait_seconds: float | None = 20,
                       handle_seconds: float | None = 300, contact_count: int = 1, self_service: bool = False,
-                      external_id: str | None = None, topic: str | None = None) -> Interaction:
+                      external_id: str | None = None, topic: str | None = None, customer: str | None = None,
+                      customer_region: str | None = None) -> Interaction:
     first = created_at + timedelta(seconds=first_response_after) if first_response_after is not None else None
     resolved = created_at + timedelta(seconds=resolved_after) if resolved_after is not None else None
     fields = dict(
         department=department, source="api", external_id=external_id or f"i-{next(_ids)}", channel=channel,
-        agent=agent, topic=topic, created_at=created_at, first_response_at=first, resolved_at=resolved, status=status,
+        agent=agent, topic=topic, customer=customer, customer_region=customer_region, created_at=created_at, first_response_at=first, resolved_at=resolved, status=status,
         wait_seconds=wait_seconds, handle_seconds=handle_seconds, contact_count=contact_count,
         self_service=self_service, first_response_seconds=_seconds(first, created_at),
         resolution_seconds=_seconds(resolved, created_at),

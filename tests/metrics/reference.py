@@ -154,6 +154,55 @@ for _key, (_model, _value, _pred) in _DURATION_VALUES.items():
         REFERENCE[f"{_key}_p{_p}"] = (_model, _percentile(_value, _pred, _p / 100))
 
 
+# Distinct customers: a customer is counted once per group and period (interactions without one are not).
+# New: the customer's first interaction with the group's department (grouped by department), else with
+# one of the queried departments, over every interaction they hold whatever the query filters, falls in
+# the window [lo, hi) of the value.
+
+
+def _customers_of(rs) -> set:
+    return {r.customer for r in rs if r.customer is not None}
+
+
+def _customers(rs):
+    n = len(_customers_of(rs))
+    return n, n
+
+
+def _new_customers(rs, window):
+    lo, hi, firsts, departments = window
+    departments = departments or {r.department_id for r in rs}
+    n = sum(1 for c in _customers_of(rs)
+            if any(lo <= first < hi for d, first in firsts.get(c, ()) if d in departments))
+    return n, n
+
+
+def _returning_customers(rs, window):
+    n = len(_customers_of(rs)) - _new_customers(rs, window)[0]
+    return n, n
+
+
+REFERENCE.update({
+    "customers": (Interaction, _customers),
+    "new_customers": (Interaction, _new_customers),
+    "returning_customers": (Interaction, _returning_customers),
+})
+WINDOWED = {"new_customers", "returning_customers"}  # their functions also take (lo, hi, first contacts)
+
+
+def first_contacts(department_ids) -> dict[str, list[tuple[int, datetime]]]:
+    """{customer: [(department id, their first interaction's created_at with it)]}."""
+    firsts: dict[tuple, datetime] = {}
+    for r in Interaction.objects.filter(department_id__in=list(department_ids), customer__isnull=False):
+        key = (r.department_id, r.customer)
+        if key not in firsts or r.created_at < firsts[key]:
+            firsts[key] = r.created_at
+    out: dict[str, list[datetime]] = defaultdict(list)
+    for (department_id, customer), first in firsts.items():
+        out[customer].append((department_id, first))
+    return out
+
+
 def is_percentile(kpi: str) -> bool:
     return kpi.rsplit("_", 1)[-1] in ("p50", "p90", "p95", "p99")
 
@@ -196,13 +245,24 @@ def next_boundary(moment: datetime, zone: ZoneInfo, granularity: str) -> datetim
 
 def reference_kpi(*, kpi: str, departments: dict, start: datetime, end: datetime, zone: ZoneInfo,
                   granularity: str, group_by=(), agents=(), channels=(), agent_scope: dict | None = None,
-                  topics=(), checks=()):
+                  topics=(), checks=(), regions=()):
     """{group key tuple: {"value", "sample_size", "periods": {period start: (value, sample)}}}.
 
     departments: {department id: slug}; agent_scope: {department id: the only agent it may see}.
     """
     models, function = REFERENCE[kpi]
     models = models if isinstance(models, tuple) else (models,)
+    if kpi in WINDOWED:  # each value sees the window it covers and the first contacts
+        windowed, firsts = function, first_contacts(departments)
+        starts = period_starts(start, end, zone, granularity)
+        ends = dict(zip(starts, [*starts[1:], end], strict=True))
+        whole = (start, end)
+
+        # Grouped by department: the group's own (None: read off the group's records); else every one.
+        scope = None if "department" in group_by else set(departments)
+
+        def function(rs, span=whole):
+            return windowed(rs, (*span, firsts, scope))
     agent_scope = agent_scope or {}
     grouped: dict[tuple, list] = defaultdict(list)
     records = [r for model in models for r in model.objects.filter(department_id__in=list(departments))]
@@ -225,9 +285,13 @@ def reference_kpi(*, kpi: str, departments: dict, start: datetime, end: datetime
         check = getattr(record, "check_name", None) or None
         if checks and check not in checks:
             continue
+        region = getattr(record, "customer_region", None) or None
+        if regions and region not in regions:
+            continue
         local = moment.astimezone(zone)
         values = {"agent": agent, "channel": channel, "department": departments[record.department_id],
-                  "topic": topic, "check": check, "weekday": local.isoweekday(), "hour_of_day": local.hour}
+                  "topic": topic, "check": check, "customer_region": region, "weekday": local.isoweekday(),
+                  "hour_of_day": local.hour}
         grouped[tuple(values[g] for g in group_by)].append(record)
     out = {}
     for key, records in grouped.items():
@@ -238,7 +302,8 @@ def reference_kpi(*, kpi: str, departments: dict, start: datetime, end: datetime
             moment = period_start(getattr(record, ANCHOR[type(record)]), zone, granularity, start)
             periods[max(moment, start)].append(record)
         out[key] = {"value": value, "sample_size": sample,
-                    "periods": {p: function(rs) for p, rs in periods.items()}}
+                    "periods": {p: function(rs, (p, ends[p])) if kpi in WINDOWED else function(rs)
+                                for p, rs in periods.items()}}
     return out
 
 
@@ -254,4 +319,6 @@ def period_starts(start: datetime, end: datetime, zone: ZoneInfo, granularity: s
 
 
 def empty_value(kpi: str):
+    if kpi in WINDOWED:
+        return REFERENCE[kpi][1]([], (None, None, {}, set()))
     return REFERENCE[kpi][1]([])

@@ -43,10 +43,11 @@ def test_formula_evaluate_hand_computed(key, totals, expected):
 def test_bucket_columns_are_the_catalog_measures():
     for record_type, models in BUCKET_MODELS.items():
         columns = {f.name for model in models for f in model._meta.get_fields()} - {
-            "id", "cube", "department", "bucket_start", "agent", "channel", "topic", "check_name"}
+            "id", "cube", "department", "bucket_start", "agent", "channel", "topic", "check_name", "customer_region"}
         assert columns == {c for m in MEASURES[record_type] for c in m.columns}
     # Sketches live apart from counts and sums (the common reads never touch their pages).
-    assert [m.__name__ for m in BUCKET_MODELS["interaction"]] == ["InteractionBucket", "InteractionSketchBucket"]
+    assert [m.__name__ for m in BUCKET_MODELS["interaction"]] == [
+        "InteractionBucket", "InteractionSketchBucket", "InteractionSetBucket", "InteractionFirstContactBucket"]
     assert [m.__name__ for m in BUCKET_MODELS["survey"]] == ["SurveyBucket"]
 
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from ingestion.models import Cashout, Interaction, RecordChange, SurveyResponse
 from metrics.catalog import KPIS
-from metrics.models import BUCKET_MODELS
+from metrics.models import BUCKET_MODELS, CustomerFirstContact
 from metrics.selectors import DepartmentScope, KpiQuery, kpi_series_get, query_plan
 from tests.factories import DepartmentFactory
 from tests.metrics.records import (
@@ -67,6 +67,8 @@ interaction_fields = st.fixed_dictionaries({
     "first_response_after": seconds, "resolved_after": seconds, "wait_seconds": seconds,
     "handle_seconds": seconds, "contact_count": st.integers(1, 5), "self_service": st.booleans(),
     "topic": st.sampled_from(["card", "loan", None]),
+    "customer": st.sampled_from(["c-1", "c-2", "c-3", "c-4", None]),
+    "customer_region": st.sampled_from(["north", "south", None]),
 })
 survey_fields = st.one_of(
     st.fixed_dictionaries({"kind": st.just("csat"), "score": st.integers(1, 5).map(float)}),
@@ -117,13 +119,16 @@ def queries(draw):
     return {
         "granularity": granularity, "zone": zone, "start": start, "end": end,
         "group_by": tuple(draw(st.lists(st.sampled_from(["agent", "channel", "department", "topic", "weekday",
-                                                         "hour_of_day"]), unique=True, max_size=2))),
+                                                         "hour_of_day", "customer_region"]),
+                                        unique=True, max_size=2))),
         "agents": tuple(draw(st.one_of(st.just([]), st.lists(st.sampled_from(["a-1", "a-2"]), min_size=1,
                                                               max_size=2, unique=True)))),
         "channels": tuple(draw(st.one_of(st.just([]), st.lists(st.sampled_from(CHANNELS), min_size=1,
                                                                 max_size=2, unique=True)))),
         "topics": tuple(draw(st.one_of(st.just([]), st.just([]), st.lists(st.sampled_from(["card", "loan"]),
                                                                            min_size=1, max_size=1)))),
+        "regions": tuple(draw(st.one_of(st.just([]), st.just([]), st.lists(st.sampled_from(["north", "south"]),
+                                                                            min_size=1, max_size=1)))),
         "departments": draw(st.sampled_from([(0,), (1,), (0, 1)])),
         "agent_scope": draw(st.sampled_from([None, "a-1"])),
         "compare": draw(st.sampled_from([None, "previous_period", "previous_week", "previous_year"])),
@@ -174,6 +179,7 @@ def _check(query_args, departments):
         start=query_args["start"], end=query_args["end"], zone=str(tz), granularity=query_args["granularity"],
         group_by=query_args["group_by"], agents=query_args["agents"], channels=query_args["channels"],
         compare=query_args["compare"], topics=query_args["topics"], checks=query_args.get("checks", ()),
+        customer_regions=query_args.get("regions", ()),
     )
     response = kpi_series_get(query=query)
     slugs = {d.id: d.slug for d in chosen}
@@ -181,7 +187,7 @@ def _check(query_args, departments):
         expected = reference_kpi(
             kpi=kpi, departments=slugs, start=query.start, end=query.end, zone=tz,
             granularity=query.granularity, group_by=query.group_by, agents=query.agents, channels=query.channels,
-            agent_scope=agent_scope, topics=query.topics, checks=query.checks,
+            agent_scope=agent_scope, topics=query.topics, checks=query.checks, regions=query.customer_regions,
         )
         results = [r for r in response["results"] if r["kpi"] == kpi]
         got = {tuple(r["group"][g] for g in query.group_by): r for r in results}
@@ -210,6 +216,7 @@ def _check(query_args, departments):
                     kpi=kpi, departments=slugs, start=p_start, end=p_end, zone=tz, granularity="total",
                     group_by=query.group_by, agents=query.agents, channels=query.channels,
                     agent_scope=agent_scope, topics=query.topics, checks=query.checks,
+                    regions=query.customer_regions,
                 ).get(key)
                 p_value, p_sample = (prev["value"], prev["sample_size"]) if prev else empty_value(kpi)
                 _assert_close(previous["value"], p_value, kpi)
@@ -223,6 +230,7 @@ def _check(query_args, departments):
                         kpi=kpi, departments=slugs, start=p_start, end=p_end, zone=tz,
                         granularity=query.granularity, group_by=query.group_by, agents=query.agents,
                         channels=query.channels, agent_scope=agent_scope, topics=query.topics, checks=query.checks,
+                        regions=query.customer_regions,
                     ).get(key, {"periods": {}})["periods"]
                     for point, moment in zip(previous["series"], p_starts, strict=True):
                         want_value, want_sample = p_periods.get(moment, empty_value(kpi))
@@ -244,7 +252,7 @@ def two_departments(db):
 
 def _reset():
     cube_models = [m for models in BUCKET_MODELS.values() for m in models]
-    for model in (Interaction, SurveyResponse, Cashout, RecordChange, *cube_models):
+    for model in (Interaction, SurveyResponse, Cashout, RecordChange, CustomerFirstContact, *cube_models):
         model.objects.all().delete()
 
 

@@ -8,7 +8,7 @@ def test_metrics_endpoints_are_documented(anon_client):
     metrics = schema["paths"]["/api/v1/metrics"]["get"]
     names = {p["name"]: p for p in metrics["parameters"]}
     assert set(names) == {"kpi", "department", "start", "end", "granularity", "timezone", "group_by", "agent",
-                          "channel", "topic", "check", "compare", "format"}
+                          "channel", "topic", "check", "customer_region", "compare", "format"}
     assert names["kpi"]["required"] is True
     assert names["granularity"]["schema"]["allOf"] == [{"$ref": "#/components/schemas/GranularityEnum"}]
     assert schema["components"]["schemas"]["GranularityEnum"]["enum"] == ["hour", "day", "week", "month", "total"]
@@ -29,7 +29,7 @@ def test_metrics_parameters_generate_typed_clients(anon_client):
     assert components["KpiKeyEnum"]["enum"] == list(KPIS)
     assert components["GroupDimensionEnum"]["enum"] == list(GROUP_DIMENSIONS)
     assert names["kpi"]["schema"] == {"type": "array", "items": {"$ref": "#/components/schemas/KpiKeyEnum"}}
-    for name in ("kpi", "department", "group_by", "agent", "channel", "topic", "check"):
+    for name in ("kpi", "department", "group_by", "agent", "channel", "topic", "check", "customer_region"):
         assert (names[name]["schema"]["type"], names[name]["style"], names[name]["explode"]) == ("array", "form", True)
     assert names["timezone"]["schema"] == {"type": "string", "minLength": 1, "maxLength": 64}
     assert components["KpiResult"]["properties"]["kpi"] == {"$ref": "#/components/schemas/KpiKeyEnum"}

@@ -45,6 +45,9 @@ def _plan(department, *, zone="Asia/Ho_Chi_Minh", start="2026-03-01", end="2026-
     ({"zone": "Asia/Bangkok"}, "day"),
     ({"zone": "Asia/Bangkok", "channels": ("chat",)}, "day_channel"),
     ({"group_by": ("topic",)}, "day_topic"),
+    ({"group_by": ("customer_region",)}, "day_customer_region"),
+    ({"customer_regions": ("north",), "granularity": "month"}, "day_customer_region"),
+    ({"customer_regions": ("north",), "group_by": ("channel",)}, "quarter_agent_channel_topic"),
     ({"topics": ("card",), "group_by": ("channel",)}, "quarter_agent_channel_topic"),
     # A partial range: its clipped ends must be bucket starts.
     ({"start": "2026-03-01T10:00:00+07:00", "end": "2026-03-03"}, "hour_channel"),
@@ -74,3 +77,32 @@ def test_system_checks_by_check_read_the_day_check_cube_or_the_exact_layer(depar
     query = KpiQuery(kpis=(KPIS["system_check_interval"],), scopes=(DepartmentScope(department),), start=start,
                      end=end, zone=str(tz), **{"granularity": "day", **kwargs})
     assert query_plan(query=query)[("system_check", department.slug)] == cube
+
+
+@pytest.mark.parametrize(("kwargs", "cube", "first_contact_cube"), [
+    ({}, "day", "day"),
+    ({"group_by": ("channel",)}, "day_channel", "day"),
+    ({"group_by": ("customer_region",), "agents": ("a-1",)}, "quarter_agent_channel_topic", "day"),
+    ({"agent_scope": "a-1"}, "day_agent", "day"),
+    ({"group_by": ("topic",)}, "quarter_agent_channel_topic", "day"),  # the sets keep no day_topic
+    ({"zone": "UTC"}, "quarter_agent_channel_topic", "quarter_agent_channel_topic"),  # nor hour_channel
+])
+def test_distinct_sets_read_the_cheapest_cube_they_keep(department, kwargs, cube, first_contact_cube):
+    """The set tables keep fewer cubes; the first contacts are read department-wide (no dimension)."""
+    from metrics.models import MEASURE_TABLES
+    from metrics.periods import boundaries_get
+    from metrics.planner import scope_cube_choose
+
+    zone = kwargs.pop("zone", "Asia/Ho_Chi_Minh")
+    agent_scope = kwargs.pop("agent_scope", None)
+    tz = ZoneInfo(zone)
+    start, end = datetime(2026, 3, 1, tzinfo=tz).astimezone(UTC), datetime(2026, 4, 1, tzinfo=tz).astimezone(UTC)
+    query = KpiQuery(kpis=(KPIS["new_customers"],), scopes=(DepartmentScope(department, agent_scope),), start=start,
+                     end=end, zone=zone, **kwargs)
+    boundaries = boundaries_get(start=start, end=end, zone=tz, granularity="day")
+    sets, firsts = MEASURE_TABLES["customers"], MEASURE_TABLES["first_contact_customers"]
+    chosen = scope_cube_choose(query=query, scope=query.scopes[0], boundaries=boundaries, granularity="day",
+                               kept=sets.cubes)
+    wide = scope_cube_choose(query=query.department_wide(), scope=DepartmentScope(department), boundaries=boundaries,
+                             granularity="day", kept=firsts.cubes)
+    assert (chosen.key, wide.key) == (cube, first_contact_cube)

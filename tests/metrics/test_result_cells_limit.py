@@ -103,3 +103,14 @@ def test_calendar_and_topic_groupings_count(staff_client, traffic, settings):
     assert _get(staff_client, kpi="interactions", group_by="topic,agent").status_code == 200
     settings.CSKPI_MAX_RESULT_CELLS = 59
     assert _get(staff_client, kpi="interactions", group_by="topic,agent").json()["code"] == "result_too_large"
+
+
+def test_distinct_sets_merged_in_python_read_a_bounded_number_of_rows(staff_client, traffic, settings):
+    """Customers are merged in the process from every cube row read: over CSKPI_MAX_READ_ROWS rows, 400."""
+    settings.CSKPI_MAX_READ_ROWS = 10
+    # The department's zone: 10 day rows of the customers cube, within the bound.
+    assert _get(staff_client, kpi="customers").status_code == 200
+    # Asia/Kolkata: the quarter-hour exact layer, 36 rows (one per agent × channel × day).
+    response = _get(staff_client, kpi="new_customers", timezone="Asia/Kolkata")
+    assert response.status_code == 400 and response.json()["errors"][0]["code"] == "result_too_large"
+    assert _get(staff_client, kpi="interactions", timezone="Asia/Kolkata").status_code == 200

@@ -8,7 +8,12 @@ from django.core.management import call_command
 
 def canonical(value):
     """A cube column's value in a comparable form: a quantile sketch as its sorted (bin, count) pairs
-    (the exact layer may hold a bin once per record, in any order), a number as itself."""
+    (the exact layer may hold a bin once per record, in any order), a distinct set as its sorted ids (two
+    serialisations of one set may differ), a number as itself."""
+    if isinstance(value, bytes | memoryview):
+        from pyroaring import BitMap
+
+        return tuple(BitMap.deserialize(bytes(value)))
     if value is None or isinstance(value, list):  # a sketch (NULL: no record had the duration)
         from metrics.measures import sketch_counts
 

@@ -36,6 +36,8 @@ def interaction_version(rng, key, department, version):
         first_response_at=iso(created + timedelta(seconds=rng.randint(5, 900))) if status != "abandoned" else ...,
         resolved_at=iso(created + timedelta(seconds=rng.randint(900, 9000))) if status == "resolved" else ...,
         contact_count=rng.randint(1, 3),
+        # Customers and regions change between versions: the distinct sets and first contacts follow.
+        customer=rng.choice(["cu-1", "cu-2", "cu-3", "cu-4", ...]), customer_region=rng.choice(["north", "south", ...]),
     )
 
 
