@@ -181,3 +181,16 @@ def ingest_departments_check(*, access: Access, departments: Sequence) -> None:
               "message": f"No ingest grant on department {text_clip(d)!r} (or no such department)."}
              for i, d in bad],
         )
+
+
+def department_manage_check(*, access: Access, slug: str, what: str) -> DepartmentAccess:
+    """A department setting (`what`, e.g. "calendar") may be changed by its managers and staff.
+
+    A department the caller may not read (or that does not exist) is refused as by
+    `read_scopes_resolve`; a reader below manager gets 403 `permission_denied`.
+    """
+    (scope,) = read_scopes_resolve(access=access, slugs=[slug])
+    if not access.is_staff and scope.read_level < ReadLevel.FULL:
+        message = f"Only a manager of '{slug}' or staff may change its {what}."
+        raise Forbidden(message, [{"field": "department", "code": PERMISSION_DENIED, "message": message}])
+    return scope

@@ -2,7 +2,7 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from cskpi.choices import ReadLevel, Role
+from cskpi.choices import ReadLevel, Role, SlaClockKind
 from cskpi.validators import zone_get
 
 
@@ -74,3 +74,66 @@ class DepartmentOutputSerializer(serializers.Serializer):
         if entry.can_read:
             roles.append(READ_LEVEL_ROLE[entry.read_level])
         return roles
+
+
+# --- business hours and SLA policies (the bodies are checked by cskpi.calendars / service_levels;
+# these serializers describe them for OpenAPI and shape the answers) -----------------------------
+def _interval():
+    return serializers.ListField(
+        child=serializers.CharField(help_text="HH:MM, local; an end may be 24:00."), min_length=2, max_length=2,
+        help_text='[start, end) in local time, e.g. ["08:00", "12:00"]; an end before the start crosses midnight '
+                  '(["22:00", "06:00"]).')
+
+
+class WeeklyScheduleSerializer(serializers.Serializer):
+    mon = serializers.ListField(child=_interval(), required=False, help_text="Open intervals; left out: closed.")
+    tue = serializers.ListField(child=_interval(), required=False)
+    wed = serializers.ListField(child=_interval(), required=False)
+    thu = serializers.ListField(child=_interval(), required=False)
+    fri = serializers.ListField(child=_interval(), required=False)
+    sat = serializers.ListField(child=_interval(), required=False)
+    sun = serializers.ListField(child=_interval(), required=False)
+
+
+class CalendarVersionSerializer(serializers.Serializer):
+    effective_from = serializers.DateField(help_text="Local date from which this version measures records "
+                                                     "(by their anchor time); unique among the versions.")
+    weekly = WeeklyScheduleSerializer()
+    holidays = serializers.ListField(child=serializers.DateField(), required=False,
+                                     help_text="Local dates closed all day.")
+    holiday_country = serializers.CharField(required=False, allow_null=True, min_length=2, max_length=2,
+                                            help_text="ISO 3166 alpha-2 code: its public holidays close the day "
+                                                      "too (e.g. VN, with Tết).")
+
+
+class CalendarInputSerializer(serializers.Serializer):
+    versions = CalendarVersionSerializer(many=True)
+
+
+class CalendarOutputSerializer(CalendarInputSerializer):
+    updated_at = serializers.DateTimeField(allow_null=True, help_text="Last change; null: never set (open 24/7).")
+
+
+class SlaChannelTargetsSerializer(serializers.Serializer):
+    first_response_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    resolution_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+
+
+class SlaPolicyInputSerializer(serializers.Serializer):
+    first_response_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=0,
+                                                      help_text="Business seconds to a first response; null: none.")
+    resolution_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=0,
+                                                  help_text="Business seconds to resolution; null: none.")
+    channels = serializers.DictField(child=SlaChannelTargetsSerializer(), required=False,
+                                     help_text="Per channel slug, the targets it overrides (null: none there).")
+    cashout_response_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=0,
+                                                        help_text="Seconds to a cashout's first response.")
+    cashout_clock = serializers.ChoiceField(choices=SlaClockKind.choices, required=False,
+                                            help_text="The clock of the cashout target (default business).")
+
+
+class SlaPolicyOutputSerializer(SlaPolicyInputSerializer):
+    channels = serializers.DictField(
+        child=serializers.DictField(child=serializers.IntegerField(allow_null=True, min_value=0)),
+        help_text="Per channel slug, the targets it overrides, as set (a target left out is the department's).")
+    updated_at = serializers.DateTimeField(allow_null=True, help_text="Last change; null: no policy (SLA KPIs null).")

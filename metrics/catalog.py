@@ -11,7 +11,7 @@ from functools import cached_property
 
 from django.db.models import Q
 
-from ingestion.choices import CashoutStatus, InteractionStatus, RecordType, SurveyKind
+from ingestion.choices import CashoutStatus, InteractionStatus, RecordType, SlaState, SurveyKind
 from ingestion.fields import SPEC_BY_TYPE
 from metrics.measures import COUNT, QUANTILE, SUM, Measure, sketch_quantile
 
@@ -44,6 +44,12 @@ _WAIT = _has("wait_seconds")
 _HANDLE = _has("handle_seconds")
 _PROCESSING = _SETTLED & _has("processing_seconds")
 _RESPONSE = _has("response_seconds")
+# Business-hours durations: the mean's count is the calendar duration's (every record with a first
+# response, or resolved, has both).
+
+
+def _sla(key: str, state: str) -> Q:
+    return Q(**{f"{key}_sla": state})
 
 MEASURES: dict[str, tuple[Measure, ...]] = {
     _I: (
@@ -70,6 +76,14 @@ MEASURES: dict[str, tuple[Measure, ...]] = {
         _sketch(_I, "handle_seconds_sketch", "handle_seconds", _HANDLE),
         _count(_I, "self_served", Q(self_service=True), "self_service true"),
         _count(_I, "missed", Q(status=InteractionStatus.MISSED), "status missed"),
+        _sum(_I, "first_response_business_seconds_sum", "first_response_business_seconds", _FIRST_RESPONSE),
+        _sum(_I, "resolution_business_seconds_sum", "resolution_business_seconds", _RESOLUTION),
+        _count(_I, "sla_first_response_met", _sla("first_response", SlaState.MET), "first response within target"),
+        _count(_I, "sla_first_response_breached", _sla("first_response", SlaState.BREACHED),
+               "first response late, or none and overdue"),
+        _count(_I, "sla_resolution_met", _sla("resolution", SlaState.MET), "resolved within target"),
+        _count(_I, "sla_resolution_breached", _sla("resolution", SlaState.BREACHED),
+               "resolved late, or unresolved and overdue"),
     ),
     _S: (
         _count(_S, "csat_responses", Q(kind=SurveyKind.CSAT)),
@@ -94,6 +108,9 @@ MEASURES: dict[str, tuple[Measure, ...]] = {
         _sum(_C, "response_seconds_sum", "response_seconds", _RESPONSE),
         _count(_C, "responses", _RESPONSE, "with a first response"),
         _sketch(_C, "response_seconds_sketch", "response_seconds", _RESPONSE),
+        _count(_C, "cashout_response_met", _sla("response", SlaState.MET), "first response within target"),
+        _count(_C, "cashout_response_breached", _sla("response", SlaState.BREACHED),
+               "first response late, or none and overdue"),
     ),
 }
 MEASURES_BY_KEY: dict[str, Measure] = {m.key: m for measures in MEASURES.values() for m in measures}
@@ -114,6 +131,7 @@ class Formula:
     """How a KPI's value and sample size come out of merged measure states.
 
     count(c): value c, sample c.  ratio(num, den): num / den × 100, sample den.
+    share(a, b): a / (a + b) × 100, sample a + b (met against met + breached).
     mean(sum, n): sum / n, sample n.  nps(promoters, detractors, n): (p − d) / n × 100, sample n.
     quantile(sketch, q): the nearest-rank q-quantile (⌈q·n⌉-th smallest), sample n.
     A zero denominator (or an empty sketch) gives null.
@@ -131,8 +149,11 @@ class Formula:
             count = int(values[0])
             return count, count
         denominator = int(values[-1])
-        if denominator == 0:
+        if denominator == 0 and self.kind != "share":
             return None, 0
+        if self.kind == "share":
+            denominator = int(values[0]) + denominator
+            return (values[0] / denominator * 100, denominator) if denominator else (None, 0)
         if self.kind == "ratio":
             return values[0] / denominator * 100, denominator
         if self.kind == "mean":
@@ -148,6 +169,10 @@ def count(c: str) -> Formula:
 
 def ratio(numerator: str, denominator: str) -> Formula:
     return Formula("ratio", (numerator, denominator))
+
+
+def share(part: str, rest: str) -> Formula:
+    return Formula("share", (part, rest))
 
 
 def mean(total: str, n: str) -> Formula:
@@ -284,5 +309,33 @@ _ACROSS = (
         ratio("csat_responses", "resolved")),
 )
 
-KPIS: dict[str, Kpi] = {k.key: k for k in (*_BASE, *_CONTACT_SPLIT, *_PERCENTILE_KPIS, *_ACROSS)}
+# Business hours and SLA attainment (the department's calendar and policy; docs/calendars.md).
+_SERVICE_LEVELS = (
+    Kpi("first_response_time_business", "First response time (business hours)",
+        "Thời gian phản hồi lần đầu (giờ làm việc)", Unit.SECONDS, False,
+        "mean business seconds from created_at to first_response_at (the open hours of the department's "
+        "calendar in between) over interactions with a first response",
+        mean("first_response_business_seconds_sum", "first_responses")),
+    Kpi("resolution_time_business", "Resolution time (business hours)", "Thời gian giải quyết (giờ làm việc)",
+        Unit.SECONDS, False, "mean business seconds from created_at to resolved_at over resolved interactions",
+        mean("resolution_business_seconds_sum", "resolutions")),
+    Kpi("sla_first_response_rate", "First response SLA attainment", "Tỷ lệ đạt SLA phản hồi lần đầu",
+        Unit.PERCENT, True, "met / (met + breached) × 100 against the first-response target; breached: "
+        "answered late, or unanswered past the deadline", share("sla_first_response_met",
+                                                                "sla_first_response_breached")),
+    Kpi("sla_resolution_rate", "Resolution SLA attainment", "Tỷ lệ đạt SLA giải quyết", Unit.PERCENT, True,
+        "met / (met + breached) × 100 against the resolution target; breached: resolved late, or unresolved "
+        "past the deadline", share("sla_resolution_met", "sla_resolution_breached")),
+    Kpi("sla_first_response_breaches", "First response SLA breaches", "Số lần vi phạm SLA phản hồi lần đầu",
+        Unit.COUNT, False, "count of interactions answered late or unanswered past the deadline",
+        count("sla_first_response_breached")),
+    Kpi("sla_resolution_breaches", "Resolution SLA breaches", "Số lần vi phạm SLA giải quyết", Unit.COUNT, False,
+        "count of interactions resolved late or unresolved past the deadline", count("sla_resolution_breached")),
+    Kpi("cashout_on_time_response_rate", "Cashout on-time response rate", "Tỷ lệ phản hồi rút tiền đúng hạn",
+        Unit.PERCENT, True, "met / (met + breached) × 100 of cashouts against cashout_response_seconds (business "
+        "or calendar clock); breached: answered late, or unanswered past the deadline",
+        share("cashout_response_met", "cashout_response_breached")),
+)
+
+KPIS: dict[str, Kpi] = {k.key: k for k in (*_BASE, *_CONTACT_SPLIT, *_PERCENTILE_KPIS, *_ACROSS, *_SERVICE_LEVELS)}
 
