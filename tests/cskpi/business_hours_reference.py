@@ -9,6 +9,7 @@ breached), never from a deadline.
 """
 
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
 
 import holidays as holiday_data
@@ -41,12 +42,17 @@ def _wall(day: date, hhmm: str) -> datetime:
     return datetime(day.year, day.month, day.day) + timedelta(hours=hours, minutes=minutes)
 
 
+@cache
+def _public_holidays(country: str, year: int) -> frozenset[date]:
+    return frozenset(holiday_data.country_holidays(country, years=[year]))
+
+
 def _closed_days(version: dict, years: range) -> set[date]:
     closed = {date.fromisoformat(d) for d in version.get("holidays") or []}
     country = version.get("holiday_country")
     if country:
         for year in years:
-            closed |= set(holiday_data.country_holidays(country, years=[year]))
+            closed |= _public_holidays(country, year)
     return closed
 
 

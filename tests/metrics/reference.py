@@ -139,22 +139,36 @@ class SlaClock:
     now: datetime | None = None
 
 
-def _service_levels(department_id: int) -> tuple[list, ZoneInfo, dict | None]:
-    department = Department.objects.get(id=department_id)
-    calendar = DepartmentCalendar.objects.filter(department_id=department_id).first()
-    policy = SlaPolicy.objects.filter(department_id=department_id).first()
-    return (calendar.versions if calendar else []), ZoneInfo(department.timezone), (policy.body if policy else None)
+def _service_levels() -> dict:
+    """Per department id (read once per evaluation): its calendar versions, zone and policy."""
+    def load(department_id):
+        department = Department.objects.get(id=department_id)
+        calendar = DepartmentCalendar.objects.filter(department_id=department_id).first()
+        policy = SlaPolicy.objects.filter(department_id=department_id).first()
+        return ((calendar.versions if calendar else []), ZoneInfo(department.timezone),
+                (policy.body if policy else None))
+
+    class Levels(dict):
+        def __missing__(self, department_id):
+            self[department_id] = load(department_id)
+            return self[department_id]
+    return Levels()
 
 
-def _business(stop_field: str):
-    def value(r):
-        versions, zone, _ = _service_levels(r.department_id)
-        return business_hours.business_seconds(versions, zone, r.created_at, getattr(r, stop_field))
-    return value
+def _business_mean(stop_field: str, pred):
+    def f(rs):
+        levels = _service_levels()
+        values = []
+        for r in rs:
+            if pred(r):
+                versions, zone, _ = levels[r.department_id]
+                values.append(business_hours.business_seconds(versions, zone, r.created_at, getattr(r, stop_field)))
+        return (sum(values) / len(values), len(values)) if values else (None, 0)
+    return f
 
 
-def _state(r, key: str) -> str | None:
-    versions, zone, policy = _service_levels(r.department_id)
+def _state(r, key: str, levels) -> str | None:
+    versions, zone, policy = levels[r.department_id]
     if isinstance(r, Interaction):
         target, stop = {"first_response": ("first_response_seconds", r.first_response_at),
                         "resolution": ("resolution_seconds", r.resolved_at)}[key]
@@ -170,7 +184,8 @@ def _state(r, key: str) -> str | None:
 
 def _share(key: str):
     def f(rs):
-        states = [_state(r, key) for r in rs]
+        levels = _service_levels()
+        states = [_state(r, key, levels) for r in rs]
         met, breached = states.count("met"), states.count("breached")
         return (met / (met + breached) * 100, met + breached) if met + breached else (None, 0)
     return f
@@ -178,16 +193,17 @@ def _share(key: str):
 
 def _breaches(key: str):
     def f(rs):
-        n = sum(1 for r in rs if _state(r, key) == "breached")
+        levels = _service_levels()
+        n = sum(1 for r in rs if _state(r, key, levels) == "breached")
         return n, n
     return f
 
 
 REFERENCE.update({
-    "first_response_time_business": (Interaction, _mean(_business("first_response_at"),
-                                                        lambda r: r.first_response_at is not None)),
-    "resolution_time_business": (Interaction, _mean(_business("resolved_at"),
-                                                    lambda r: r.status == "resolved" and r.resolved_at is not None)),
+    "first_response_time_business": (Interaction, _business_mean("first_response_at",
+                                                                 lambda r: r.first_response_at is not None)),
+    "resolution_time_business": (Interaction, _business_mean(
+        "resolved_at", lambda r: r.status == "resolved" and r.resolved_at is not None)),
     "sla_first_response_rate": (Interaction, _share("first_response")),
     "sla_resolution_rate": (Interaction, _share("resolution")),
     "sla_first_response_breaches": (Interaction, _breaches("first_response")),
