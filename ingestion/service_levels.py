@@ -27,10 +27,10 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
-from cskpi.calendars import MICROS, BusinessCalendar, BusinessClock, from_micros, micros, versions_load
+from cskpi.calendars import MICROS, BusinessCalendar, from_micros, micros, versions_load
 from cskpi.choices import SlaClockKind
 from cskpi.db import pg_cursor
 from cskpi.models import Department, DepartmentCalendar, SlaPolicy
@@ -90,45 +90,68 @@ def _compile(department_id: int, key: tuple) -> ServiceLevels:
 
 
 # --- measuring rows ----------------------------------------------------------------------------
-def _open_between(clock: BusinessClock | None, start: int, end: int) -> int:
-    if clock is None:
-        return max(end - start, 0)
-    return clock.open_between(start, end)
-
-
-def _deadline(clock: BusinessClock | None, start: int, target: int) -> int | None:
-    if clock is None:
-        return start + target
-    return clock.deadline(start, target)
-
-
 def rows_measure(*, spec: RecordSpec, rows: Iterable[dict], levels: dict[int, ServiceLevels],
                  moment: datetime) -> None:
-    """Fill the service-level columns of typed rows (keyed by column) in place, as of `moment`."""
+    """Fill the service-level columns of typed rows (keyed by column) in place, as of `moment`.
+
+    The hot path of the upsert (once per record written): column names and each department's targets
+    are resolved once, an always-open clock is plain subtraction, and a calendar clock measures every
+    duration and deadline of a record from one lookup of its anchor.
+    """
     anchor_column = spec.anchor
-    durations, clocks = spec.business_durations, spec.sla_clocks
+    duration_columns = [column for column, _ in spec.business_durations]
+    duration_stops = [stop for _, stop in spec.business_durations]
+    clocks = spec.sla_clocks
+    state_columns = [c.state_column for c in clocks]
+    due_columns = [c.due_column for c in clocks]
+    clock_stops = [c.stop for c in clocks]
+    exempt = [frozenset(c.exempt_statuses) for c in clocks]
     now_us = micros(moment)
+    plans: dict[int, tuple] = {}
     for row in rows:
-        department = levels[row["department_id"]]
+        department_id = row["department_id"]
+        plan = plans.get(department_id)
+        if plan is None:
+            department = levels[department_id]
+            policy = department.policy
+            business_clock = tuple(policy is not None and policy.clock(c.target) == SlaClockKind.BUSINESS
+                                   for c in clocks)
+            plan = plans[department_id] = (department.calendar, policy, business_clock)
+        calendar, policy, business_clock = plan
         anchor = micros(row[anchor_column])
-        business = department.calendar.clock_at(anchor)
-        for column, stop_column in durations:
-            stop = row[stop_column]
-            row[column] = None if stop is None else _open_between(business, anchor, micros(stop)) / MICROS
-        policy = department.policy
-        for sla in clocks:
-            target = None if policy is None else policy.target(sla.target, row.get("channel"))
-            if target is None or row["status"] in sla.exempt_statuses:
-                row[sla.state_column] = row[sla.due_column] = None
+        clock = calendar.clock_at(anchor)
+        stops = tuple(None if row[c] is None else micros(row[c]) for c in duration_stops)
+        if policy is None:
+            targets = ()
+        else:
+            channel = row.get("channel")
+            targets = tuple(None if row["status"] in exempt[k] else policy.target(c.target, channel)
+                            for k, c in enumerate(clocks))
+        if clock is None:
+            spans = [None if s is None else max(s - anchor, 0) for s in stops]
+            deadlines = [None if t is None else anchor + t * MICROS for t in targets]
+        else:
+            business_targets = tuple(t * MICROS if t is not None and business_clock[k] else None
+                                     for k, t in enumerate(targets))
+            spans, deadlines = clock.measure(anchor, stops, business_targets)
+            deadlines = [d if business_clock[k] else (None if targets[k] is None else anchor + targets[k] * MICROS)
+                         for k, d in enumerate(deadlines)]
+        for column, span in zip(duration_columns, spans, strict=True):
+            row[column] = None if span is None else span / MICROS
+        if policy is None:
+            for k in range(len(clocks)):
+                row[state_columns[k]] = row[due_columns[k]] = None
+            continue
+        for k, due in enumerate(deadlines):
+            if targets[k] is None:
+                row[state_columns[k]] = row[due_columns[k]] = None
                 continue
-            clock = business if policy.clock(sla.target) == SlaClockKind.BUSINESS else None
-            due = _deadline(clock, anchor, target * MICROS)
-            row[sla.due_column] = None if due is None else from_micros(due)
-            stop = row[sla.stop]
+            row[due_columns[k]] = None if due is None else from_micros(due)
+            stop = row[clock_stops[k]]
             if stop is not None:
-                row[sla.state_column] = MET if due is None or micros(stop) <= due else BREACHED
+                row[state_columns[k]] = MET if due is None or micros(stop) <= due else BREACHED
             else:
-                row[sla.state_column] = BREACHED if due is not None and now_us > due else PENDING
+                row[state_columns[k]] = BREACHED if due is not None and now_us > due else PENDING
 
 
 class BatchMeasure:
@@ -169,35 +192,37 @@ def remeasure_request(*, department: Department, since: datetime | None) -> None
     pending.save(update_fields=["since", "version", "claimed_until"])
 
 
-_CHUNK = 5000
+_WINDOW = timedelta(days=7)
 
 
-def records_remeasure(*, department_id: int, since: datetime | None, chunk: int = _CHUNK,
+def records_remeasure(*, department_id: int, since: datetime | None, window: timedelta = _WINDOW,
                       progress=None) -> int:
     """Measure the department's records anchored from `since` (None: all) again with its calendar
     and policy as committed now; write and mark only those whose numbers changed. -> records read.
 
-    One transaction per chunk of records (by id). A record the upsert changed meanwhile is left as
-    the upsert measured it (the write is guarded by its content hash).
+    One transaction per window of anchor time (a week), oldest first: the quarters a window marks are
+    contiguous, so the KPI engine recomputes them as a few long spans. A record the upsert changed
+    meanwhile is left as the upsert measured it (the write is guarded by its content hash).
     """
     read = 0
     for spec in MEASURED_SPECS:
-        last_id = 0
-        while True:
+        records = spec.model.objects.filter(department_id=department_id)
+        if since is not None:
+            records = records.filter(**{f"{spec.anchor}__gte": since})
+        bounds = records.aggregate(lo=Min(spec.anchor), hi=Max(spec.anchor))
+        if bounds["lo"] is None:
+            continue
+        columns = _read_columns(spec)
+        start = bounds["lo"]
+        while start <= bounds["hi"]:
+            end = start + window
             with transaction.atomic():
                 service_levels_lock(department_ids=[department_id], shared=True)
                 levels = service_levels_get(department_ids=[department_id])
                 if not levels:
                     return read  # deleted meanwhile
-                records = spec.model.objects.filter(department_id=department_id, id__gt=last_id)
-                if since is not None:
-                    records = records.filter(**{f"{spec.anchor}__gte": since})
-                columns = _read_columns(spec)
-                fetched = list(records.order_by("id").values("id", "content_hash", *columns)[:chunk])
-                if not fetched:
-                    break
-                last_id = fetched[-1]["id"]
-                read += len(fetched)
+                fetched = list(records.filter(**{f"{spec.anchor}__gte": start, f"{spec.anchor}__lt": end})
+                               .values("id", "content_hash", *columns))
                 stored = [{c: r[c] for c in spec.service_level_columns} for r in fetched]
                 rows_measure(spec=spec, rows=fetched, levels=levels, moment=now())
                 changed = [r for r, old in zip(fetched, stored, strict=True)
@@ -206,8 +231,10 @@ def records_remeasure(*, department_id: int, since: datetime | None, chunk: int 
                 if written:
                     record_changes_mark(record_type=spec.record_type,
                                         marks=[(department_id, r[spec.anchor]) for r in written])
-            if progress:
+            read += len(fetched)
+            if progress and fetched:
                 progress(len(fetched))
+            start = end
     return read
 
 

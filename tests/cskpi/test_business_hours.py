@@ -23,14 +23,23 @@ def _version(weekly, effective_from="2026-01-01", holidays=(), country=None):
 
 
 def _both(versions, zone, anchor, stop) -> tuple[float, float]:
+    """(reference, engine) business seconds; the engine's two paths (the upsert's `measure` from a fresh
+    clock and `open_between`) must agree."""
     compiled = BusinessCalendar(calendar_parse({"versions": versions}), zone)
-    engine = compiled.open_between(micros(anchor), micros(stop)) / MICROS
-    return ref.business_seconds(versions, zone, anchor, stop), engine
+    clock = compiled.clock_at(micros(anchor))
+    engine = compiled.open_between(micros(anchor), micros(stop))
+    if clock is not None:
+        fresh = BusinessCalendar(calendar_parse({"versions": versions}), zone).clock_at(micros(anchor))
+        assert fresh.measure(micros(anchor), (micros(stop),), ())[0] == [engine]
+    return ref.business_seconds(versions, zone, anchor, stop), engine / MICROS
 
 
 def _deadline(versions, zone, anchor, target) -> datetime | None:
     compiled = BusinessCalendar(calendar_parse({"versions": versions}), zone)
     due = compiled.deadline(micros(anchor), target * MICROS)
+    clock = BusinessCalendar(calendar_parse({"versions": versions}), zone).clock_at(micros(anchor))
+    if clock is not None:
+        assert clock.measure(micros(anchor), (), (target * MICROS,))[1] == [due]
     return None if due is None else from_micros(due)
 
 
@@ -79,6 +88,8 @@ def test_tet_week_in_ho_chi_minh_city():
     # Without the country's holidays the week counts: 5 × 9 h more.
     plain = [_version({d: [["08:00", "17:00"]] for d in WEEKDAYS[:5]})]
     assert _both(plain, HCM, anchor, stop) == (47 * 3600, 47 * 3600)
+    # Anchored on New Year's Day (a public holiday) before any open time of the year: closed all day.
+    assert _both(TET, HCM, _local(HCM, 2026, 1, 1, 13, 0), _local(HCM, 2026, 1, 1, 18, 0)) == (0, 0)
     # A 4-hour target: 1 h on Friday, 3 h from Monday 23rd 08:00 -> 11:00 local.
     assert _deadline(TET, HCM, anchor, 4 * 3600) == _local(HCM, 2026, 2, 23, 11, 0)
 
