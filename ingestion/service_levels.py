@@ -36,7 +36,7 @@ from cskpi.db import pg_cursor
 from cskpi.models import Department, DepartmentCalendar, SlaPolicy
 from cskpi.service_levels import SlaPolicyBody, sla_policy_load
 from cskpi.services import service_levels_lock
-from ingestion.changes import record_changes_mark
+from ingestion.changes import record_changes_mark, record_changes_mark_span
 from ingestion.choices import SlaState
 from ingestion.fields import RECORD_SPECS, RecordSpec
 from ingestion.models import ServiceLevelRemeasure
@@ -213,6 +213,7 @@ def records_remeasure(*, department_id: int, since: datetime | None, window: tim
         if bounds["lo"] is None:
             continue
         columns = _read_columns(spec)
+        level_columns = spec.service_level_columns
         start = bounds["lo"]
         while start <= bounds["hi"]:
             end = start + window
@@ -223,14 +224,17 @@ def records_remeasure(*, department_id: int, since: datetime | None, window: tim
                     return read  # deleted meanwhile
                 fetched = list(records.filter(**{f"{spec.anchor}__gte": start, f"{spec.anchor}__lt": end})
                                .values("id", "content_hash", *columns))
-                stored = [{c: r[c] for c in spec.service_level_columns} for r in fetched]
+                stored = [[r[c] for c in level_columns] for r in fetched]
                 rows_measure(spec=spec, rows=fetched, levels=levels, moment=now())
                 changed = [r for r, old in zip(fetched, stored, strict=True)
-                           if any(r[c] != old[c] for c in spec.service_level_columns)]
+                           if [r[c] for c in level_columns] != old]
                 written = _rows_update(spec=spec, rows=changed)
                 if written:
-                    record_changes_mark(record_type=spec.record_type,
-                                        marks=[(department_id, r[spec.anchor]) for r in written])
+                    # Every quarter from the first changed record to the last, those without records
+                    # too: one contiguous span for the KPI engine, not a scatter of single quarters.
+                    record_changes_mark_span(record_type=spec.record_type, department_id=department_id,
+                                             start=min(r[spec.anchor] for r in written),
+                                             end=max(r[spec.anchor] for r in written))
             read += len(fetched)
             if progress and fetched:
                 progress(len(fetched))

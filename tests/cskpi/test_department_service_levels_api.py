@@ -1,10 +1,12 @@
 """GET/PUT /api/v1/departments/{slug}/calendar and /sla: who may, what is stored, bad input, and the
 records measured again after a change."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 from cskpi.models import DepartmentCalendar, SlaPolicy
-from ingestion.models import Cashout, Interaction, ServiceLevelRemeasure
+from ingestion.models import Cashout, Interaction, RecordChange, ServiceLevelRemeasure
 from ingestion.service_levels import pending_remeasures_run
 
 pytestmark = pytest.mark.django_db
@@ -105,8 +107,12 @@ def test_records_are_measured_on_write_and_again_after_a_change(department, make
     assert manager.put(_url(department.slug, "calendar"), CALENDAR, format="json").status_code == 200
     assert manager.put(_url(department.slug, "sla"), POLICY, format="json").status_code == 200
     assert ServiceLevelRemeasure.objects.filter(department=department).exists()  # waiting for the worker
+    RecordChange.objects.all().delete()  # what the write itself marked (recomputed by then)
     pending_remeasures_run(time_budget=30)
     assert not ServiceLevelRemeasure.objects.exists()
+    # The record's quarter is marked for the KPI engine (in a test transaction no recompute ran).
+    assert list(RecordChange.objects.values_list("quarter_start", flat=True)) == [
+        datetime(2026, 3, 2, 9, 0, tzinfo=UTC)]
     stored.refresh_from_db()
     # Open until 17:30 on Monday: 1.5 h; resolution: + Tuesday 08:00-09:00.
     assert stored.first_response_business_seconds == 5400
