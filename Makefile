@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test install lint schema clients bench-ingest bench-query bench-freshness bench-alerts bench-result-size clean
+.PHONY: run test install lint schema clients bench-ingest bench-query bench-freshness bench-alerts bench-result-size bench-sla clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,9 @@ bench-alerts: install
 
 bench-result-size: install
 	$(BIN)/python bench/result_size.py --profile
+
+bench-sla: install
+	$(BIN)/python bench/sla.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache node_modules build

@@ -4,7 +4,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cskpi.access import department_manage_check, read_scopes_resolve, request_access
+from cskpi.access import department_setting_scope, request_access
 from cskpi.errors import exceptions
 from cskpi.schema import HealthSerializer, error_response, standard_errors
 from cskpi.selectors import department_calendar_get, department_list, department_sla_get, health_get
@@ -85,7 +85,7 @@ _SLA_EXAMPLE = {"first_response_seconds": 3600, "resolution_seconds": 28800,
                 "channels": {"phone": {"first_response_seconds": 60}},
                 "cashout_response_seconds": 900, "cashout_clock": "calendar"}
 _SETTING_ERRORS = {
-    **standard_errors(),
+    **standard_errors(404),
     403: error_response("The caller may not read the department (or it does not exist), or, to change it, is "
                         "not its manager nor staff.", "permission_denied",
                         "Only a manager of 'cskh-hn' or staff may change its calendar."),
@@ -100,7 +100,7 @@ class DepartmentCalendarApi(APIView):
         responses={200: CalendarOutputSerializer, **_SETTING_ERRORS},
     )
     def get(self, request, slug: str):
-        (scope,) = read_scopes_resolve(access=request_access(request), slugs=[slug])
+        scope = department_setting_scope(access=request_access(request), slug=slug, what="calendar")
         return Response(CalendarOutputSerializer(department_calendar_get(department=scope.department)).data)
 
     @extend_schema(
@@ -118,7 +118,7 @@ class DepartmentCalendarApi(APIView):
         examples=[OpenApiExample("calendar", value=_CALENDAR_EXAMPLE, request_only=True)],
     )
     def put(self, request, slug: str):
-        scope = department_manage_check(access=request_access(request), slug=slug, what="calendar")
+        scope = department_setting_scope(access=request_access(request), slug=slug, what="calendar", write=True)
         department_calendar_put(department=scope.department, body=request.data)
         return Response(CalendarOutputSerializer(department_calendar_get(department=scope.department)).data)
 
@@ -131,7 +131,7 @@ class DepartmentSlaApi(APIView):
         responses={200: SlaPolicyOutputSerializer, **_SETTING_ERRORS},
     )
     def get(self, request, slug: str):
-        (scope,) = read_scopes_resolve(access=request_access(request), slugs=[slug])
+        scope = department_setting_scope(access=request_access(request), slug=slug, what="SLA policy")
         return Response(SlaPolicyOutputSerializer(department_sla_get(department=scope.department)).data)
 
     @extend_schema(
@@ -147,6 +147,6 @@ class DepartmentSlaApi(APIView):
         examples=[OpenApiExample("policy", value=_SLA_EXAMPLE, request_only=True)],
     )
     def put(self, request, slug: str):
-        scope = department_manage_check(access=request_access(request), slug=slug, what="SLA policy")
+        scope = department_setting_scope(access=request_access(request), slug=slug, what="SLA policy", write=True)
         department_sla_put(department=scope.department, body=request.data)
         return Response(SlaPolicyOutputSerializer(department_sla_get(department=scope.department)).data)

@@ -30,6 +30,7 @@ MAX_VERSIONS = 100
 MAX_HOLIDAYS = 1000
 MAX_INTERVALS_PER_DAY = 24
 MICROS = 1_000_000
+FIRST_YEAR, LAST_YEAR = 1900, 2999  # as /metrics ranges
 _TIME = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$|^24:00$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -156,10 +157,14 @@ def _date(value, field: str, bad, *, required: bool = False) -> date | None:
         bad(field, "invalid_date", "A local date, YYYY-MM-DD.")
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         bad(field, "invalid_date", f"{value} is not a date.")
         return None
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        bad(field, "out_of_range", f"A date from {FIRST_YEAR} to {LAST_YEAR}.")
+        return None
+    return day
 
 
 def _weekly(value, field: str, bad) -> dict[str, tuple[tuple[str, str], ...]] | None:

@@ -52,16 +52,16 @@ class SlaPolicyBody:
 def _target(value, where: str, bad) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        bad(where, "invalid", "Whole seconds (a number) or null.")
+    if isinstance(value, bool) or not isinstance(value, int):
+        bad(where, "invalid", "Whole seconds (an integer) or null.")
         return None
     if value < 0:
         bad(where, "negative", "A target is at least 0 seconds.")
         return None
-    if value != int(value) or value > MAX_TARGET_SECONDS:
-        bad(where, "invalid", f"Whole seconds up to {MAX_TARGET_SECONDS} (10 years).")
+    if value > MAX_TARGET_SECONDS:
+        bad(where, "invalid", f"At most {MAX_TARGET_SECONDS} seconds (10 years).")
         return None
-    return int(value)
+    return value
 
 
 def sla_policy_parse(body) -> SlaPolicyBody:

@@ -208,6 +208,7 @@ SPECTACULAR_SETTINGS = {
         "metrics.schema.metrics_parameters",
         "cskpi.params.list_parameters_schema",
         "metrics.alerting.schema.closed_alert_rule_inputs",
+        "cskpi.schema.closed_service_level_inputs",
     ],
 }
 

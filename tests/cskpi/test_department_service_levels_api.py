@@ -66,7 +66,16 @@ def test_another_departments_manager_gets_the_same_answer_as_for_a_missing_one(d
         assert client.get(_url(slug, "sla")).status_code == 403
 
 
+def test_staff_naming_no_department_get_a_404(staff_client):
+    assert staff_client.get(_url("no-such-department", "calendar")).status_code == 404
+    assert staff_client.put(_url("no-such-department", "sla"), POLICY, format="json").status_code == 404
+
+
 @pytest.mark.parametrize("what, body, field, code", [
+    ("calendar", {"versions": [{"effective_from": "1066-10-14", "weekly": {}}]},
+     "versions[0].effective_from", "out_of_range"),
+    ("calendar", {"versions": [{"effective_from": "2026-01-01", "weekly": {}, "timezone": "UTC"}]},
+     "versions[0].timezone", "unknown_field"),
     ("calendar", {"versions": [{"effective_from": "2026-01-01", "weekly": {"mon": [["08:00", "12:00"],
                                                                                    ["09:00", "10:00"]]}}]},
      "versions[0].weekly.mon", "overlap"),
