@@ -464,5 +464,3 @@ class BusinessCalendar:
             return anchor + target
         return clock.deadline(anchor, target)
 
-
-ALWAYS_OPEN = BusinessCalendar([], ZoneInfo("UTC"))

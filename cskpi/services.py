@@ -98,9 +98,10 @@ def service_levels_lock(*, department_ids, shared: bool) -> None:
     if connection.vendor != "postgresql":
         return
     function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-    with connection.cursor() as cursor:
-        for department_id in sorted(set(department_ids)):
-            cursor.execute(f"SELECT {function}(%s, %s)", [SERVICE_LEVELS_LOCK, department_id])
+    ids = sorted(set(department_ids))
+    with connection.cursor() as cursor:  # one round trip; in id order, so writers cannot deadlock
+        cursor.execute(f"SELECT count({function}(%s, d)) FROM (SELECT unnest(%s::int[]) AS d ORDER BY 1) s",
+                       [SERVICE_LEVELS_LOCK, ids])
 
 
 def _changed_since(old: list[CalendarVersion], new: list[CalendarVersion], zone: ZoneInfo) -> datetime | None | bool:

@@ -62,6 +62,8 @@ class ServiceLevels:
     policy: SlaPolicyBody | None
 
 
+# A department with neither calendar nor policy: open 24/7, no target (the OpenAPI examples use it).
+NONE_SET = ServiceLevels((), BusinessCalendar([], ZoneInfo("UTC")), None)
 _COMPILED: dict[int, ServiceLevels] = {}
 _MAX_COMPILED = 2000
 
