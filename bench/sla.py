@@ -16,7 +16,7 @@ with neither. Three figures:
 3. change: the calendar of `sla-on` is replaced; the time until its year of records is measured
    again (`pending_remeasures_run`) and the cubes are recomputed (`dirty_buckets_recompute`).
 
-`--small` runs 10,000 ingest records and 20,000 records for the year (a check that it works).
+`--small` runs 20,000 ingest records and 20,000 records for the year (a check that it works).
 """
 
 import argparse
@@ -122,6 +122,9 @@ def ingest_pass(records: int) -> dict:
     record_changes_marked.disconnect(recompute_kick_on_commit, dispatch_uid="metrics-recompute-kick")
     spent = {"sla-on": [], "sla-off": []}
     try:
+        # Warm-up, not timed: a worker compiles a department's calendar once (public holidays included).
+        for slug in ("sla-on", "sla-off"):
+            batch_ingest([interaction(n, slug, start - timedelta(days=30), 30, rng) for n in range(BATCH)])
         for pair in zip(batches["sla-on"], batches["sla-off"], strict=True):
             for slug, items in sorted(zip(("sla-on", "sla-off"), pair, strict=True), key=lambda _: rng.random()):
                 began = time.perf_counter()
@@ -206,13 +209,13 @@ def change_run() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--small", action="store_true", help="10,000 ingest records, 20,000 for the year")
+    parser.add_argument("--small", action="store_true", help="20,000 ingest records, 20,000 for the year")
     parser.add_argument("--ingest-records", type=int, default=100_000)
     parser.add_argument("--year-records", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
     if args.small:
-        args.ingest_records, args.year_records, args.runs = 10_000, 20_000, 10
+        args.ingest_records, args.year_records, args.runs = 20_000, 20_000, 10
     database_ensure()
     django_setup()
     fixtures_reset()
@@ -222,7 +225,8 @@ def main() -> None:
     print(f"ingest ({args.ingest_records:,} new interactions, batches of {BATCH}, alternating, in-process):")
     print(f"  calendar + policy in force: {on['records_per_s']:,.0f} records/s (batch p50 {on['batch_p50_ms']:.1f} ms)")
     print(f"  neither:                    {off['records_per_s']:,.0f} records/s (batch p50 {off['batch_p50_ms']:.1f} ms)")
-    print(f"  ratio: {on['records_per_s'] / off['records_per_s']:.3f} (target >= 0.85)")
+    print(f"  ratio: {on['records_per_s'] / off['records_per_s']:.3f} of records/s, "
+          f"{off['batch_p50_ms'] / on['batch_p50_ms']:.3f} of batch medians (target >= 0.85)")
 
     fixtures_reset()
     loaded = year_load(args.year_records)
