@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from cskpi.models import DepartmentCalendar, SlaPolicy
+from cskpi.services import department_upsert
 from ingestion.models import Cashout, Interaction, RecordChange, ServiceLevelRemeasure
 from ingestion.service_levels import pending_remeasures_run
 
@@ -151,3 +152,36 @@ def test_cashouts_on_the_calendar_clock(department, make_client):
     ])
     states = dict(Cashout.objects.values_list("external_id", "response_sla"))
     assert states == {"c-1": "met", "c-2": "breached", "c-3": "breached"}
+
+
+def test_while_records_are_measured_again_status_says_so_and_metrics_answer_as_of_the_change(department,
+                                                                                            make_client):
+    manager = make_client(grants=[(department.slug, "manager")])
+    assert manager.put(_url(department.slug, "calendar"), CALENDAR, format="json").status_code == 200
+    waiting = ServiceLevelRemeasure.objects.get()  # the worker has not run (no commit inside a test)
+    status = manager.get("/api/v1/status").json()
+    assert status["remeasuring"] == [{"department": department.slug, "since": "2025-12-31T17:00:00Z",
+                                      "requested_at": waiting.requested_at.isoformat().replace("+00:00", "Z"),
+                                      "records_done": 0}]
+    answer = manager.get("/api/v1/metrics", {"kpi": "sla_first_response_rate", "department": department.slug,
+                                             "start": "2026-03-01", "end": "2026-03-02"}).json()
+    assert datetime.fromisoformat(answer["as_of"]) == waiting.requested_at
+    pending_remeasures_run(time_budget=30)
+    assert manager.get("/api/v1/status").json()["remeasuring"] == []
+    answer = manager.get("/api/v1/metrics", {"kpi": "sla_first_response_rate", "department": department.slug,
+                                             "start": "2026-03-01", "end": "2026-03-02"}).json()
+    assert datetime.fromisoformat(answer["as_of"]) > waiting.requested_at
+
+
+def test_a_zone_change_measures_the_records_again(department, make_client):
+    manager = make_client(grants=[(department.slug, "manager"), (department.slug, "ingest")])
+    assert manager.put(_url(department.slug, "calendar"), CALENDAR, format="json").status_code == 200
+    pending_remeasures_run(time_budget=30)
+    # Mon 2 Mar 2026 08:00-09:00 in Ho Chi Minh City (01:00-02:00Z): open an hour there.
+    _ingest(manager, department, "interactions", [{
+        "external_id": "i-1", "department": department.slug, "channel": "chat", "status": "open",
+        "created_at": "2026-03-02T01:00:00Z", "first_response_at": "2026-03-02T02:00:00Z"}])
+    assert Interaction.objects.get().first_response_business_seconds == 3600
+    department_upsert(slug=department.slug, timezone="Europe/London")  # 01:00-02:00 local: closed
+    pending_remeasures_run(time_budget=30)
+    assert Interaction.objects.get().first_response_business_seconds == 0
