@@ -3,7 +3,7 @@
 Each record type declares its business durations and SLA clocks (`RecordSpec.business_durations`,
 `RecordSpec.sla_clocks`); this module fills their columns:
 
-- on write (`service_levels_measure`, called by the upsert for the rows it writes, under a shared
+- on write (`BatchMeasure`, called by the upsert for the rows it writes, under a shared
   lock on the departments' calendars and policies, with the compiled calendars cached per process
   and checked against their revision once per batch);
 - again in the background after a calendar, policy or zone change (`records_remeasure`, for the
