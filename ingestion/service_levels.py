@@ -9,7 +9,7 @@ Each record type declares its business durations and SLA clocks (`RecordSpec.bus
 - again in the background after a calendar, policy or zone change (`records_remeasure`, for the
   records the change affects: `ServiceLevelRemeasure` says which);
 - when a deadline passes (`overdue_records_mark`): a record still pending whose deadline is past
-  becomes breached, without any new event. The beat runs it every CSKPI_SLA_OVERDUE_SECONDS; it
+  becomes breached, without any new event. The beat runs it every CSKPI_SLA_SWEEP_SECONDS; it
   reads only the pending records due before now (a partial index), so each run costs what it flips.
 
 Every change marks the record's quarter in the change log, so the KPI engine recomputes it.
