@@ -136,7 +136,7 @@ def calendar_parse(body) -> list[CalendarVersion]:
                     f"versions[{seen[effective]}] already takes effect on {effective.isoformat()}.")
             seen.setdefault(effective, i)
         weekly = _weekly(raw.get("weekly"), f"{where}.weekly", bad)
-        holidays = _holidays(raw.get("holidays"), f"{where}.holidays", bad)
+        holidays = _holidays(raw.get("holidays", []), f"{where}.holidays", bad)
         country = raw.get("holiday_country")
         if country is not None:
             if not isinstance(country, str) or country not in holiday_countries():
@@ -224,8 +224,6 @@ def _hhmm(minutes: int) -> str:
 
 
 def _holidays(value, field: str, bad) -> tuple[date, ...] | None:
-    if value is None:
-        return ()
     if not isinstance(value, list) or len(value) > MAX_HOLIDAYS:
         bad(field, "invalid", f"A list of at most {MAX_HOLIDAYS} local dates.")
         return None

@@ -82,7 +82,7 @@ def sla_policy_parse(body) -> SlaPolicyBody:
     if clock not in SlaClockKind.values:
         bad("cashout_clock", "invalid_choice", f"One of {', '.join(SlaClockKind.values)}.")
     channels: dict[str, dict[str, int | None]] = {}
-    raw_channels = body.get("channels") or {}
+    raw_channels = body.get("channels", {})
     if not isinstance(raw_channels, dict) or len(raw_channels) > MAX_CHANNELS:
         bad("channels", "invalid", f"An object of at most {MAX_CHANNELS} channels, each with its own targets.")
         raw_channels = {}

@@ -88,6 +88,10 @@ def test_staff_naming_no_department_get_a_404(staff_client):
     ("sla", {"channels": {"phone": {"resolution_seconds": -5}}}, "channels.phone.resolution_seconds", "negative"),
     ("sla", {"cashout_clock": "lunar"}, "cashout_clock", "invalid_choice"),
     ("sla", {"first_response_seconds": 1.5}, "first_response_seconds", "invalid"),
+    ("sla", {"channels": []}, "channels", "invalid"),
+    ("sla", {"channels": None}, "channels", "invalid"),
+    ("calendar", {"versions": [{"effective_from": "2026-01-01", "weekly": {}, "holidays": None}]},
+     "versions[0].holidays", "invalid"),
 ])
 def test_bad_input_is_a_400_naming_the_field_and_changes_nothing(department, staff_client, what, body, field,
                                                                  code):
