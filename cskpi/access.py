@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cskpi.choices import ROLE_READ_LEVEL, ReadLevel, Role
-from cskpi.errors import Forbidden, InvalidInput, text_clip
+from cskpi.errors import Forbidden, InvalidInput, NotFoundError, text_clip
 from cskpi.models import Department, Grant
 
 
@@ -198,3 +198,20 @@ def ingest_departments_check(*, access: Access, departments: Sequence) -> None:
               "message": f"No ingest grant on department {text_clip(d)!r} (or no such department)."}
              for i, d in bad],
         )
+
+
+def department_setting_scope(*, access: Access, slug: str, what: str, write: bool = False) -> DepartmentAccess:
+    """A department's setting (`what`, e.g. "calendar", named in the path): read by its readers,
+    changed by its managers and staff.
+
+    A department the caller may not read, or that does not exist, is refused as by
+    `read_scopes_resolve` (403, slugs not enumerable), except that staff get 404 for a path naming
+    no department; a reader below manager who writes gets 403 `permission_denied`.
+    """
+    if access.is_staff and access.get(slug) is None:
+        raise NotFoundError(f"No department {text_clip(slug)!r}.")
+    (scope,) = read_scopes_resolve(access=access, slugs=[slug])
+    if write and not access.is_staff and scope.read_level < ReadLevel.FULL:
+        message = f"Only a manager of '{slug}' or staff may change its {what}."
+        raise Forbidden(message, [{"field": "department", "code": PERMISSION_DENIED, "message": message}])
+    return scope

@@ -19,6 +19,11 @@ app.conf.beat_schedule = {
         "schedule": float(os.environ.get("CSKPI_SWEEP_SECONDS", "2")),
         "options": {"expires": 10},
     },
+    "ingestion-service-levels-sweep": {
+        "task": "ingestion.tasks.service_levels_sweep",
+        "schedule": float(os.environ.get("CSKPI_SLA_SWEEP_SECONDS", "30")),
+        "options": {"expires": float(os.environ.get("CSKPI_SLA_SWEEP_SECONDS", "30"))},
+    },
     "metrics-evaluate-alerts": {
         "task": "metrics.alerting.evaluate_all_alerts",
         "schedule": float(os.environ.get("CSKPI_ALERT_EVAL_SECONDS", "60")),

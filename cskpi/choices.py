@@ -23,3 +23,10 @@ ROLE_READ_LEVEL = {
     Role.VIEWER: ReadLevel.DEPARTMENT,
     Role.MANAGER: ReadLevel.FULL,
 }
+
+
+class SlaClockKind(models.TextChoices):
+    """Which clock an SLA target runs on."""
+
+    BUSINESS = "business", "Business hours (the department's calendar)"
+    CALENDAR = "calendar", "Calendar time (every second counts)"

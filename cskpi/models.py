@@ -57,3 +57,26 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"
+
+
+class DepartmentCalendar(models.Model):
+    """A department's business-hours calendar: its versions as checked by `cskpi.calendars`.
+
+    `revision` changes on every write: whoever keeps numbers measured with the calendar (ingestion's
+    per-record SLA columns) compares it with the one it compiled.
+    """
+
+    department = models.OneToOneField(Department, on_delete=models.CASCADE, related_name="calendar")
+    versions = models.JSONField(default=list)
+    revision = models.BigIntegerField()
+    updated_at = models.DateTimeField()
+
+
+class SlaPolicy(models.Model):
+    """A department's SLA targets as checked by `cskpi.service_levels` (`body`); see DepartmentCalendar
+    for `revision`."""
+
+    department = models.OneToOneField(Department, on_delete=models.CASCADE, related_name="sla_policy")
+    body = models.JSONField()
+    revision = models.BigIntegerField()
+    updated_at = models.DateTimeField()

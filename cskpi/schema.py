@@ -63,3 +63,16 @@ CSV_FORMAT_PARAMETER = OpenApiParameter(
     "format", str, OpenApiParameter.QUERY, required=False, enum=["json", "csv"],
     description="`csv` answers text/csv (as `Accept: text/csv` does). Default: json.",
 )
+
+
+def closed_service_level_inputs(result, generator, request, public):
+    """Calendar and SLA policy bodies refuse unknown fields (`unknown_field`) and are required: say so."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for name in ("CalendarInputRequest", "CalendarVersionRequest", "WeeklyScheduleRequest", "SlaPolicyInputRequest",
+                 "SlaChannelTargetsRequest"):
+        if name in schemas:
+            schemas[name]["additionalProperties"] = False
+    for path, operations in result.get("paths", {}).items():
+        if path.endswith(("/calendar", "/sla")) and "requestBody" in operations.get("put", {}):
+            operations["put"]["requestBody"]["required"] = True
+    return result

@@ -6,7 +6,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from cskpi.access import Access
-from cskpi.models import ApiToken, Department, Grant
+from cskpi.models import ApiToken, Department, DepartmentCalendar, Grant, SlaPolicy
+from cskpi.service_levels import SlaPolicyBody
 from cskpi.signals import health_collected
 
 
@@ -130,3 +131,19 @@ def _principal_plan() -> _Plan:
                            + expression.get_db_converters(connection)))
     return _Plan(sql=sql, token_names=[f.attname for f in token_fields], user_names=[f.attname for f in user_fields],
                  department_names=[f.attname for f in department_fields], converters=converters)
+
+
+def department_calendar_get(*, department: Department) -> dict:
+    """The department's calendar as set (no versions and `updated_at` null: open 24/7)."""
+    stored = DepartmentCalendar.objects.filter(department=department).first()
+    if stored is None:
+        return {"versions": [], "updated_at": None}
+    return {"versions": stored.versions, "updated_at": stored.updated_at}
+
+
+def department_sla_get(*, department: Department) -> dict:
+    """The department's SLA policy (every target null and `updated_at` null: no policy)."""
+    stored = SlaPolicy.objects.filter(department=department).first()
+    if stored is None:
+        return {**SlaPolicyBody().as_json(), "updated_at": None}
+    return {**stored.body, "updated_at": stored.updated_at}

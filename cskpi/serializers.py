@@ -2,7 +2,9 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from cskpi.choices import ReadLevel, Role
+from cskpi.calendars import MAX_HOLIDAYS, MAX_INTERVALS_PER_DAY, MAX_VERSIONS
+from cskpi.choices import ReadLevel, Role, SlaClockKind
+from cskpi.service_levels import MAX_TARGET_SECONDS
 from cskpi.validators import zone_get
 
 
@@ -74,3 +76,82 @@ class DepartmentOutputSerializer(serializers.Serializer):
         if entry.can_read:
             roles.append(READ_LEVEL_ROLE[entry.read_level])
         return roles
+
+
+# --- business hours and SLA policies (the bodies are checked by cskpi.calendars / service_levels;
+# these serializers describe them for OpenAPI and shape the answers) -----------------------------
+_TIME = RegexValidator(r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$", message="HH:MM, 00:00 to 24:00.")
+
+
+def _interval():
+    return serializers.ListField(
+        child=serializers.CharField(validators=[_TIME], help_text="HH:MM, local; 24:00 only as an end."),
+        min_length=2, max_length=2,
+        help_text='[start, end) in local time, e.g. ["08:00", "12:00"]; an end before the start crosses midnight '
+                  '(["22:00", "06:00"]). Intervals of a day may not overlap, nor an end equal its start.')
+
+
+def _day(**kwargs):
+    return serializers.ListField(child=_interval(), required=False, max_length=MAX_INTERVALS_PER_DAY, **kwargs)
+
+
+class WeeklyScheduleSerializer(serializers.Serializer):
+    mon = _day(help_text="Open intervals; a weekday left out is closed.")
+    tue = _day()
+    wed = _day()
+    thu = _day()
+    fri = _day()
+    sat = _day()
+    sun = _day()
+
+
+class CalendarVersionSerializer(serializers.Serializer):
+    effective_from = serializers.DateField(help_text="Local date (1900-2999) from which this version measures "
+                                                     "records (by their anchor time); unique among the versions.")
+    weekly = WeeklyScheduleSerializer()
+    holidays = serializers.ListField(child=serializers.DateField(), required=False, max_length=MAX_HOLIDAYS,
+                                     help_text="Local dates (1900-2999) closed all day.")
+    holiday_country = serializers.CharField(
+        required=False, allow_null=True, validators=[RegexValidator(r"^[A-Z]{2}$")],
+        help_text="ISO 3166 alpha-2 code with known public holidays (e.g. VN, with Tết): they close the day too.")
+
+
+class CalendarInputSerializer(serializers.Serializer):
+    versions = serializers.ListField(child=CalendarVersionSerializer(), max_length=MAX_VERSIONS)
+
+
+class CalendarOutputSerializer(serializers.Serializer):
+    versions = CalendarVersionSerializer(many=True)
+    updated_at = serializers.DateTimeField(allow_null=True, help_text="Last change; null: never set (open 24/7).")
+
+
+def _target(help_text=None):
+    return serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=MAX_TARGET_SECONDS,
+                                    help_text=help_text)
+
+
+class SlaChannelTargetsSerializer(serializers.Serializer):
+    first_response_seconds = _target()
+    resolution_seconds = _target()
+
+
+class SlaPolicyInputSerializer(serializers.Serializer):
+    first_response_seconds = _target("Business seconds to a first response; null: no target.")
+    resolution_seconds = _target("Business seconds to resolution; null: no target.")
+    channels = serializers.DictField(child=SlaChannelTargetsSerializer(), required=False,
+                                     help_text="Per channel slug, the targets it overrides (null there: no target "
+                                               "on that channel).")
+    cashout_response_seconds = _target("Seconds to a cashout's first response, on `cashout_clock`; null: none.")
+    cashout_clock = serializers.ChoiceField(choices=SlaClockKind.choices, required=False,
+                                            help_text="The clock of the cashout target (default business).")
+
+
+class SlaPolicyOutputSerializer(serializers.Serializer):
+    first_response_seconds = serializers.IntegerField(allow_null=True)
+    resolution_seconds = serializers.IntegerField(allow_null=True)
+    channels = serializers.DictField(
+        child=serializers.DictField(child=serializers.IntegerField(allow_null=True)),
+        help_text="Per channel slug, the targets it overrides, as set (a target left out is the department's).")
+    cashout_response_seconds = serializers.IntegerField(allow_null=True)
+    cashout_clock = serializers.ChoiceField(choices=SlaClockKind.choices)
+    updated_at = serializers.DateTimeField(allow_null=True, help_text="Last change; null: no policy (SLA KPIs null).")

@@ -149,6 +149,11 @@ CSKPI_RECOMPUTE_MAX_ATTEMPTS = env.int("CSKPI_RECOMPUTE_MAX_ATTEMPTS", default=5
 CSKPI_PRESENCE_TIMEOUT_SECONDS = env.int("CSKPI_PRESENCE_TIMEOUT_SECONDS", default=8 * 3600)
 # How often the sweep re-marks the current quarter of departments with an open agent state.
 CSKPI_OPEN_STATES_SECONDS = env.int("CSKPI_OPEN_STATES_SECONDS", default=5)
+# Business hours and SLA: the beat interval of the sweep that turns pending records whose deadline
+# passed into breaches (and picks up calendar/policy changes left waiting), and the lease of a
+# worker measuring a department's records again after such a change (renewed per chunk).
+CSKPI_SLA_SWEEP_SECONDS = env.float("CSKPI_SLA_SWEEP_SECONDS", default=30.0)
+CSKPI_REMEASURE_LEASE_SECONDS = env.int("CSKPI_REMEASURE_LEASE_SECONDS", default=120)
 # Alerts: beat evaluation interval; webhooks: timeout, retries with exponential backoff, lease of
 # one attempt, and hosts exempt from the SSRF address check (they may also use plain http).
 CSKPI_ALERT_EVAL_SECONDS = env.float("CSKPI_ALERT_EVAL_SECONDS", default=60.0)
@@ -170,7 +175,7 @@ CSKPI_MAX_RANGE_DAYS = {
 # default. Preflights are answered without a token; Authorization is an allowed header.
 CORS_ALLOWED_ORIGINS = env.list("CSKPI_CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/"
-CORS_ALLOW_METHODS = ("GET", "POST", "OPTIONS")
+CORS_ALLOW_METHODS = ("GET", "POST", "PUT", "OPTIONS")
 CORS_EXPOSE_HEADERS = ("Content-Language", "Retry-After")
 CORS_PREFLIGHT_MAX_AGE = 600
 # Request bodies above this are refused with 413 before they are parsed.
@@ -202,6 +207,8 @@ SPECTACULAR_SETTINGS = {
         "SurveyKindEnum": "ingestion.choices.SurveyKind",
         "AgentEventStatusEnum": "ingestion.choices.AgentStatus",
         "SystemCheckOutcomeEnum": "ingestion.choices.CheckOutcome",
+        "SlaStateEnum": "ingestion.choices.SlaState",
+        "SlaClockEnum": "cskpi.choices.SlaClockKind",
         "CurrencyEnum": "ingestion.currencies.ISO_4217_CHOICES",
         "CallerRoleEnum": "cskpi.serializers.CALLER_ROLES",
         "AlertStateEnum": "metrics.alerting.choices.AlertState",
@@ -213,6 +220,7 @@ SPECTACULAR_SETTINGS = {
         "metrics.schema.metrics_parameters",
         "cskpi.params.list_parameters_schema",
         "metrics.alerting.schema.closed_alert_rule_inputs",
+        "cskpi.schema.closed_service_level_inputs",
     ],
 }
 

@@ -13,3 +13,8 @@ department_timezone_changed = Signal()
 # Sent by the health check once the database answered; each receiver returns a dict of figures to
 # report (e.g. {"pending_buckets": 12}). An exception counts as the database being down.
 health_collected = Signal()
+
+# Sent inside the transaction that changed a department's calendar or SLA policy, with `department`
+# and `since` (the earliest instant whose records may measure differently; None: every record).
+# Whoever stores numbers measured with them (ingestion's per-record SLA columns) recomputes those.
+department_service_levels_changed = Signal()

@@ -2,12 +2,14 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from cskpi.apis import DepartmentListCreateApi, HealthApi
+from cskpi.apis import DepartmentCalendarApi, DepartmentListCreateApi, DepartmentSlaApi, HealthApi
 from cskpi.errors import not_found_view
 
 api_v1 = [
     path("health", HealthApi.as_view(), name="health"),
     path("departments", DepartmentListCreateApi.as_view(), name="departments"),
+    path("departments/<slug:slug>/calendar", DepartmentCalendarApi.as_view(), name="department-calendar"),
+    path("departments/<slug:slug>/sla", DepartmentSlaApi.as_view(), name="department-sla"),
     path("", include("ingestion.urls")),
     path("", include("metrics.urls")),
 ]

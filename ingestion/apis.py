@@ -39,6 +39,7 @@ from ingestion.serializers import (
     UpsertResultSerializer,
     record_page_serializer,
 )
+from ingestion.service_levels import NONE_SET, rows_measure
 from ingestion.services import record_batch_ingest
 from ingestion.validation import DATETIME_YEAR_PATTERN, Invalid, batch_validator_get, coercer_build
 
@@ -246,6 +247,7 @@ def _output_example(spec: RecordSpec, item: dict) -> dict:
     """The example record as a manager reads it back: validated, derived and serialized like a stored one."""
     rows, _ = batch_validator_get(spec).validate([item], departments={item["department"]: 0})
     row = {column: value for column, value in rows[0].items() if column != "department"}  # the slug
+    rows_measure(spec=spec, rows=[row], levels={row["department_id"]: NONE_SET}, moment=row[spec.time])
     record = spec.model(**row)
     record.department_slug = item["department"]
     record.received_at = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)

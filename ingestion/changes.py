@@ -8,8 +8,9 @@ them, and the consumer (metrics, in `MetricsConfig.ready`) connects its recomput
 
 import secrets
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from django.db import connection
 from django.utils import timezone
 
 from ingestion.choices import QUARTER_SECONDS
@@ -49,3 +50,29 @@ def record_changes_mark(*, record_type: str, marks: Iterable[tuple[int, datetime
     )
     record_changes_marked.send(sender=RecordChange, record_type=record_type, count=len(keys))
     return len(keys)
+
+
+def record_changes_mark_span(*, record_type: str, department_id: int, start: datetime, end: datetime) -> int:
+    """Mark every quarter-hour from the one holding `start` to the one holding `end` (inclusive), as
+    `record_changes_mark` would, in one statement on PostgreSQL (a year of quarters is 35,040 marks)."""
+    first, last = quarter_floor(start), quarter_floor(end)
+    if last < first:
+        return 0
+    count = int((last - first).total_seconds()) // QUARTER_SECONDS + 1
+    if connection.vendor != "postgresql":
+        return record_changes_mark(record_type=record_type, marks=(
+            (department_id, first + timedelta(seconds=n * QUARTER_SECONDS)) for n in range(count)))
+    now = timezone.now()
+    table = RecordChange._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (record_type, department_id, quarter_start, version, first_marked_at, marked_at, "
+            "attempts, last_error) "
+            "SELECT %s, %s, q, %s, %s, %s, 0, '' "
+            "FROM generate_series(%s::timestamptz, %s::timestamptz, interval '15 minutes') AS q "
+            "ON CONFLICT (record_type, department_id, quarter_start) DO UPDATE SET version = EXCLUDED.version, "
+            "marked_at = EXCLUDED.marked_at, claimed_until = NULL, attempts = 0, failed_at = NULL, last_error = ''",
+            [record_type, department_id, secrets.randbits(62), now, now, first, last],
+        )
+    record_changes_marked.send(sender=RecordChange, record_type=record_type, count=count)
+    return count

@@ -72,3 +72,11 @@ class UpsertResult(models.TextChoices):
 # Channels need no registration; these are the common ones, shown in the API docs.
 KNOWN_CHANNELS = ("phone", "email", "chat", "facebook", "zalo", "web", "sms", "app")
 DEFAULT_SOURCE = "api"
+
+
+class SlaState(models.TextChoices):
+    """Where a record stands against one SLA target."""
+
+    MET = "met", "Met"
+    BREACHED = "breached", "Breached (late, or overdue without a response)"
+    PENDING = "pending", "Not yet due"

@@ -70,6 +70,30 @@ class FieldSpec:
         return self.column or self.name
 
 
+@dataclass(frozen=True)
+class SlaClock:
+    """A service-level target a record type is measured against: from the anchor to `stop`, against
+    the department policy's `target` (business seconds, or the clock the policy names for it).
+
+    Stored per record beside its fields: `<key>_sla` (met | breached | pending; null: no target) and
+    `<key>_due_at` (the deadline: the last instant a `stop` still meets the target; null: no target,
+    or never due because the calendar never opens).
+    """
+
+    key: str
+    stop: str
+    target: str
+    exempt_statuses: tuple[str, ...] = ()  # records with these statuses have no target on this clock
+
+    @property
+    def state_column(self) -> str:
+        return f"{self.key}_sla"
+
+    @property
+    def due_column(self) -> str:
+        return f"{self.key}_due_at"
+
+
 # A rule sees a row of valid, typed values (keyed by column) and yields (field, code, message).
 Rule = Callable[[dict], Iterator[tuple[str, str, str]]]
 
@@ -98,6 +122,10 @@ class RecordSpec:
     # consecutive system checks). A write then also re-marks the quarter of the record that follows
     # the written one's old and new place (ingestion.services), whose predecessor it changed.
     series: tuple[str, ...] = ()
+    # Durations on the department's business-hours clock, measured from the anchor: (column, stop
+    # column) each; and the SLA targets the record is measured against (ingestion.service_levels).
+    business_durations: tuple[tuple[str, str], ...] = ()
+    sla_clocks: tuple[SlaClock, ...] = ()
 
     def __post_init__(self):
         if (self.anchor is None) == (self.start is None) or (self.start is None) != (self.end is None):
@@ -165,11 +193,22 @@ class RecordSpec:
     @property
     def derived_columns(self) -> tuple[str, ...]:
         """The columns `derived` writes beside the sender's fields (durations), found by a probe row."""
+        return self.timestamp_durations + self.service_level_columns
+
+    @property
+    def timestamp_durations(self) -> tuple[str, ...]:
+        """The columns `derived` writes from the row alone (found by a probe row)."""
         if self.derived is None:
             return ()
         moment = datetime(2000, 1, 1, tzinfo=UTC)
         probe = {f.target: moment if f.type == FieldType.DATETIME else None for f in self.fields}
         return tuple(self.derived(probe | {column: moment for column in self.time_columns}))
+
+    @property
+    def service_level_columns(self) -> tuple[str, ...]:
+        """The columns measured with the department's calendar and SLA policy (ingestion.service_levels)."""
+        return (*(column for column, _ in self.business_durations),
+                *(c for clock in self.sla_clocks for c in (clock.state_column, clock.due_column)))
 
     @property
     def filters(self) -> tuple[FieldSpec, ...]:
@@ -317,6 +356,15 @@ INTERACTION = RecordSpec(
     ),
     rules=(_interaction_times, _interaction_status),
     derived=_interaction_derived,
+    business_durations=(("first_response_business_seconds", "first_response_at"),
+                        ("resolution_business_seconds", "resolved_at")),
+    sla_clocks=(
+        SlaClock("first_response", "first_response_at", "first_response_seconds"),
+        # A contact that ended without reaching anyone is never resolved: abandoned_rate and missed_calls
+        # count it, the resolution target does not.
+        SlaClock("resolution", "resolved_at", "resolution_seconds",
+                 exempt_statuses=(InteractionStatus.ABANDONED, InteractionStatus.MISSED)),
+    ),
 )
 
 SURVEY = RecordSpec(
@@ -377,6 +425,7 @@ CASHOUT = RecordSpec(
     ),
     rules=(_cashout_times, _cashout_status),
     derived=_cashout_derived,
+    sla_clocks=(SlaClock("response", "first_response_at", "cashout_response_seconds"),),
 )
 
 AGENT_EVENT = RecordSpec(

@@ -13,8 +13,18 @@ from ingestion.choices import (
     CheckOutcome,
     InteractionStatus,
     RecordType,
+    SlaState,
     SurveyKind,
 )
+
+
+def _sla_state():
+    return models.CharField(max_length=8, choices=SlaState.choices, null=True, blank=True)
+
+
+def _overdue_index(key: str, name: str) -> models.Index:
+    """The records still waiting on the target `key`, by deadline: what the overdue sweep reads."""
+    return models.Index(fields=[f"{key}_due_at"], name=name, condition=models.Q(**{f"{key}_sla": SlaState.PENDING}))
 
 
 class RecordBase(models.Model):
@@ -46,6 +56,13 @@ class Interaction(RecordBase):
     self_service = models.BooleanField(default=False)
     first_response_seconds = models.FloatField(null=True, blank=True)
     resolution_seconds = models.FloatField(null=True, blank=True)
+    # Measured with the department's calendar and SLA policy (ingestion.service_levels).
+    first_response_business_seconds = models.FloatField(null=True, blank=True)
+    resolution_business_seconds = models.FloatField(null=True, blank=True)
+    first_response_sla = _sla_state()
+    first_response_due_at = models.DateTimeField(null=True, blank=True)
+    resolution_sla = _sla_state()
+    resolution_due_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["source", "external_id"], name="interaction_key")]
@@ -54,6 +71,8 @@ class Interaction(RecordBase):
             models.Index(fields=["department", "agent", "created_at"], name="interaction_dept_agent_time"),
             # A customer's first interaction with a department (metrics.customers): one index probe.
             models.Index(fields=["department", "customer", "created_at"], name="interaction_dept_customer_time"),
+            _overdue_index("first_response", "interaction_first_response_due"),
+            _overdue_index("resolution", "interaction_resolution_due"),
         ]
 
 
@@ -87,10 +106,13 @@ class Cashout(RecordBase):
     failure_reason = models.CharField(max_length=255, null=True, blank=True)
     processing_seconds = models.FloatField(null=True, blank=True)
     response_seconds = models.FloatField(null=True, blank=True)
+    response_sla = _sla_state()
+    response_due_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["source", "external_id"], name="cashout_key")]
-        indexes = [models.Index(fields=["department", "requested_at"], name="cashout_dept_time")]
+        indexes = [models.Index(fields=["department", "requested_at"], name="cashout_dept_time"),
+                   _overdue_index("response", "cashout_response_due")]
 
 
 class AgentEvent(RecordBase):
@@ -164,3 +186,17 @@ class RecordChange(models.Model):
             models.UniqueConstraint(fields=["record_type", "department", "quarter_start"], name="record_change_key")
         ]
         indexes = [models.Index(fields=["first_marked_at"], name="record_change_age")]
+
+
+class ServiceLevelRemeasure(models.Model):
+    """A department whose records must be measured again with its calendar and SLA policy (one
+    changed): those anchored at or after `since` (null: all). Written in the transaction of the
+    change; `version` changes on every new request, so a worker that finished an older one leaves
+    the row for another pass. /status shows the rows waiting; /metrics says `as_of` their oldest."""
+
+    department = models.OneToOneField(Department, on_delete=models.CASCADE, related_name="+")
+    since = models.DateTimeField(null=True, blank=True)
+    version = models.BigIntegerField()
+    requested_at = models.DateTimeField()
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    records_done = models.BigIntegerField(default=0)

@@ -6,7 +6,7 @@ their OpenAPI schema is derived from the declarations (ingestion.schema)."""
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-from ingestion.choices import UpsertResult
+from ingestion.choices import SlaState, UpsertResult
 from ingestion.currencies import ISO_4217_CHOICES
 from ingestion.fields import RECORD_SPECS, SPEC_BY_MODEL, FieldSpec, FieldType, RecordSpec
 from ingestion.validation import NO_NUL_PATTERN, SLUG_PATTERN
@@ -84,9 +84,20 @@ def _output_field(f: FieldSpec, model) -> serializers.Field:
 def record_output_serializer(spec: RecordSpec) -> type[serializers.Serializer]:
     """A record as stored, from its declaration: its public fields, then the derived durations."""
     attrs = {f.name: _output_field(f, spec.model) for f in spec.fields if f.public and f.name not in _KEY_FIELDS}
-    for column in spec.derived_columns:
+    for column in spec.timestamp_durations:
         attrs[column] = serializers.FloatField(allow_null=True, help_text="Derived on write from the timestamps, "
                                                                           "in seconds.")
+    for column, stop in spec.business_durations:
+        attrs[column] = serializers.FloatField(
+            allow_null=True, help_text=f"Seconds from {spec.anchor} to {stop} within the department's business "
+                                       "hours (its calendar; none: every second counts).")
+    for clock in spec.sla_clocks:
+        attrs[clock.state_column] = serializers.ChoiceField(
+            choices=SlaState.choices, allow_null=True,
+            help_text=f"Against the SLA policy's {clock.target}: met, breached (late, or no {clock.stop} past "
+                      "the deadline) or pending (not yet due); null: no target.")
+        attrs[clock.due_column] = serializers.DateTimeField(
+            allow_null=True, help_text=f"The deadline: the last instant a {clock.stop} meets {clock.target}.")
     attrs["__doc__"] = f"{spec.record_type.label} as stored" + (
         ", with the durations derived from its timestamps." if spec.derived_columns else ".")
     return type(f"{spec.title}OutputSerializer", (_RecordOutputBase,), attrs)

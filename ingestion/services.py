@@ -33,6 +33,7 @@ from ingestion.changes import record_changes_mark
 from ingestion.choices import UpsertResult
 from ingestion.fields import FieldType, RecordSpec
 from ingestion.presence import presence_span
+from ingestion.service_levels import BatchMeasure
 from ingestion.validation import batch_validator_get
 
 logger = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class _Table:
 
     def __init__(self, spec: RecordSpec):
         model = spec.model
+        self.spec = spec
         self.name = model._meta.db_table
         self.record_type = spec.record_type
         self.time_columns = spec.time_columns
@@ -207,6 +209,7 @@ def _upsert(table: _Table, rows: Sequence[dict], department_ids: set[int] | None
     for index, row in enumerate(rows):
         groups.setdefault((row["source"], row["external_id"]), []).append(index)
     results: list[str] = [""] * len(rows)
+    measure = BatchMeasure(table.spec, rows)  # business durations and SLA states of the rows written
     stored = _select_for_update(table, sorted(groups))
     _check_stored_departments(stored, groups, department_ids)
     updates: list[dict] = []
@@ -229,6 +232,7 @@ def _upsert(table: _Table, rows: Sequence[dict], department_ids: set[int] | None
                     places.append(_series_place(table, final))
             if final is not None:
                 updates.append(final | {"id": current.id})
+        measure(inserts)
         inserted = _insert(table, inserts)
         pending = sorted({(r["source"], r["external_id"]) for r in inserts} - inserted)
         created = [r for r in inserts if (r["source"], r["external_id"]) in inserted]
@@ -243,6 +247,7 @@ def _upsert(table: _Table, rows: Sequence[dict], department_ids: set[int] | None
         stored.update(raced)
     else:  # pragma: no cover - rows are never deleted, so a raced key is found on the next round
         raise OperationalError("could not settle concurrent inserts")
+    measure([r for r in updates if not r.get("_version_only")])
     _update(table, updates)
     if places:
         marks += _successor_marks(table, places)

@@ -18,6 +18,7 @@ from ingestion.choices import (
     CheckOutcome,
     InteractionStatus,
     RecordType,
+    SlaState,
     SurveyKind,
 )
 from ingestion.fields import SPEC_BY_TYPE
@@ -70,6 +71,12 @@ _PROCESSING = _SETTLED & _has("processing_seconds")
 # A system check's predecessor: the previous run of the same check in the department (its series).
 _CHECK_SERIES = {"model": SPEC_BY_TYPE[_K].model, "anchor": SPEC_BY_TYPE[_K].anchor, "series": SPEC_BY_TYPE[_K].series}
 _RESPONSE = _has("response_seconds")
+# Business-hours durations: the mean's count is the calendar duration's (every record with a first
+# response, or resolved, has both).
+
+
+def _sla(key: str, state: str) -> Q:
+    return Q(**{f"{key}_sla": state})
 
 MEASURES: dict[str, tuple[Measure, ...]] = {
     _I: (
@@ -99,6 +106,14 @@ MEASURES: dict[str, tuple[Measure, ...]] = {
         Measure("customers", _I, DISTINCT_SET, "customer", doc="distinct customers (interactions with one)"),
         Measure("first_contact_customers", _I, FIRST_CONTACT_SET, "customer",
                 doc="customers whose first interaction with the department is in the bucket (department-wide)"),
+        _sum(_I, "first_response_business_seconds_sum", "first_response_business_seconds", _FIRST_RESPONSE),
+        _sum(_I, "resolution_business_seconds_sum", "resolution_business_seconds", _RESOLUTION),
+        _count(_I, "sla_first_response_met", _sla("first_response", SlaState.MET), "first response within target"),
+        _count(_I, "sla_first_response_breached", _sla("first_response", SlaState.BREACHED),
+               "first response late, or none and overdue"),
+        _count(_I, "sla_resolution_met", _sla("resolution", SlaState.MET), "resolved within target"),
+        _count(_I, "sla_resolution_breached", _sla("resolution", SlaState.BREACHED),
+               "resolved late, or unresolved and overdue"),
     ),
     _S: (
         _count(_S, "csat_responses", Q(kind=SurveyKind.CSAT)),
@@ -123,6 +138,9 @@ MEASURES: dict[str, tuple[Measure, ...]] = {
         _sum(_C, "response_seconds_sum", "response_seconds", _RESPONSE),
         _count(_C, "responses", _RESPONSE, "with a first response"),
         _sketch(_C, "response_seconds_sketch", "response_seconds", _RESPONSE),
+        _count(_C, "cashout_response_met", _sla("response", SlaState.MET), "first response within target"),
+        _count(_C, "cashout_response_breached", _sla("response", SlaState.BREACHED),
+               "first response late, or none and overdue"),
     ),
     _A: (
         _time_in(_A, "available_seconds", AgentStatus.AVAILABLE, doc="seconds agents spent available"),
@@ -161,7 +179,8 @@ class Formula:
     mean(sum, n): sum / n, sample n.  nps(promoters, detractors, n): (p − d) / n × 100, sample n.
     quantile(sketch, q): the nearest-rank q-quantile (⌈q·n⌉-th smallest), sample n.
     total(sum, n): the sum itself, sample n.  seconds(s…): s summed, sample its whole seconds.
-    share(part, others…): part / (part + others) × 100, sample the whole seconds of the sum.
+    share(part, others…): part / (part + others) × 100, sample the sum (whole seconds for durations;
+    met against met + breached for SLA attainment).
     per_hour(c, s…): c / (Σs / 3600), sample c.  per_span(s…): Σs / the seconds of the period elapsed
     until now (a period wholly to come: null), sample the whole seconds of Σs.
     distinct(set): |set|, sample the same.  intersection(a, b): |a ∩ b|.  difference(a, b): |a − b|.
@@ -447,6 +466,34 @@ _CUSTOMERS = (
         difference("customers", "first_contact_customers")),
 )
 
+# Business hours and SLA attainment (the department's calendar and policy; docs/calendars.md).
+_SERVICE_LEVELS = (
+    Kpi("first_response_time_business", "First response time (business hours)",
+        "Thời gian phản hồi lần đầu (giờ làm việc)", Unit.SECONDS, False,
+        "mean business seconds from created_at to first_response_at (the open hours of the department's "
+        "calendar in between) over interactions with a first response",
+        mean("first_response_business_seconds_sum", "first_responses")),
+    Kpi("resolution_time_business", "Resolution time (business hours)", "Thời gian giải quyết (giờ làm việc)",
+        Unit.SECONDS, False, "mean business seconds from created_at to resolved_at over resolved interactions",
+        mean("resolution_business_seconds_sum", "resolutions")),
+    Kpi("sla_first_response_rate", "First response SLA attainment", "Tỷ lệ đạt SLA phản hồi lần đầu",
+        Unit.PERCENT, True, "met / (met + breached) × 100 against the first-response target; breached: "
+        "answered late, or unanswered past the deadline", share("sla_first_response_met",
+                                                                "sla_first_response_breached")),
+    Kpi("sla_resolution_rate", "Resolution SLA attainment", "Tỷ lệ đạt SLA giải quyết", Unit.PERCENT, True,
+        "met / (met + breached) × 100 against the resolution target; breached: resolved late, or unresolved "
+        "past the deadline", share("sla_resolution_met", "sla_resolution_breached")),
+    Kpi("sla_first_response_breaches", "First response SLA breaches", "Số lần vi phạm SLA phản hồi lần đầu",
+        Unit.COUNT, False, "count of interactions answered late or unanswered past the deadline",
+        count("sla_first_response_breached")),
+    Kpi("sla_resolution_breaches", "Resolution SLA breaches", "Số lần vi phạm SLA giải quyết", Unit.COUNT, False,
+        "count of interactions resolved late or unresolved past the deadline", count("sla_resolution_breached")),
+    Kpi("cashout_on_time_response_rate", "Cashout on-time response rate", "Tỷ lệ phản hồi rút tiền đúng hạn",
+        Unit.PERCENT, True, "met / (met + breached) × 100 of cashouts against cashout_response_seconds (business "
+        "or calendar clock); breached: answered late, or unanswered past the deadline",
+        share("cashout_response_met", "cashout_response_breached")),
+)
+
 KPIS: dict[str, Kpi] = {k.key: k for k in (*_BASE, *_CONTACT_SPLIT, *_PERCENTILE_KPIS, *_SYSTEM_CHECKS, *_ACROSS,
-                                       *_PRESENCE, *_CUSTOMERS)}
+                                       *_PRESENCE, *_CUSTOMERS, *_SERVICE_LEVELS)}
 

@@ -15,7 +15,7 @@ from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from cskpi.access import Access
-from ingestion.models import RecordChange
+from ingestion.models import RecordChange, ServiceLevelRemeasure
 from metrics.catalog import KPIS, MEASURES_BY_KEY
 from metrics.models import RecomputeStamp
 from metrics.periods import Granularity, boundaries_get, period_starts_iso, previous_range
@@ -155,9 +155,17 @@ def kpi_series_get(*, query: KpiQuery) -> dict:
         "end": _iso(query.end, tz),
         "timezone": query.zone,
         "granularity": query.granularity,
-        "as_of": timezone.now().astimezone(UTC).isoformat(),
+        "as_of": _as_of(query).astimezone(UTC).isoformat(),
         "results": results,
     }
+
+
+def _as_of(query: KpiQuery) -> datetime:
+    """Now, or the oldest change of a calendar, policy or zone whose records are still being measured
+    again (the answer may hold numbers from before it)."""
+    waiting = ServiceLevelRemeasure.objects.filter(
+        department_id__in=[s.department.id for s in query.scopes]).aggregate(oldest=Min("requested_at"))["oldest"]
+    return waiting or timezone.now()
 
 
 @dataclass(frozen=True)
@@ -273,6 +281,7 @@ def recompute_status_get(*, access: Access) -> dict:
         .order_by("-failed_at").values_list("last_error", flat=True).first()
     )
     newest = scope.filter(RecordChange.objects.all()).aggregate(newest=Max("marked_at"))["newest"]
+    remeasuring = scope.filter(ServiceLevelRemeasure.objects.select_related("department")).order_by("requested_at")
     return {
         "pending_buckets": marks["pending"],
         "failed_buckets": marks["failed"],
@@ -286,4 +295,6 @@ def recompute_status_get(*, access: Access) -> dict:
             "buckets": last.buckets,
             "duration_ms": last.duration_ms,
         },
+        "remeasuring": [{"department": r.department.slug, "since": r.since, "requested_at": r.requested_at,
+                         "records_done": r.records_done} for r in remeasuring],
     }

@@ -296,7 +296,10 @@ class KpiSeriesSerializer(serializers.Serializer):
     end = serializers.DateTimeField()
     timezone = serializers.CharField()
     granularity = serializers.ChoiceField(choices=Granularity.ALL)
-    as_of = serializers.DateTimeField(help_text="When the answer was computed.")
+    as_of = serializers.DateTimeField(help_text=(
+        "When the answer was computed; earlier while a department of the query is being measured again after a "
+        "calendar, SLA policy or zone change: the time of that change (its records may still show the numbers "
+        "from before it; /status shows the progress)."))
     results = KpiResultSerializer(many=True)
 
 
@@ -324,6 +327,13 @@ class LastRecomputeSerializer(serializers.Serializer):
     duration_ms = serializers.FloatField()
 
 
+class RemeasureSerializer(serializers.Serializer):
+    department = serializers.CharField()
+    since = serializers.DateTimeField(allow_null=True, help_text="Records anchored from here on (null: all).")
+    requested_at = serializers.DateTimeField(help_text="When the change was made.")
+    records_done = serializers.IntegerField(help_text="Records measured again so far in the current pass.")
+
+
 class RecomputeStatusSerializer(serializers.Serializer):
     pending_buckets = serializers.IntegerField(help_text="Quarter-hour buckets waiting for recompute.")
     failed_buckets = serializers.IntegerField(help_text="Buckets parked after too many failed attempts.")
@@ -331,3 +341,6 @@ class RecomputeStatusSerializer(serializers.Serializer):
     newest_mark_at = serializers.DateTimeField(allow_null=True)
     last_error = serializers.CharField(allow_null=True)
     last_recompute = LastRecomputeSerializer(allow_null=True)
+    remeasuring = RemeasureSerializer(many=True, help_text=(
+        "Departments whose records are being measured again with a changed calendar, SLA policy or zone; "
+        "meanwhile their KPIs answer from the previous numbers (`as_of`)."))

@@ -44,13 +44,16 @@ def test_every_request_example_gets_its_documented_status(schema, staff):
     assert {path for path, *_ in examples} >= {"/api/v1/departments", "/api/v1/interactions", "/api/v1/surveys",
                                                "/api/v1/cashouts"}
     for path, method, name, value, status in examples:
+        # A department's settings: the department the departments example created.
+        path = path.replace("{slug}", "cskh-hn")
         response = getattr(staff, method)(path, value, format="json")
         assert response.status_code == status, (path, name, response.json())
 
 
 def test_list_and_detail_examples_are_what_the_api_answers(schema, staff):
     for path, method, _, value, _ in sorted(_request_examples(schema), key=lambda e: e[0] != "/api/v1/departments"):
-        if not isinstance(value, list):
+        # The record examples are of a department with no calendar or SLA policy: its settings are not put.
+        if not isinstance(value, list) and "{slug}" not in path:
             getattr(staff, method)(path, value, format="json")
     for plural in ("interactions", "surveys", "cashouts"):
         listing = schema["paths"][f"/api/v1/{plural}"]["get"]["responses"]["200"]["content"]["application/json"]

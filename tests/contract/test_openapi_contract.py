@@ -211,6 +211,12 @@ def map_body(context, body):
         body["timezone"] = _real_zone(body["timezone"])
     if context.operation and context.operation.path.startswith("/api/v1/alert-rules") and isinstance(body, dict):
         return _alert_rule_body(body)
+    if context.operation and context.operation.path.endswith("/calendar") and isinstance(body, dict):
+        return _calendar_body(body)
+    if context.operation and context.operation.path.endswith("/sla") and isinstance(body, dict) \
+            and isinstance(body.get("channels"), dict):
+        # Channels are slugs (a rule OpenAPI 3.0 cannot put on an object's keys).
+        body["channels"] = {f"ch-{sum(map(ord, k)) % 50}": v for k, v in body["channels"].items()}
     plural = _plural(context)
     if plural is None or context.operation.method.upper() != "POST":
         return body
@@ -247,6 +253,45 @@ def _alert_rule_body(body: dict) -> dict:
     return body
 
 
+_HHMM = re.compile(r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")
+_COUNTRIES = ("VN", "US", "IN", "JP")
+
+
+def _calendar_body(body: dict) -> dict:
+    """Calendars: the rules a schema cannot state kept — intervals of a day do not overlap (nor cross
+    into the next day's) and do not end where they start, `effective_from` is unique, dates are within
+    1900-2999, the country has known holidays. Well-formed values are replaced by ones derived from
+    them; a value the schema refuses stays, so negative cases stay negative."""
+    versions = body.get("versions")
+    if not isinstance(versions, list):
+        return body
+    used: set[str] = set()
+    for version in versions:
+        if not isinstance(version, dict):
+            continue
+        if isinstance(version.get("effective_from"), str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", version["effective_from"]):
+            day = date(2000, 1, 1) + timedelta(days=sum(map(ord, version["effective_from"])) % 3000)
+            while day.isoformat() in used:
+                day += timedelta(days=1)
+            version["effective_from"] = day.isoformat()
+            used.add(day.isoformat())
+        if isinstance(version.get("holidays"), list):
+            version["holidays"] = [
+                (date(2000, 1, 1) + timedelta(days=sum(map(ord, h)) % 3000)).isoformat()
+                if isinstance(h, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", h) else h for h in version["holidays"]]
+        if isinstance(version.get("holiday_country"), str) and re.fullmatch(r"[A-Z]{2}", version["holiday_country"]):
+            version["holiday_country"] = _COUNTRIES[sum(map(ord, version["holiday_country"])) % len(_COUNTRIES)]
+        weekly = version.get("weekly")
+        if isinstance(weekly, dict):
+            for name, intervals in weekly.items():
+                well_formed = isinstance(intervals, list) and all(
+                    isinstance(i, list) and len(i) == 2 and all(isinstance(t, str) and _HHMM.match(t) for t in i)
+                    for i in intervals)
+                if well_formed:  # one interval per drawn one, in its own hour, never across midnight
+                    weekly[name] = [[f"{h:02d}:00", f"{h:02d}:30"] for h in range(len(intervals))]
+    return body
+
+
 # --- references: a detail read names a stored record half of the time ------------------------------
 # The fixture stores one record of each type per department, so reads answer 200 with data (and
 # their response schema is checked). Keys: (source, "fuzz-<department>").
@@ -256,7 +301,11 @@ def _stored_items(plural: str) -> list[dict]:
 
 @SCHEMA.hook
 def map_path_parameters(context, path_parameters):
-    """A random key is a 404 (documented, but dull): every other drawn key becomes a stored one."""
+    """A random key is a 404 (documented, but dull): every other drawn key becomes a stored one; a
+    department setting's slug becomes a real department."""
+    if context.operation.path.startswith("/api/v1/departments/{slug}") and path_parameters \
+            and isinstance(path_parameters.get("slug"), str) and _DEPARTMENT_SLUG.fullmatch(path_parameters["slug"]):
+        return {**path_parameters, "slug": _real_department(path_parameters["slug"])}
     found = _DETAIL_PATH.match(context.operation.path)
     if found and path_parameters and isinstance(path_parameters.get("external_id"), str) \
             and len(path_parameters["external_id"]) % 2:

@@ -39,6 +39,9 @@ def interaction_build(*, department, created_at: datetime, channel: str = "phone
         wait_seconds=wait_seconds, handle_seconds=handle_seconds, contact_count=contact_count,
         self_service=self_service, first_response_seconds=_seconds(first, created_at),
         resolution_seconds=_seconds(resolved, created_at),
+        # The departments these builders write for have no calendar (open 24/7) and no SLA policy.
+        first_response_business_seconds=_seconds(first, created_at),
+        resolution_business_seconds=_seconds(resolved, created_at),
     )
     return Interaction(**fields, content_hash=_hash(fields), received_at=timezone.now())
 

@@ -9,7 +9,9 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from cskpi.models import Department, DepartmentCalendar, SlaPolicy
 from ingestion.models import Cashout, Interaction, SurveyResponse, SystemCheck
+from tests.cskpi import business_hours_reference as business_hours
 
 
 def _secs(later, anchor):
@@ -201,6 +203,88 @@ def first_contacts(department_ids) -> dict[str, list[tuple[int, datetime]]]:
     for (department_id, customer), first in firsts.items():
         out[customer].append((department_id, first))
     return out
+
+
+# --- business hours and SLA attainment: each record measured with its department's calendar and
+# policy as stored (their JSON bodies), by the plain-Python reference of tests/cskpi.
+class SlaClock:
+    """The instant unanswered records are judged at (what the engine's clock said when it last
+    measured them or swept the overdue ones); set by the tests that use SLA policies."""
+
+    now: datetime | None = None
+
+
+def _service_levels() -> dict:
+    """Per department id (read once per evaluation): its calendar versions, zone and policy."""
+    def load(department_id):
+        department = Department.objects.get(id=department_id)
+        calendar = DepartmentCalendar.objects.filter(department_id=department_id).first()
+        policy = SlaPolicy.objects.filter(department_id=department_id).first()
+        return ((calendar.versions if calendar else []), ZoneInfo(department.timezone),
+                (policy.body if policy else None))
+
+    class Levels(dict):
+        def __missing__(self, department_id):
+            self[department_id] = load(department_id)
+            return self[department_id]
+    return Levels()
+
+
+def _business_mean(stop_field: str, pred):
+    def f(rs):
+        levels = _service_levels()
+        values = []
+        for r in rs:
+            if pred(r):
+                versions, zone, _ = levels[r.department_id]
+                values.append(business_hours.business_seconds(versions, zone, r.created_at, getattr(r, stop_field)))
+        return (sum(values) / len(values), len(values)) if values else (None, 0)
+    return f
+
+
+def _state(r, key: str, levels) -> str | None:
+    versions, zone, policy = levels[r.department_id]
+    if isinstance(r, Interaction):
+        target, stop = {"first_response": ("first_response_seconds", r.first_response_at),
+                        "resolution": ("resolution_seconds", r.resolved_at)}[key]
+        exempt = key == "resolution" and r.status in ("abandoned", "missed")
+        return business_hours.sla_state(versions=versions, zone=zone, policy=policy, target_name=target,
+                                        anchor=r.created_at, stop=stop, channel=r.channel, now=SlaClock.now,
+                                        exempt=exempt)
+    return business_hours.sla_state(versions=versions, zone=zone, policy=policy,
+                                    target_name="cashout_response_seconds", anchor=r.requested_at,
+                                    stop=r.first_response_at, channel=r.channel, now=SlaClock.now,
+                                    clock=(policy or {}).get("cashout_clock", "business"))
+
+
+def _share(key: str):
+    def f(rs):
+        levels = _service_levels()
+        states = [_state(r, key, levels) for r in rs]
+        met, breached = states.count("met"), states.count("breached")
+        return (met / (met + breached) * 100, met + breached) if met + breached else (None, 0)
+    return f
+
+
+def _breaches(key: str):
+    def f(rs):
+        levels = _service_levels()
+        n = sum(1 for r in rs if _state(r, key, levels) == "breached")
+        return n, n
+    return f
+
+
+REFERENCE.update({
+    "first_response_time_business": (Interaction, _business_mean("first_response_at",
+                                                                 lambda r: r.first_response_at is not None)),
+    "resolution_time_business": (Interaction, _business_mean(
+        "resolved_at", lambda r: r.status == "resolved" and r.resolved_at is not None)),
+    "sla_first_response_rate": (Interaction, _share("first_response")),
+    "sla_resolution_rate": (Interaction, _share("resolution")),
+    "sla_first_response_breaches": (Interaction, _breaches("first_response")),
+    "sla_resolution_breaches": (Interaction, _breaches("resolution")),
+    "cashout_on_time_response_rate": (Cashout, _share("response")),
+})
 
 
 def is_percentile(kpi: str) -> bool:
