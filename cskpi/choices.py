@@ -23,3 +23,7 @@ ROLE_READ_LEVEL = {
     Role.VIEWER: ReadLevel.DEPARTMENT,
     Role.MANAGER: ReadLevel.FULL,
 }
+
+
+# A department's reporting currency unless it says otherwise (ISO 4217).
+DEFAULT_CURRENCY = "VND"

@@ -190,7 +190,7 @@ SPECTACULAR_SETTINGS = {
         "InteractionStatusEnum": "ingestion.choices.InteractionStatus",
         "CashoutStatusEnum": "ingestion.choices.CashoutStatus",
         "SurveyKindEnum": "ingestion.choices.SurveyKind",
-        "CurrencyEnum": "ingestion.currencies.ISO_4217_CHOICES",
+        "CurrencyEnum": "cskpi.currencies.ISO_4217_CHOICES",
         "CallerRoleEnum": "cskpi.serializers.CALLER_ROLES",
         "AlertStateEnum": "metrics.alerting.choices.AlertState",
         "WebhookDeliveryStatusEnum": "metrics.alerting.choices.DeliveryStatus",

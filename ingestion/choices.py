@@ -11,6 +11,7 @@ class RecordType(models.TextChoices):
     INTERACTION = "interaction", "Interaction"
     SURVEY = "survey", "Survey response"
     CASHOUT = "cashout", "Cashout"
+    CUSTOMER = "customer", "Customer"
 
 
 class InteractionStatus(models.TextChoices):

@@ -11,11 +11,12 @@ from functools import cached_property
 
 from django.db.models import Q
 
+from cskpi.choices import ReadLevel
 from ingestion.choices import CashoutStatus, InteractionStatus, RecordType, SurveyKind
 from ingestion.fields import SPEC_BY_TYPE
-from metrics.measures import COUNT, QUANTILE, SUM, Measure, sketch_quantile
+from metrics.measures import COUNT, QUANTILE, STOCK, SUM, Measure, StockState, sketch_quantile
 
-_I, _S, _C = RecordType.INTERACTION, RecordType.SURVEY, RecordType.CASHOUT
+_I, _S, _C, _U = RecordType.INTERACTION, RecordType.SURVEY, RecordType.CASHOUT, RecordType.CUSTOMER
 
 _RESOLVED = Q(status=InteractionStatus.RESOLVED)
 _SETTLED = Q(status__in=[CashoutStatus.SUCCEEDED, CashoutStatus.FAILED])
@@ -95,6 +96,11 @@ MEASURES: dict[str, tuple[Measure, ...]] = {
         _count(_C, "responses", _RESPONSE, "with a first response"),
         _sketch(_C, "response_seconds_sketch", "response_seconds", _RESPONSE),
     ),
+    # The registry: each customer is in from started_at, out at ended_at (a stock, counted and by MRR).
+    _U: (
+        Measure("customers", _U, STOCK, None, None, "customers: in at started_at, out at ended_at"),
+        Measure("mrr", _U, STOCK, "mrr", None, "the customers' mrr: in at started_at, out at ended_at"),
+    ),
 }
 MEASURES_BY_KEY: dict[str, Measure] = {m.key: m for measures in MEASURES.values() for m in measures}
 assert len(MEASURES_BY_KEY) == sum(map(len, MEASURES.values())), "measure keys are unique across record types"
@@ -105,8 +111,9 @@ class Unit:
     SECONDS = "seconds"
     PERCENT = "percent"
     SCORE = "score"
+    MONEY = "money"  # in the departments' reporting currency
 
-    ALL = (COUNT, SECONDS, PERCENT, SCORE)
+    ALL = (COUNT, SECONDS, PERCENT, SCORE, MONEY)
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,10 @@ class Formula:
     count(c): value c, sample c.  ratio(num, den): num / den × 100, sample den.
     mean(sum, n): sum / n, sample n.  nps(promoters, detractors, n): (p − d) / n × 100, sample n.
     quantile(sketch, q): the nearest-rank q-quantile (⌈q·n⌉-th smallest), sample n.
+    Over stocks (`parts` = the stock, then the counted stock giving the sample size):
+    level: the level at the end (closing), sample the count at the end. entered / left: the ins /
+    outs within the range. kept: (opening − outs of the opening) / opening × 100; lost: outs of the
+    opening / opening × 100, sample the count at the start.
     A zero denominator (or an empty sketch) gives null.
     """
 
@@ -126,6 +137,8 @@ class Formula:
     def evaluate(self, states: dict) -> tuple[float | int | None, int]:
         if self.kind == "quantile":
             return sketch_quantile(states.get(self.parts[0]) or [], self.q)
+        if self.kind in _STOCK_FORMULAS:
+            return _STOCK_FORMULAS[self.kind](*(states.get(p) or _NO_STOCK for p in self.parts))
         values = [states.get(p, 0) for p in self.parts]
         if self.kind == "count":
             count = int(values[0])
@@ -162,8 +175,57 @@ def quantile(sketch: str, q: float) -> Formula:
     return Formula("quantile", (sketch,), q)
 
 
-# The time that places a record in a period, as each record type declares it (ingestion.fields).
-ANCHORS = {record_type: spec.anchor for record_type, spec in SPEC_BY_TYPE.items() if spec.anchor}
+_NO_STOCK = StockState(0, 0, 0, 0)
+
+
+def _number(value) -> int | float:
+    return value if isinstance(value, int) else float(value)
+
+
+def _stock_level(stock: StockState, counted: StockState | None = None):
+    counted = counted or stock
+    return _number(stock.closing), int(counted.closing)
+
+
+def _stock_rate(numerator, stock: StockState, counted: StockState | None):
+    counted = counted or stock
+    if stock.opening == 0 or counted.opening == 0:
+        return None, 0
+    return float(numerator) / float(stock.opening) * 100, int(counted.opening)
+
+
+_STOCK_FORMULAS = {
+    "level": _stock_level,
+    "entered": lambda stock: (_number(stock.ins), int(stock.ins)),
+    "left": lambda stock: (_number(stock.outs), int(stock.outs)),
+    "kept": lambda stock, counted=None: _stock_rate(stock.opening - stock.outs_of_opening, stock, counted),
+    "lost": lambda stock, counted=None: _stock_rate(stock.outs_of_opening, stock, counted),
+}
+
+
+def level(stock: str, counted: str | None = None) -> Formula:
+    return Formula("level", (stock, counted) if counted else (stock,))
+
+
+def entered(stock: str) -> Formula:
+    return Formula("entered", (stock,))
+
+
+def left(stock: str) -> Formula:
+    return Formula("left", (stock,))
+
+
+def kept(stock: str, counted: str | None = None) -> Formula:
+    return Formula("kept", (stock, counted) if counted else (stock,))
+
+
+def lost(stock: str, counted: str | None = None) -> Formula:
+    return Formula("lost", (stock, counted) if counted else (stock,))
+
+
+# The time that places a record in a period, as each record type declares it (ingestion.fields); a
+# stock is placed by its start and its end.
+ANCHORS = {record_type: spec.anchor or f"{spec.start}, {spec.end}" for record_type, spec in SPEC_BY_TYPE.items()}
 
 
 @dataclass(frozen=True)
@@ -195,6 +257,23 @@ class Kpi:
 
     def label(self, language: str) -> str:
         return self.label_vi if language == "vi" else self.label_en
+
+    @cached_property
+    def read_level(self) -> ReadLevel:
+        """The read level a caller needs for this KPI: the highest any field it reads is redacted below
+        on the records (MRR: managers and staff, like the field on registry records)."""
+        levels = [ReadLevel.AGENT]
+        for part in self.formula.parts:
+            measure = MEASURES_BY_KEY[part]
+            spec_field = SPEC_BY_TYPE[measure.record_type].field_named(measure.field) if measure.field else None
+            if spec_field is not None and spec_field.redacted_below is not None:
+                levels.append(spec_field.redacted_below)
+        return max(levels)
+
+    @property
+    def stock(self) -> bool:
+        """A level over time (its value at a period's end holds everything before it)."""
+        return any(MEASURES_BY_KEY[p].kind.opening() for p in self.formula.parts)
 
 
 _BASE = (
@@ -284,5 +363,28 @@ _ACROSS = (
         ratio("csat_responses", "resolved")),
 )
 
-KPIS: dict[str, Kpi] = {k.key: k for k in (*_BASE, *_CONTACT_SPLIT, *_PERCENTILE_KPIS, *_ACROSS)}
+# The customer registry: active at t ⇔ started_at < t and (no ended_at or ended_at ≥ t).
+_REGISTRY = (
+    Kpi("customer_base", "Customer base", "Số khách hàng hiện có", Unit.COUNT, True,
+        "customers active at the end of the range (of each period): started_at < end and (no ended_at or "
+        "ended_at ≥ end)", level("customers")),
+    Kpi("customers_started", "Customers started", "Khách hàng mới", Unit.COUNT, True,
+        "count of customers with started_at in the range", entered("customers")),
+    Kpi("customers_churned", "Customers churned", "Khách hàng rời bỏ", Unit.COUNT, False,
+        "count of customers with ended_at in the range", left("customers")),
+    Kpi("retention_rate", "Customer retention rate", "Tỷ lệ giữ chân khách hàng", Unit.PERCENT, True,
+        "(customers active at the end − those of them who started in the range) / customers active at the "
+        "start × 100", kept("customers")),
+    Kpi("churn_rate", "Customer churn rate", "Tỷ lệ khách hàng rời bỏ", Unit.PERCENT, False,
+        "customers active at the start who ended in the range / customers active at the start × 100",
+        lost("customers")),
+    Kpi("mrr", "Monthly recurring revenue (MRR)", "Doanh thu định kỳ hàng tháng (MRR)", Unit.MONEY, True,
+        "sum of mrr of the customers active at the end of the range (of each period), in the reporting "
+        "currency; sample size: those customers", level("mrr", "customers")),
+    Kpi("revenue_churn_rate", "Revenue churn rate", "Tỷ lệ doanh thu rời bỏ", Unit.PERCENT, False,
+        "mrr of the customers active at the start who ended in the range / mrr of the customers active at "
+        "the start × 100", lost("mrr", "customers")),
+)
+
+KPIS: dict[str, Kpi] = {k.key: k for k in (*_BASE, *_CONTACT_SPLIT, *_PERCENTILE_KPIS, *_ACROSS, *_REGISTRY)}
 

@@ -15,7 +15,7 @@ from django.db import connections
 from django.db.models import Q
 
 from cskpi.errors import InvalidInput
-from metrics.cubes import AGENT, CHANNEL, CUBES, EXACT_CUBE, TOPIC
+from metrics.cubes import AGENT, CHANNEL, CUBES, DIMENSIONS, EXACT_CUBE, TOPIC
 from metrics.models import BUCKET_MODELS
 from metrics.periods import boundaries_get
 from metrics.planner import DEPARTMENT, HOUR_OF_DAY, WEEKDAY
@@ -30,7 +30,7 @@ def result_cells_check(*, query) -> int:
     periods = len(boundaries_get(start=query.start, end=query.end, zone=query.tz,
                                  granularity=query.granularity)) - 1
     record_types = list(dict.fromkeys(rt for kpi in query.kpis for rt in kpi.record_types))
-    dims = [d for d in (AGENT, CHANNEL, TOPIC) if d in query.group_by]
+    dims = [d for d in DIMENSIONS if d in query.group_by]
     by_department = DEPARTMENT in query.group_by
     groups = {rt: len(query.scopes) if by_department else 1 for rt in record_types}
     # Calendar groupings multiply the groups by at most 7 weekdays / 24 hours (fewer in a short range).

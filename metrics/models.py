@@ -5,7 +5,7 @@ from django.db import models
 from cskpi.models import Department
 from ingestion.choices import RecordType
 from metrics.catalog import MEASURES
-from metrics.cubes import CUBE_CHOICES
+from metrics.cubes import CUBE_CHOICES, DIMENSIONS
 from metrics.measures import Measure
 
 
@@ -25,6 +25,8 @@ class BucketBase(models.Model):
     agent = models.CharField(max_length=128, blank=True, default="")
     channel = models.CharField(max_length=32, blank=True, default="")
     topic = models.CharField(max_length=128, blank=True, default="")
+    customer_region = models.CharField(max_length=128, blank=True, default="")
+    segment = models.CharField(max_length=128, blank=True, default="")
 
     class Meta:
         abstract = True
@@ -44,16 +46,16 @@ def _cube_tables(record_type: str, name: str) -> tuple[CubeTable, ...]:
     for store in stores:
         measures = tuple(m for m in MEASURES[record_type] if m.kind.store == store)
         model_name = f"{name}{store.capitalize()}Bucket"
-        attrs = {
-            "__module__": __name__,
-            "__doc__": f"{name} measures ({', '.join(m.key for m in measures)}) per bucket.",
-            "Meta": type("Meta", (), {
-                "constraints": [models.UniqueConstraint(
-                    fields=["department", "cube", "bucket_start", "agent", "channel", "topic"],
-                    name=f"{model_name.lower()}_key",
-                )],
-            }),
-        }
+        key = ["department", "cube", "bucket_start", *DIMENSIONS]
+        attrs = {"__module__": __name__, "__doc__": f"{name} measures ({', '.join(m.key for m in measures)}) per bucket."}
+        if any(m.kind.opening() for m in measures):
+            # Stocks: level rows (since null) and pair rows (the bucket where the outs came in).
+            attrs["since"] = models.DateTimeField(
+                null=True, blank=True, help_text="Pair rows: the bucket (same grain) where the outs came in.")
+            key.append("since")
+        attrs["Meta"] = type("Meta", (), {
+            "constraints": [models.UniqueConstraint(fields=key, name=f"{model_name.lower()}_key")],
+        })
         for measure in measures:
             attrs.update(measure.columns)
         tables.append(CubeTable(type(model_name, (BucketBase,), attrs), measures))
@@ -67,6 +69,7 @@ CUBE_TABLES: dict[str, tuple[CubeTable, ...]] = {
     RecordType.INTERACTION: _cube_tables(RecordType.INTERACTION, "Interaction"),
     RecordType.SURVEY: _cube_tables(RecordType.SURVEY, "Survey"),
     RecordType.CASHOUT: _cube_tables(RecordType.CASHOUT, "Cashout"),
+    RecordType.CUSTOMER: _cube_tables(RecordType.CUSTOMER, "Customer"),
 }
 MEASURE_TABLES: dict[str, CubeTable] = {m.key: t for tables in CUBE_TABLES.values() for t in tables
                                         for m in t.measures}

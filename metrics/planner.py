@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from cskpi.models import Department
 from ingestion.fields import SPEC_BY_TYPE as RECORD_KINDS
 from metrics.catalog import Kpi
-from metrics.cubes import AGENT, CHANNEL, CUBES, DIMENSIONS, TOPIC, Cube
+from metrics.cubes import AGENT, CHANNEL, CUBES, CUSTOMER_REGION, DIMENSIONS, SEGMENT, TOPIC, Cube
 from metrics.periods import Granularity, boundaries_get
 
 DEPARTMENT = "department"
@@ -15,11 +15,11 @@ WEEKDAY = "weekday"  # ISO weekday of the record's time in the query zone, 1 = M
 HOUR_OF_DAY = "hour_of_day"  # 0-23 in the query zone
 # Time dimensions: the local grain every bucket read must fit inside.
 TIME_DIMENSIONS = {WEEKDAY: Granularity.DAY, HOUR_OF_DAY: Granularity.HOUR}
-GROUP_DIMENSIONS = (AGENT, CHANNEL, TOPIC, DEPARTMENT, WEEKDAY, HOUR_OF_DAY)
+GROUP_DIMENSIONS = (AGENT, CHANNEL, TOPIC, DEPARTMENT, WEEKDAY, HOUR_OF_DAY, CUSTOMER_REGION, SEGMENT)
 
-# The dimensions each record type carries (a cube row of a type without one holds '' there).
+# The dimensions each record type declares (a cube row of a type without one holds '' there).
 RECORD_DIMENSIONS: dict[str, frozenset[str]] = {
-    record_type: frozenset(d for d in DIMENSIONS if d in {f.name for f in kind.model._meta.get_fields()})
+    record_type: frozenset(d for d in DIMENSIONS if d in kind.dimensions)
     for record_type, kind in RECORD_KINDS.items()
 }
 
