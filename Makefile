@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test install lint schema clients bench-ingest bench-query bench-freshness bench-alerts bench-result-size clean
+.PHONY: run test install lint schema clients bench-ingest bench-query bench-freshness bench-alerts bench-result-size bench-registry clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,9 @@ bench-freshness: install
 
 bench-alerts: install
 	$(BIN)/python bench/alert_latency.py
+
+bench-registry: install
+	$(BIN)/python bench/customer_registry.py
 
 bench-result-size: install
 	$(BIN)/python bench/result_size.py --profile

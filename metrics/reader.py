@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from django.db import connections, router
-from django.db.models import F, QuerySet, Sum
+from django.db.models import F, Q, QuerySet, Sum
 
 from cskpi.db import pg_cursor
 from metrics.cubes import DIMENSIONS, Cube, LocalPart, PeriodIndex
@@ -103,7 +103,10 @@ def _stock_table_read(out: Read, *, model, measures: list[Measure], cube: Cube, 
     for row in opening_rows:
         openings[key_of(row)] = [m.kind.number(m, v) for (m, _, _), v in zip(sides, row[len(dims):], strict=True)]
     period_rows = (
+        # Pair rows of records that came in before the range never count among the outs that came in
+        # within a span of its periods: left unread (a year after years of history reads one year's pairs).
         _cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
+        .filter(Q(since__isnull=True) | Q(since__gte=start))
         .annotate(k_period=PeriodIndex(F("bucket_start"), boundaries=boundaries),
                   k_since=PeriodIndex(F("since"), boundaries=boundaries))
         .values(*dims, "k_period", "k_since")
