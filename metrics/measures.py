@@ -374,9 +374,10 @@ class Stock(MeasureKind):
                       output_field=models.DecimalField(max_digits=38, decimal_places=6))
 
     def rollup(self, measure):
-        return SumAgg(f"{measure.key}_in")
+        raise NotImplementedError("a stock's state is two columns: see rollups()")
 
     def rollups(self, measure) -> dict[str, Expression]:
+        """The aggregates merging finer cube rows into a coarser one, per column (ins, outs)."""
         return {f"{measure.key}_{side}": SumAgg(f"{measure.key}_{side}") for side in ("in", "out")}
 
     def number(self, measure, value):

@@ -15,6 +15,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='department',
             name='currency',
-            field=models.CharField(default='VND', help_text="ISO 4217 code of the department's reporting currency.", max_length=3, validators=[cskpi.validators.validate_currency]),
+            field=models.CharField(db_default='VND', default='VND', help_text="ISO 4217 code of the department's reporting currency.", max_length=3, validators=[cskpi.validators.validate_currency]),
         ),
     ]

@@ -99,7 +99,13 @@ def _payloads(index: int, slug: str, zone: str, short: str) -> dict[str, list[di
         if status == "failed":
             item["failure_reason"] = "rejected"
         cashouts.append(item)
-    return {"interactions": interactions, "surveys": surveys, "cashouts": cashouts}
+    customers = [
+        {"external_id": f"U-{short}-{j}", "source": "crm", "department": slug, "region": f"reg-{short}",
+         "segment": ("gold", "basic")[j % 2], "started_at": _local(zone, 1, 8 + j),
+         **({"ended_at": _local(zone, 3, 9 + j)} if j % 2 else {}), "mrr": f"77{index}{j}3.5"}
+        for j in range(2 + index)
+    ]
+    return {"interactions": interactions, "surveys": surveys, "cashouts": cashouts, "customers": customers}
 
 
 @dataclass
@@ -173,7 +179,7 @@ class Caller:
         level = self.level(record["department"])
         if level >= 2:
             return True
-        return level == 1 and plural != "cashouts" and record.get("agent") == self.agent
+        return level == 1 and RECORD_SPECS[plural].owner is not None and record.get("agent") == self.agent
 
     def sees_agents(self, slug: str) -> bool:
         return self.level(slug) == 3 or self.level(slug) == 1
@@ -215,7 +221,7 @@ def forbidden_tokens(world: World, caller: Caller) -> set[str]:
     tokens: set[str] = set()
     for slug, _zone, short in DEPARTMENTS:
         if not caller.granted(slug):
-            tokens |= {slug, f"boom-{slug}", f"crm-{short}", f"cust-{short}"}
+            tokens |= {slug, f"boom-{slug}", f"crm-{short}", f"cust-{short}", f"reg-{short}"}
         if not (caller.level(slug) == 3 or (caller.level(slug) == 1 and caller.agent == f"a-{short}")):
             tokens.add(f"a-{short}")
     visible_channels = {r.get("channel") for p, r in world.record_keys() if caller.sees(p, r)}
@@ -227,7 +233,9 @@ def forbidden_tokens(world: World, caller: Caller) -> set[str]:
 
 
 def hidden_amounts(world: World, caller: Caller) -> set[Decimal]:
-    return {Decimal(r["amount"]) for r in world.records["cashouts"] if caller.level(r["department"]) < 3}
+    """Cashout amounts and customers' MRR: for managers and staff of their department only."""
+    return ({Decimal(r["amount"]) for r in world.records["cashouts"] if caller.level(r["department"]) < 3}
+            | {Decimal(r["mrr"]) for r in world.records["customers"] if caller.level(r["department"]) < 3})
 
 
 def assert_nothing_hidden(world: World, caller: Caller, body) -> None:
@@ -264,9 +272,10 @@ def probe_list(probe: Probe, draw) -> None:
     department = _department_param(caller, draw)
     if department:
         params["department"] = department
-    if plural != "cashouts" and draw(st.booleans()):
+    filters = {f.name for f in RECORD_SPECS[plural].filters}
+    if "agent" in filters and draw(st.booleans()):
         params["agent"] = draw(st.sampled_from(AGENTS))
-    if draw(st.booleans()):
+    if "channel" in filters and draw(st.booleans()):
         params["channel"] = draw(st.sampled_from(CHANNELS))
     response = probe.client.get(f"/api/v1/{plural}", params)
     named = list(dict.fromkeys(department.split(","))) if department else caller.readable()
@@ -306,7 +315,8 @@ def assert_row(caller: Caller, plural: str, row: dict) -> None:
     level = caller.level(row["department"])
     assert level > 0
     assert ("amount" in row) == (plural == "cashouts" and level == 3), (caller, row)
-    if plural != "cashouts":
+    assert ("mrr" in row) == (plural == "customers" and level == 3), (caller, row)
+    if RECORD_SPECS[plural].owner is not None:
         if level == 2:
             assert row["agent"] is None, (caller, row)
         if level == 1:
