@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test install lint schema clients bench-ingest bench-query bench-freshness bench-alerts bench-result-size bench-peers bench-agents bench-customers bench-sla clean
+.PHONY: run test install lint schema clients bench-ingest bench-query bench-freshness bench-alerts bench-result-size bench-peers bench-agents bench-customers bench-sla bench-registry clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,9 @@ bench-alerts: install
 
 bench-agents: install
 	$(BIN)/python bench/agents.py
+
+bench-registry: install
+	$(BIN)/python bench/customer_registry.py
 
 bench-result-size: install
 	$(BIN)/python bench/result_size.py --profile

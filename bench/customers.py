@@ -170,9 +170,9 @@ def storage_print(raw: int) -> None:
                 print(f"    {cube:<50} {rows:>11,} {size / 2**20:>18.1f} {size / 2**20 * per_million:>23.1f}"
                       "  (heap only)")
         cursor.execute("SELECT count(*), sum(pg_column_size(t.*)) FROM metrics_interactionbucket t "
-                       "WHERE cube = 'day_customer_region'")
+                       "WHERE cube = 'day_region_segment'")
         rows, size = cursor.fetchone()
-        print(f"  {'counts cube day_customer_region (new)':<52} {rows:>11,} {(size or 0) / 2**20:>18.1f} "
+        print(f"  {'counts cube day_region_segment (new)':<52} {rows:>11,} {(size or 0) / 2**20:>18.1f} "
               f"{(size or 0) / 2**20 * per_million:>23.1f}  (heap only)")
         cursor.execute("SELECT pg_total_relation_size('ingestion_interaction')")
         print(f"  raw interactions with indexes: {cursor.fetchone()[0] / 2**20:,.0f} MB")

@@ -170,6 +170,18 @@ def presence_view(*, scope: DepartmentAccess) -> str:
     return PresenceView.LIST
 
 
+def read_level_check(*, scopes: Sequence[DepartmentAccess], needed: dict[str, ReadLevel], field: str) -> None:
+    """Values of a parameter that need a read level (an MRR KPI needs what the `mrr` of the records
+    needs: managers and staff): 403 `not_permitted` naming the parameter, the value and the department."""
+    for scope in scopes:
+        for value, level in needed.items():
+            if scope.read_level < level:
+                message = (f"Your role on '{scope.department.slug}' cannot read {value}: it needs a "
+                           f"{'manager grant or staff' if level == ReadLevel.FULL else 'higher role'}.")
+                raise Forbidden(message, [{"field": field, "code": NOT_PERMITTED, "message": message}],
+                                code=NOT_PERMITTED)
+
+
 def ingest_permission_check(*, access: Access) -> None:
     """May this token ingest at all? Checked before the body is read (403 `permission_denied`)."""
     if not access.is_staff and not access.ingestable():

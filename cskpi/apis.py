@@ -61,7 +61,8 @@ class DepartmentListCreateApi(APIView):
                                 [{"field": "slug", "code": "unique", "message": "A department with this slug exists."}]),
         },
         examples=[OpenApiExample("create", value={"slug": "cskh-hn", "name": "CSKH Hà Nội",
-                                                  "timezone": "Asia/Ho_Chi_Minh"}, request_only=True)],
+                                                  "timezone": "Asia/Ho_Chi_Minh", "currency": "VND"},
+                                                  request_only=True)],
     )
     def post(self, request):
         access = request_access(request)

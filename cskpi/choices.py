@@ -30,3 +30,7 @@ class SlaClockKind(models.TextChoices):
 
     BUSINESS = "business", "Business hours (the department's calendar)"
     CALENDAR = "calendar", "Calendar time (every second counts)"
+
+
+# A department's reporting currency unless it says otherwise (ISO 4217).
+DEFAULT_CURRENCY = "VND"

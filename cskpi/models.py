@@ -1,8 +1,8 @@
 from django.conf import settings
 from django.db import models
 
-from cskpi.choices import Role
-from cskpi.validators import validate_timezone
+from cskpi.choices import DEFAULT_CURRENCY, Role
+from cskpi.validators import validate_currency, validate_timezone
 
 
 def default_timezone() -> str:
@@ -13,6 +13,11 @@ class Department(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     timezone = models.CharField(max_length=64, default=default_timezone, validators=[validate_timezone])
+    # The reporting currency: money on the department's records (a customer's MRR) is in it.
+    # db_default too: rows written by code that predates the column (old migrations, raw SQL) get it.
+    currency = models.CharField(max_length=3, default=DEFAULT_CURRENCY, db_default=DEFAULT_CURRENCY,
+                                validators=[validate_currency],
+                                help_text="ISO 4217 code of the department's reporting currency.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

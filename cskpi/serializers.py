@@ -3,7 +3,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from cskpi.calendars import MAX_HOLIDAYS, MAX_INTERVALS_PER_DAY, MAX_VERSIONS
-from cskpi.choices import ReadLevel, Role, SlaClockKind
+from cskpi.choices import DEFAULT_CURRENCY, ReadLevel, Role, SlaClockKind
+from cskpi.currencies import ISO_4217_CHOICES
 from cskpi.service_levels import MAX_TARGET_SECONDS
 from cskpi.validators import zone_get
 
@@ -49,6 +50,12 @@ class DepartmentInputSerializer(serializers.Serializer):
         max_length=64, required=False, help_text="IANA zone name, e.g. Asia/Ho_Chi_Minh.",
     )
 
+    currency = serializers.ChoiceField(
+        choices=ISO_4217_CHOICES, required=False,
+        help_text=f"ISO 4217 code of the reporting currency (money on its records, e.g. a customer's MRR); "
+                  f"default {DEFAULT_CURRENCY}.",
+    )
+
     def validate_timezone(self, value):
         if zone_get(value) is None:
             raise serializers.ValidationError(f"'{value}' is not an IANA time zone.", code="invalid_timezone")
@@ -64,6 +71,7 @@ class DepartmentOutputSerializer(serializers.Serializer):
     slug = serializers.SlugField()
     name = serializers.CharField()
     timezone = serializers.CharField()
+    currency = serializers.CharField(help_text="ISO 4217 code of the reporting currency.")
     roles = serializers.SerializerMethodField(help_text="What the caller may do here.")
 
     @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(choices=CALLER_ROLES)))

@@ -28,11 +28,13 @@ def token_issue(*, user, name: str = "") -> str:
     return token
 
 
-def department_create(*, slug: str, name: str, timezone: str | None = None) -> Department:
+def department_create(*, slug: str, name: str, timezone: str | None = None,
+                      currency: str | None = None) -> Department:
     """Create a department; 409 if the slug is taken (the unique constraint decides, races included)."""
+    given = {k: v for k, v in (("timezone", timezone), ("currency", currency)) if v}
     try:
         with transaction.atomic():
-            return Department.objects.create(slug=slug, name=name, **({"timezone": timezone} if timezone else {}))
+            return Department.objects.create(slug=slug, name=name, **given)
     except IntegrityError as exc:
         raise Conflict("A department with this slug exists.", errors=[
             {"field": "slug", "code": "unique", "message": "A department with this slug exists."}
@@ -40,11 +42,11 @@ def department_create(*, slug: str, name: str, timezone: str | None = None) -> D
 
 
 @transaction.atomic
-def department_upsert(*, slug: str, name: str | None = None, timezone: str | None = None) -> Department:
-    """Create the department, or update the name/timezone given; idempotent."""
-    department, created = Department.objects.get_or_create(
-        slug=slug, defaults={"name": name or slug, **({"timezone": timezone} if timezone else {})}
-    )
+def department_upsert(*, slug: str, name: str | None = None, timezone: str | None = None,
+                      currency: str | None = None) -> Department:
+    """Create the department, or update the name/timezone/currency given; idempotent."""
+    given = {k: v for k, v in (("timezone", timezone), ("currency", currency)) if v}
+    department, created = Department.objects.get_or_create(slug=slug, defaults={"name": name or slug, **given})
     if created:
         department.full_clean()
         return department
@@ -55,6 +57,10 @@ def department_upsert(*, slug: str, name: str | None = None, timezone: str | Non
     if timezone is not None and department.timezone != timezone:
         department.timezone = timezone
         changed.append("timezone")
+    if currency is not None and department.currency != currency:
+        # Stored amounts are not converted: a record in the old currency stays as it was sent.
+        department.currency = currency
+        changed.append("currency")
     if changed:
         department.full_clean()
         department.save(update_fields=changed)

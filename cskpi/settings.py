@@ -209,7 +209,7 @@ SPECTACULAR_SETTINGS = {
         "SystemCheckOutcomeEnum": "ingestion.choices.CheckOutcome",
         "SlaStateEnum": "ingestion.choices.SlaState",
         "SlaClockEnum": "cskpi.choices.SlaClockKind",
-        "CurrencyEnum": "ingestion.currencies.ISO_4217_CHOICES",
+        "CurrencyEnum": "cskpi.currencies.ISO_4217_CHOICES",
         "CallerRoleEnum": "cskpi.serializers.CALLER_ROLES",
         "AlertStateEnum": "metrics.alerting.choices.AlertState",
         "WebhookDeliveryStatusEnum": "metrics.alerting.choices.DeliveryStatus",

@@ -3,6 +3,8 @@ from zoneinfo import TZPATH, ZoneInfo, available_timezones
 
 from django.core.exceptions import ValidationError
 
+from cskpi.currencies import ISO_4217_CODES
+
 # Names a host's zone directory holds that are no IANA zone, or whose meaning depends on the host:
 # `localtime` is the host's own zone, `posixrules` the host's default rules, `Factory` a placeholder.
 HOST_DEPENDENT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
@@ -47,3 +49,8 @@ def zone_names() -> frozenset[str]:
         iana = _iana_names()
         _ZONES = frozenset(names & iana if iana else names)
     return _ZONES
+
+
+def validate_currency(value: str) -> None:
+    if value not in ISO_4217_CODES:
+        raise ValidationError(f"'{value}' is not an ISO 4217 currency code.", code="invalid_currency")

@@ -13,6 +13,7 @@ class RecordType(models.TextChoices):
     CASHOUT = "cashout", "Cashout"
     AGENT_EVENT = "agent_event", "Agent status event"
     SYSTEM_CHECK = "system_check", "System check"
+    CUSTOMER = "customer", "Customer"
 
 
 class InteractionStatus(models.TextChoices):

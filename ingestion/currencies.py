@@ -1,18 +1,5 @@
-"""Active ISO 4217 currency codes (list 2024+). Test and no-currency codes (XTS, XXX) are left out:
-a payout in them is a sender bug, not money."""
+"""The ISO 4217 codes live in cskpi (departments have a reporting currency); re-exported for ingestion."""
 
-ISO_4217_CODES: frozenset[str] = frozenset(
-    """
-    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN
-    BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP
-    ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK
-    JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK
-    MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN
-    PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB
-    TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XAG
-    XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XUA YER ZAR ZMW ZWG ZWL
-    """.split()
-)
+from cskpi.currencies import ISO_4217_CHOICES, ISO_4217_CODES
 
-# Sorted, for enums in the OpenAPI document.
-ISO_4217_CHOICES: tuple[str, ...] = tuple(sorted(ISO_4217_CODES))
+__all__ = ["ISO_4217_CHOICES", "ISO_4217_CODES"]

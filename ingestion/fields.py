@@ -27,7 +27,7 @@ from ingestion.choices import (
     RecordType,
     SurveyKind,
 )
-from ingestion.models import AgentEvent, Cashout, Interaction, SurveyResponse, SystemCheck
+from ingestion.models import AgentEvent, Cashout, Customer, Interaction, SurveyResponse, SystemCheck
 from ingestion.presence import presence_span
 
 
@@ -39,7 +39,7 @@ class FieldType(StrEnum):
     DURATION = "duration"  # seconds, a number >= 0
     INT = "int"  # whole number >= min_value
     BOOL = "bool"
-    DECIMAL = "decimal"  # money: decimal string (or integer) > 0, never a float
+    DECIMAL = "decimal"  # money: decimal string (or integer) > 0 (>= 0 with min_value=0), never a float
     CURRENCY = "currency"  # ISO 4217
     CHOICE = "choice"
     SCORE = "score"  # a number; its scale is a record rule (it depends on the survey kind)
@@ -64,6 +64,7 @@ class FieldSpec:
     redacted_below: ReadLevel | None = None  # hidden from callers whose read level is below this
     sensitive: bool = False  # personal or financial data: no error message or log line echoes it
     owner: bool = False  # the agent the record belongs to: agent grants read only their own records
+    department_currency: bool = False  # a currency that must be its department's (`currency_mismatch`)
 
     @property
     def target(self) -> str:
@@ -112,6 +113,10 @@ class RecordSpec:
     anchor: str | None = None  # the column whose time places a record in a period
     start: str | None = None  # records that span time: the columns of the span (end null: ongoing)
     end: str | None = None
+    # A span counted as a stock: the record enters at `start` and leaves at `end`, and only those two
+    # instants place it in the aggregates (a level at t is everything that entered before t less what
+    # left), so it counts in two quarter-hours, not in every quarter of its span.
+    stock: bool = False
     rules: tuple[Rule, ...] = field(default=())
     derived: Callable[[dict], dict] | None = None  # durations stored beside the timestamps
     # Records that set a state (agent presence): the column whose value holds from the anchor until
@@ -132,6 +137,8 @@ class RecordSpec:
             raise ValueError(f"{self.plural}: declare either an anchor or a start and an end")
         if self.holds is not None and (self.anchor is None or self.owner is None):
             raise ValueError(f"{self.plural}: a state record needs an anchor and an owner")
+        if self.stock and self.start is None:
+            raise ValueError(f"{self.plural}: a stock declares a start and an end")
         names = {f.target for f in self.fields}
         missing = [c for c in (self.anchor, self.start, self.end) if c is not None and c not in names]
         if missing:
@@ -169,8 +176,9 @@ class RecordSpec:
         """Moments, one per quarter-hour, that a record with these `time_columns` values counts in.
 
         A point record counts in the quarter of its anchor; a span in every quarter from its start
-        to its end (an ongoing span, end null, only in its start's quarter until it ends). A state
-        record counts in every quarter its status can decide (`ingestion.presence.presence_span`).
+        to its end (an ongoing span, end null, only in its start's quarter until it ends); a stock in
+        the quarters of its start and of its end. A state record counts in every quarter its status
+        can decide (`ingestion.presence.presence_span`).
         """
         if self.holds:
             start, end = presence_span(times[0])
@@ -178,6 +186,8 @@ class RecordSpec:
             return [times[0]]
         else:
             start, end = times
+            if self.stock:
+                return [start] if end is None else [start, end]
         return self.span_quarters(start, end)
 
     @staticmethod
@@ -475,9 +485,42 @@ SYSTEM_CHECK = RecordSpec(
     ),
 )
 
+def _customer_times(row: dict):
+    yield from _not_before(row, "started_at", ("ended_at",))
+
+
+CUSTOMER = RecordSpec(
+    record_type=RecordType.CUSTOMER,
+    plural="customers",
+    model=Customer,
+    lock_namespace=7_305,
+    start="started_at",
+    end="ended_at",
+    stock=True,
+    fields=(
+        *_key_fields(),  # external_id: the id interactions and cashouts carry in `customer`
+        FieldSpec("region", FieldType.STR, "The customer's region, e.g. a province (the KPIs' `customer_region`).",
+                  example="Hà Nội", max_length=128, column="customer_region", filterable=True, dimension=True),
+        FieldSpec("segment", FieldType.STR, "The customer's segment, e.g. a plan or tier.", example="premium",
+                  max_length=128, filterable=True, dimension=True),
+        FieldSpec("started_at", FieldType.DATETIME, "When they became a customer.",
+                  example="2026-01-15T10:00:00+07:00", required=True),
+        FieldSpec("ended_at", FieldType.DATETIME, "When they left or cancelled (>= started_at); absent while still "
+                  "a customer. Active at t means started_at < t and (no ended_at or ended_at >= t).",
+                  example="2026-06-01T00:00:00+07:00"),
+        FieldSpec("mrr", FieldType.DECIMAL, "Monthly recurring revenue as a decimal string (or an integer) >= 0, "
+                  "at most 6 decimals, in the department's reporting currency; floats are refused. Shown to "
+                  "managers and staff only.", example="250000", min_value=0, redacted_below=ReadLevel.FULL,
+                  sensitive=True),
+        FieldSpec("currency", FieldType.CURRENCY, "ISO 4217 code of `mrr`; when given it must be the department's "
+                  "reporting currency (`currency_mismatch`).", example="VND", department_currency=True),
+    ),
+    rules=(_customer_times,),
+)
+
 # Every record type, in one place: the rest of the code and the tests iterate these.
 RECORD_SPECS: dict[str, RecordSpec] = {
-    spec.plural: spec for spec in (INTERACTION, SURVEY, CASHOUT, AGENT_EVENT, SYSTEM_CHECK)
+    spec.plural: spec for spec in (INTERACTION, SURVEY, CASHOUT, AGENT_EVENT, SYSTEM_CHECK, CUSTOMER)
 }
 SPEC_BY_TYPE: dict[str, RecordSpec] = {spec.record_type: spec for spec in RECORD_SPECS.values()}
 SPEC_BY_MODEL: dict[type[models.Model], RecordSpec] = {spec.model: spec for spec in RECORD_SPECS.values()}

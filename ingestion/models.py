@@ -156,6 +156,24 @@ class SystemCheck(RecordBase):
         ]
 
 
+class Customer(RecordBase):
+    """A customer of a department from `started_at` until `ended_at` (null: still a customer)."""
+
+    customer_region = models.CharField(max_length=128, null=True, blank=True)
+    segment = models.CharField(max_length=128, null=True, blank=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    mrr = models.DecimalField(max_digits=24, decimal_places=6, null=True, blank=True)
+    currency = models.CharField(max_length=3, null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "external_id"], name="customer_key")]
+        indexes = [
+            models.Index(fields=["department", "started_at"], name="customer_dept_time"),
+            models.Index(fields=["department", "ended_at"], name="customer_dept_end"),
+        ]
+
+
 class RecordChange(models.Model):
     """The change log: a quarter-hour of one department's records of one type that changed.
 

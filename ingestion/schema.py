@@ -16,6 +16,7 @@ from ingestion.currencies import ISO_4217_CHOICES
 from ingestion.fields import RECORD_SPECS, FieldSpec, FieldType, RecordSpec
 from ingestion.validation import (
     AMOUNT_INTEGER_MAX,
+    AMOUNT_OR_ZERO_PATTERN,
     AMOUNT_PATTERN,
     DATETIME_YEAR_PATTERN,
     DEPARTMENT_PATTERN,
@@ -69,8 +70,12 @@ def field_schema(spec: RecordSpec, field: FieldSpec) -> dict:
         schema = {"type": "boolean"}
     elif kind is FieldType.DECIMAL:
         # A string (exact) or an integer; floats are refused. Clients send the string form.
-        schema = {"anyOf": [{"type": "string", "pattern": AMOUNT_PATTERN},
-                            {"type": "integer", "minimum": 1, "maximum": AMOUNT_INTEGER_MAX}]}
+        if field.min_value == 0:
+            schema = {"anyOf": [{"type": "string", "pattern": AMOUNT_OR_ZERO_PATTERN},
+                                {"type": "integer", "minimum": 0, "maximum": AMOUNT_INTEGER_MAX}]}
+        else:
+            schema = {"anyOf": [{"type": "string", "pattern": AMOUNT_PATTERN},
+                                {"type": "integer", "minimum": 1, "maximum": AMOUNT_INTEGER_MAX}]}
     elif kind is FieldType.CURRENCY:
         schema = {"allOf": [{"$ref": _REF + CURRENCY_ENUM}]}
     elif kind is FieldType.CHOICE:
@@ -91,6 +96,9 @@ def _rules_text(spec: RecordSpec) -> str:
         scales = "; ".join(f"{kind} {low}-{high}{' (whole numbers)' if whole else ''}"
                            for kind, (low, high, whole) in SURVEY_SCALES.items())
         return f" The score must be within its kind's scale ({scales}): `out_of_scale` otherwise."
+    if spec is RECORD_SPECS["customers"]:
+        return (" ended_at is not before started_at (`before_anchor`); a currency other than the department's "
+                "reporting currency is refused (`currency_mismatch`).")
     return (" Later times are not before the anchor time (`before_anchor`); the status must agree with the "
             "timestamps as each field says (`status_contradiction`).")
 

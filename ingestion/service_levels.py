@@ -100,6 +100,8 @@ def rows_measure(*, spec: RecordSpec, rows: Iterable[dict], levels: dict[int, Se
     are resolved once, an always-open clock is plain subtraction, and a calendar clock measures every
     duration and deadline of a record from one lookup of its anchor.
     """
+    if not (spec.business_durations or spec.sla_clocks):
+        return  # a record type with no business durations or SLA targets (agent events, checks, customers)
     anchor_column = spec.anchor
     duration_columns = [column for column, _ in spec.business_durations]
     duration_stops = [stop for _, stop in spec.business_durations]

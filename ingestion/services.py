@@ -52,9 +52,11 @@ def record_batch_validate(*, spec: RecordSpec, items: Sequence, text: bool = Fal
                           error_limit: int | None = None) -> list[dict]:
     """Typed rows for the items, or InvalidInput listing the bad items (at most `error_limit`
     errors, default CSKPI_MAX_ERRORS, the rest counted); nothing is written."""
-    departments = dict(Department.objects.values_list("slug", "id"))
+    known = list(Department.objects.values_list("slug", "id", "currency"))
+    departments = {slug: id_ for slug, id_, _ in known}
+    currencies = {id_: currency for _, id_, currency in known}
     rows, errors = batch_validator_get(spec).validate(items, departments=departments, text=text,
-                                                      error_limit=error_limit)
+                                                      error_limit=error_limit, currencies=currencies)
     if errors:
         unknown = sorted({e["message"] for e in errors if e["code"] == "unknown_department"})[:5]
         bad_items = sum(1 for row in rows if row is None)

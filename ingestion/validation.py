@@ -43,6 +43,8 @@ _FRACTION_NOT_ZERO = "|".join(f"0{{{zeros}}}[1-9][0-9]{{0,{5 - zeros}}}" for zer
 AMOUNT_PATTERN = (
     rf"^0*[1-9][0-9]{{0,17}}(\.[0-9]{{1,6}})?$|^0+\.({_FRACTION_NOT_ZERO})$"
 )
+# The same with 0 allowed (MRR): at most 18 + 6 digits besides leading zeros.
+AMOUNT_OR_ZERO_PATTERN = r"^0*[0-9]{1,18}(\.[0-9]{1,6})?$"
 AMOUNT_INTEGER_MAX = 10**18 - 1
 _INT_TEXT = re.compile(r"[+-]?\d+")
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
@@ -188,6 +190,8 @@ def _bool(spec: FieldSpec) -> Coercer:
 
 def _decimal(spec: FieldSpec) -> Coercer:
     match = _DECIMAL.fullmatch
+    zero_allowed = spec.min_value == 0  # MRR may be 0; a payout amount may not
+    bound = "greater than or equal to 0" if zero_allowed else "greater than 0"
 
     def coerce(value):
         if type(value) is int:
@@ -200,8 +204,8 @@ def _decimal(spec: FieldSpec) -> Coercer:
         if len(found["int"].lstrip("0")) > AMOUNT_MAX_INTEGER_DIGITS or len(found["frac"] or "") > 6:
             return Invalid("invalid_amount", "At most 18 digits before the point and 6 after.")
         amount = Decimal(value)
-        if amount <= 0:
-            return Invalid("invalid_amount", "Must be greater than 0.")
+        if amount < 0 or (amount == 0 and not zero_allowed):
+            return Invalid("invalid_amount", f"Must be {bound}.")
         return amount.quantize(AMOUNT_PLACES)
 
     return coerce
@@ -284,23 +288,27 @@ class BatchValidator:
         self.fields = [(f, f.name, f.target, coercer_build(f), f.required, f.default) for f in spec.fields]
         self.allowed = frozenset(f.name for f in spec.fields)
         self.department_field = next(f.name for f in spec.fields if f.type is FieldType.DEPARTMENT)
+        self.currency_fields = [(f.name, f.target) for f in spec.fields if f.department_currency]
 
     def validate(
-        self, items: Sequence, *, departments: Mapping[str, int], text: bool = False, error_limit: int | None = None
+        self, items: Sequence, *, departments: Mapping[str, int], text: bool = False, error_limit: int | None = None,
+        currencies: Mapping[int, str] | None = None,
     ) -> tuple[list[dict | None], list[dict]]:
         """-> (rows keyed by column, None for a bad item; errors as {index, field, code, message}).
 
         At most `error_limit` (default CSKPI_MAX_ERRORS) errors are listed; the rest are counted in
-        the list's `not_listed`.
+        the list's `not_listed`. `currencies` ({department id: reporting currency}) is what a field
+        declared `department_currency` must match (not checked without it).
         """
         rows: list[dict | None] = []
         errors = CappedErrors(error_limit)
         for index, item in enumerate(items):
-            row = self.item_validate(item, index, departments, text, errors)
+            row = self.item_validate(item, index, departments, text, errors, currencies)
             rows.append(row)
         return rows, errors
 
-    def item_validate(self, item, index: int, departments: Mapping[str, int], text: bool, errors: list):
+    def item_validate(self, item, index: int, departments: Mapping[str, int], text: bool, errors: list,
+                      currencies: Mapping[int, str] | None = None):
         if type(item) is not dict:
             errors.append({"index": index, "field": None, "code": "not_an_object",
                            "message": "Each item must be a JSON object."})
@@ -344,6 +352,14 @@ class BatchValidator:
                            "message": f"No department {text_clip(slug)!r}."})
             return None
         row["department_id"] = department_id
+        if currencies is not None:
+            for name, target in self.currency_fields:
+                expected = currencies.get(department_id)
+                if row[target] is not None and row[target] != expected:
+                    errors.append({"index": index, "field": name, "code": "currency_mismatch",
+                                   "message": f"Department {text_clip(slug)!r} reports in {expected}; got "
+                                              f"{row[target]}."})
+                    failed = True
         for rule in self.spec.rules:
             for field_name, code, message in rule(row):
                 errors.append({"index": index, "field": field_name, "code": code, "message": message})

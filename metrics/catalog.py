@@ -12,6 +12,7 @@ from functools import cached_property
 from django.db.models import Q
 from pyroaring import BitMap
 
+from cskpi.choices import ReadLevel
 from ingestion.choices import (
     AgentStatus,
     CashoutStatus,
@@ -27,16 +28,18 @@ from metrics.measures import (
     DISTINCT_SET,
     FIRST_CONTACT_SET,
     QUANTILE,
+    STOCK,
     SUM,
     GapCount,
     GapSum,
     Measure,
+    StockState,
     TimeInState,
     sketch_quantile,
 )
 
 _I, _S, _C = RecordType.INTERACTION, RecordType.SURVEY, RecordType.CASHOUT
-_A, _K = RecordType.AGENT_EVENT, RecordType.SYSTEM_CHECK
+_A, _K, _U = RecordType.AGENT_EVENT, RecordType.SYSTEM_CHECK, RecordType.CUSTOMER
 
 _RESOLVED = Q(status=InteractionStatus.RESOLVED)
 _SETTLED = Q(status__in=[CashoutStatus.SUCCEEDED, CashoutStatus.FAILED])
@@ -155,6 +158,11 @@ MEASURES: dict[str, tuple[Measure, ...]] = {
                 doc="seconds since the previous run of the check"),
         Measure("check_intervals", _K, GapCount(**_CHECK_SERIES), doc="checks with a previous run of the same check"),
     ),
+    # The registry: each customer is in from started_at, out at ended_at (a stock, counted and by MRR).
+    _U: (
+        Measure("registry_customers", _U, STOCK, None, None, "customers: in at started_at, out at ended_at"),
+        Measure("mrr", _U, STOCK, "mrr", None, "the customers' mrr: in at started_at, out at ended_at"),
+    ),
 }
 MEASURES_BY_KEY: dict[str, Measure] = {m.key: m for measures in MEASURES.values() for m in measures}
 assert len(MEASURES_BY_KEY) == sum(map(len, MEASURES.values())), "measure keys are unique across record types"
@@ -167,8 +175,9 @@ class Unit:
     SCORE = "score"
     AGENTS = "agents"  # an average number of agents
     PER_HOUR = "per_hour"
+    MONEY = "money"  # in the departments' reporting currency
 
-    ALL = (COUNT, SECONDS, PERCENT, SCORE, AGENTS, PER_HOUR)
+    ALL = (COUNT, SECONDS, PERCENT, SCORE, AGENTS, PER_HOUR, MONEY)
 
 
 @dataclass(frozen=True)
@@ -184,6 +193,10 @@ class Formula:
     per_hour(c, s…): c / (Σs / 3600), sample c.  per_span(s…): Σs / the seconds of the period elapsed
     until now (a period wholly to come: null), sample the whole seconds of Σs.
     distinct(set): |set|, sample the same.  intersection(a, b): |a ∩ b|.  difference(a, b): |a − b|.
+    Over stocks (`parts` = the stock, then the counted stock giving the sample size):
+    level: the level at the end (closing), sample the count at the end. entered / left: the ins /
+    outs within the range. kept: (opening − outs of the opening) / opening × 100; lost: outs of the
+    opening / opening × 100, sample the count at the start.
     A zero denominator (or an empty sketch) gives null.
     """
 
@@ -199,6 +212,8 @@ class Formula:
         if self.kind in _SET_FORMULAS:
             n = _SET_FORMULAS[self.kind](*(states.get(p) or _NO_SET for p in self.parts))
             return n, n
+        if self.kind in _STOCK_FORMULAS:
+            return _STOCK_FORMULAS[self.kind](*(states.get(p) or _NO_STOCK for p in self.parts))
         values = [states.get(p, 0) for p in self.parts]
         if self.kind == "count":
             count = int(values[0])
@@ -291,12 +306,61 @@ def difference(members: str, without: str) -> Formula:
     return Formula("difference", (members, without))
 
 
+_NO_STOCK = StockState(0, 0, 0, 0)
+
+
+def _number(value) -> int | float:
+    return value if isinstance(value, int) else float(value)
+
+
+def _stock_level(stock: StockState, counted: StockState | None = None):
+    counted = counted or stock
+    return _number(stock.closing), int(counted.closing)
+
+
+def _stock_rate(numerator, stock: StockState, counted: StockState | None):
+    counted = counted or stock
+    if stock.opening == 0 or counted.opening == 0:
+        return None, 0
+    return float(numerator) / float(stock.opening) * 100, int(counted.opening)
+
+
+_STOCK_FORMULAS = {
+    "level": _stock_level,
+    "entered": lambda stock: (_number(stock.ins), int(stock.ins)),
+    "left": lambda stock: (_number(stock.outs), int(stock.outs)),
+    "kept": lambda stock, counted=None: _stock_rate(stock.opening - stock.outs_of_opening, stock, counted),
+    "lost": lambda stock, counted=None: _stock_rate(stock.outs_of_opening, stock, counted),
+}
+
+
+def level(stock: str, counted: str | None = None) -> Formula:
+    return Formula("level", (stock, counted) if counted else (stock,))
+
+
+def entered(stock: str) -> Formula:
+    return Formula("entered", (stock,))
+
+
+def left(stock: str) -> Formula:
+    return Formula("left", (stock,))
+
+
+def kept(stock: str, counted: str | None = None) -> Formula:
+    return Formula("kept", (stock, counted) if counted else (stock,))
+
+
+def lost(stock: str, counted: str | None = None) -> Formula:
+    return Formula("lost", (stock, counted) if counted else (stock,))
+
+
 FORMULA_KINDS = ("count", "ratio", "mean", "nps", "quantile", "total", "seconds", "share", "per_hour", "per_span",
-                 "distinct", "intersection", "difference")
+                 "distinct", "intersection", "difference", "level", "entered", "left", "kept", "lost")
 
 
-# The time that places a record in a period, as each record type declares it (ingestion.fields).
-ANCHORS = {record_type: spec.anchor for record_type, spec in SPEC_BY_TYPE.items() if spec.anchor}
+# The time that places a record in a period, as each record type declares it (ingestion.fields); a
+# stock is placed by its start and its end.
+ANCHORS = {record_type: spec.anchor or f"{spec.start}, {spec.end}" for record_type, spec in SPEC_BY_TYPE.items()}
 
 
 @dataclass(frozen=True)
@@ -328,6 +392,23 @@ class Kpi:
 
     def label(self, language: str) -> str:
         return self.label_vi if language == "vi" else self.label_en
+
+    @cached_property
+    def read_level(self) -> ReadLevel:
+        """The read level a caller needs for this KPI: the highest any field it reads is redacted below
+        on the records (MRR: managers and staff, like the field on registry records)."""
+        levels = [ReadLevel.AGENT]
+        for part in self.formula.parts:
+            measure = MEASURES_BY_KEY[part]
+            spec_field = SPEC_BY_TYPE[measure.record_type].field_named(measure.field) if measure.field else None
+            if spec_field is not None and spec_field.redacted_below is not None:
+                levels.append(spec_field.redacted_below)
+        return max(levels)
+
+    @property
+    def stock(self) -> bool:
+        """A level over time (its value at a period's end holds everything before it)."""
+        return any(MEASURES_BY_KEY[p].kind.opening() for p in self.formula.parts)
 
 
 _BASE = (
@@ -494,6 +575,29 @@ _SERVICE_LEVELS = (
         share("cashout_response_met", "cashout_response_breached")),
 )
 
+# The customer registry: active at t ⇔ started_at < t and (no ended_at or ended_at ≥ t).
+_REGISTRY = (
+    Kpi("customer_base", "Customer base", "Số khách hàng hiện có", Unit.COUNT, True,
+        "customers active at the end of the range (of each period): started_at < end and (no ended_at or "
+        "ended_at ≥ end)", level("registry_customers")),
+    Kpi("customers_started", "Customers started", "Khách hàng mới", Unit.COUNT, True,
+        "count of customers with started_at in the range", entered("registry_customers")),
+    Kpi("customers_churned", "Customers churned", "Khách hàng rời bỏ", Unit.COUNT, False,
+        "count of customers with ended_at in the range", left("registry_customers")),
+    Kpi("retention_rate", "Customer retention rate", "Tỷ lệ giữ chân khách hàng", Unit.PERCENT, True,
+        "(customers active at the end − those of them who started in the range) / customers active at the "
+        "start × 100", kept("registry_customers")),
+    Kpi("churn_rate", "Customer churn rate", "Tỷ lệ khách hàng rời bỏ", Unit.PERCENT, False,
+        "customers active at the start who ended in the range / customers active at the start × 100",
+        lost("registry_customers")),
+    Kpi("mrr", "Monthly recurring revenue (MRR)", "Doanh thu định kỳ hàng tháng (MRR)", Unit.MONEY, True,
+        "sum of mrr of the customers active at the end of the range (of each period), in the reporting "
+        "currency; sample size: those customers", level("mrr", "registry_customers")),
+    Kpi("revenue_churn_rate", "Revenue churn rate", "Tỷ lệ doanh thu rời bỏ", Unit.PERCENT, False,
+        "mrr of the customers active at the start who ended in the range / mrr of the customers active at "
+        "the start × 100", lost("mrr", "registry_customers")),
+)
+
 KPIS: dict[str, Kpi] = {k.key: k for k in (*_BASE, *_CONTACT_SPLIT, *_PERCENTILE_KPIS, *_SYSTEM_CHECKS, *_ACROSS,
-                                       *_PRESENCE, *_CUSTOMERS, *_SERVICE_LEVELS)}
+                                       *_PRESENCE, *_CUSTOMERS, *_SERVICE_LEVELS, *_REGISTRY)}
 

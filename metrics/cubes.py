@@ -23,12 +23,13 @@ CHANNEL = "channel"
 TOPIC = "topic"
 CHECK = "check"
 CUSTOMER_REGION = "customer_region"
-# Record fields a cube may keep (a record type without one: '').
-DIMENSIONS = (AGENT, CHANNEL, TOPIC, CHECK, CUSTOMER_REGION)
+SEGMENT = "segment"
+# Record columns a cube may keep (a record type that does not declare one as a dimension: '').
+DIMENSIONS = (AGENT, CHANNEL, TOPIC, CHECK, CUSTOMER_REGION, SEGMENT)
 # The column holding each dimension, in the raw records and in the cubes. `check` is `check_name`: a
 # model field named `check` would hide Django's `Model.check()`, which the system-check framework calls.
 DIMENSION_COLUMNS = {AGENT: "agent", CHANNEL: "channel", TOPIC: "topic", CHECK: "check_name",
-                     CUSTOMER_REGION: "customer_region"}
+                     CUSTOMER_REGION: "customer_region", SEGMENT: "segment"}
 
 
 def local_midnight(day: date, zone: ZoneInfo) -> datetime:
@@ -105,14 +106,15 @@ CUBES: tuple[Cube, ...] = (
     Cube("day_channel", frozenset({CHANNEL}), None, "local day × department × channel"),
     Cube("day_topic", frozenset({TOPIC}), None, "local day × department × topic"),
     Cube("day_check", frozenset({CHECK}), None, "local day × department × check"),
+    Cube("day_region_segment", frozenset({CUSTOMER_REGION, SEGMENT}), None,
+         "local day × department × customer region × segment"),
     Cube("day_agent", frozenset({AGENT}), None, "local day × department × agent"),
-    Cube("day_customer_region", frozenset({CUSTOMER_REGION}), None, "local day × department × customer region"),
     Cube("hour_channel", frozenset({CHANNEL}), 3600, "UTC hour × department × channel"),
     Cube("day_agent_channel", frozenset({AGENT, CHANNEL}), None, "local day × department × agent × channel"),
-    # The key predates the check dimension and the customer region (renaming it would rewrite every
-    # exact-layer row for a name): it keeps every dimension.
+    # The key predates the later dimensions (renaming it would rewrite every exact-layer row for a
+    # name): it keeps every dimension.
     Cube("quarter_agent_channel_topic", frozenset(DIMENSIONS), QUARTER_SECONDS,
-         "UTC quarter-hour × department × agent × channel × topic × check × customer region"),
+         "UTC quarter-hour × department × every dimension (agent, channel, topic, check, customer region, segment)"),
 )
 CUBES_BY_KEY = {c.key: c for c in CUBES}
 # Built from the raw records; every other cube is merged from it. Keeping every dimension costs it

@@ -16,7 +16,17 @@ from django.db.models import Q
 
 from cskpi.errors import InvalidInput
 from metrics.catalog import MEASURES_BY_KEY
-from metrics.cubes import AGENT, CHANNEL, CHECK, CUBES, CUSTOMER_REGION, DIMENSION_COLUMNS, EXACT_CUBE, TOPIC
+from metrics.cubes import (
+    AGENT,
+    CHANNEL,
+    CHECK,
+    CUBES,
+    CUSTOMER_REGION,
+    DIMENSION_COLUMNS,
+    DIMENSIONS,
+    EXACT_CUBE,
+    TOPIC,
+)
 from metrics.models import BUCKET_MODELS, MEASURE_TABLES
 from metrics.periods import boundaries_get
 from metrics.planner import DEPARTMENT, HOUR_OF_DAY, WEEKDAY, scope_cube_choose
@@ -32,7 +42,7 @@ def result_cells_check(*, query) -> int:
     periods = len(boundaries_get(start=query.start, end=query.end, zone=query.tz,
                                  granularity=query.granularity)) - 1
     record_types = list(dict.fromkeys(rt for kpi in query.kpis for rt in kpi.record_types))
-    dims = [d for d in (AGENT, CHANNEL, TOPIC, CHECK, CUSTOMER_REGION) if d in query.group_by]
+    dims = [d for d in DIMENSIONS if d in query.group_by]
     by_department = DEPARTMENT in query.group_by
     groups = {rt: len(query.scopes) if by_department else 1 for rt in record_types}
     # Calendar groupings multiply the groups by at most 7 weekdays / 24 hours (fewer in a short range).

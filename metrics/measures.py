@@ -21,10 +21,11 @@ The kinds the engine is written for:
 | gap to the predecessor (sum / count) | a number | + | yes (`GapSum`, `GapCount`: system-check intervals) |
 | exact distinct set | a set of ids (roaring bitmap) | union (in Python) | yes (`DistinctSet`, `FirstContactSet`) |
 | time in state | seconds per state, cut at bucket edges | + | yes (`TimeInState`) |
-| stock | ins and outs per bucket; a level at t is the sum before t | + (then a prefix sum) | with the customers issue |
+| stock | ins and outs per bucket; a level at t is the sum before t | + (then a prefix sum) | yes (`Stock`: the customer registry) |
 
 A distinct set and a time-in-state duration fit the same interface (a state, a merge, an evaluation);
-a stock adds an opening level read before the range, which `MeasureKind.opening` leaves room for.
+a stock (`Stock`) adds an opening level read before the range (`MeasureKind.opening`), carried
+through the periods as a prefix sum.
 
 A kind whose states the database cannot merge (a roaring bitmap: PostgreSQL has no union for it)
 says so with `sql_merge = False`: the engine then fetches the cube rows' states and merges them with
@@ -43,6 +44,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from itertools import accumulate
 
 from django.db import models
@@ -468,7 +470,7 @@ class DistinctSet(MeasureKind):
     sql_merge = False
     # A set row costs what a count row does plus the bitmap; the cubes kept serve the dashboards'
     # groupings (department, channel, agent, region) by day; anything else reads the exact layer.
-    cubes = frozenset({"day", "day_channel", "day_agent", "day_customer_region", EXACT_CUBE.key})
+    cubes = frozenset({"day", "day_channel", "day_agent", "day_region_segment", EXACT_CUBE.key})
 
     def columns(self, measure):
         return {measure.key: models.BinaryField(null=True, blank=True)}
@@ -534,11 +536,135 @@ class FirstContactSet(DistinctSet):
         )
 
 
+
+# --- stocks ------------------------------------------------------------------------------------
+# A stock counts records that enter at one instant and leave at another (a customer from started_at
+# to ended_at). Per bucket it keeps ins and outs; the level at a boundary t is every in before t less
+# every out before t, so with half-open buckets a record leaving exactly at t is still in the level
+# at t (it is active "just before t") and counts as an out of the bucket that t opens.
+#
+# Retention and churn also need how many of the outs of a span of periods entered inside that same
+# span: a two-dimensional condition no sum of per-bucket numbers gives. So the stock's table holds,
+# besides the level rows (`since` null: ins and outs of the bucket), pair rows keyed by the bucket of
+# the out and, in `since`, the bucket (same cube, same grain) where the record came in. Read per
+# period, the pair rows say in which period each out came in, which is exact for any span of the
+# query's periods, since every period boundary is a bucket boundary of the cube that serves it.
+BEFORE_RANGE = -1  # the period index of an in before the range
+
+
+@dataclass(frozen=True, slots=True)
+class StockState:
+    """A stock over a span of periods: the level before its first period, the ins and outs inside it,
+    and the outs by the period index where they came in (`BEFORE_RANGE` before the range)."""
+
+    first: int
+    opening: int | Decimal
+    ins: int | Decimal
+    outs: int | Decimal
+    outs_by_entry: tuple[tuple[int, int | Decimal], ...] = ()
+
+    @property
+    def closing(self):
+        """The level at the end of the span: opening + ins − outs."""
+        return self.opening + self.ins - self.outs
+
+    @property
+    def outs_entered_within(self):
+        """Outs of records that also came in within the span (counted in ins and outs, not in opening)."""
+        return sum((v for k, v in self.outs_by_entry if k >= self.first), self.ins * 0)
+
+    @property
+    def outs_of_opening(self):
+        """Outs of the records in the opening level (those there at the span's start who left in it)."""
+        return self.outs - self.outs_entered_within
+
+
+_NO_PERIOD = 2**62  # the `first` of an empty state: any real period comes before it
+
+
+class Stock(MeasureKind):
+    """Records entering at a start time and leaving at an end time, counted (`field` None) or weighted
+    by a decimal field (MRR); a level at t is everything before t (`opening`)."""
+
+    name = "stock"
+    store = "stock"
+
+    def columns(self, measure):
+        field = (lambda: models.BigIntegerField(default=0)) if measure.field is None else (
+            lambda: models.DecimalField(max_digits=38, decimal_places=6, default=0))
+        return {f"{measure.key}_in": field(), f"{measure.key}_out": field()}
+
+    def build(self, measure):
+        """The weight of the raw records of one bucket (the engine groups them by the bucket of their
+        start for ins and of their end for outs)."""
+        if measure.field is None:
+            return CountAgg("pk", filter=measure.where) if measure.where is not None else CountAgg("pk")
+        return SumAgg(measure.field, filter=measure.where, default=Decimal(0),
+                      output_field=models.DecimalField(max_digits=38, decimal_places=6))
+
+    def rollup(self, measure):
+        raise NotImplementedError("a stock's state is two columns: see rollups()")
+
+    def rollups(self, measure) -> dict[str, Expression]:
+        """The aggregates merging finer cube rows into a coarser one, per column (ins, outs)."""
+        return {f"{measure.key}_{side}": SumAgg(f"{measure.key}_{side}") for side in ("in", "out")}
+
+    def number(self, measure, value):
+        """A summed weight as the database returns it, exact (SQLite gives floats: back to 6 decimals)."""
+        if value is None:
+            return 0 if measure.field is None else Decimal(0)
+        if measure.field is None:
+            return int(value)
+        return value if isinstance(value, Decimal) else Decimal(repr(float(value))).quantize(STOCK_PLACES)
+
+    def load(self, value):
+        return value if isinstance(value, StockState) else self.empty()
+
+    def merge(self, states):
+        states = [s for s in states if s.first != _NO_PERIOD]
+        if not states:
+            return self.empty()
+        first = min(s.first for s in states)
+        by_entry: dict[int, object] = {}
+        for state in states:
+            for k, v in state.outs_by_entry:
+                by_entry[k] = by_entry.get(k, 0) + v
+        return StockState(
+            first=first,
+            opening=sum((s.opening for s in states if s.first == first), states[0].opening * 0),
+            ins=sum((s.ins for s in states), states[0].ins * 0),
+            outs=sum((s.outs for s in states), states[0].outs * 0),
+            outs_by_entry=tuple(sorted(by_entry.items())),
+        )
+
+    def empty(self):
+        return StockState(_NO_PERIOD, 0, 0, 0)
+
+    def opening(self) -> bool:
+        return True
+
+    def carry(self, *, opening, periods: int, ins: dict[int, object], outs: dict[int, object],
+              outs_by_entry: dict[int, dict[int, object]]) -> dict[int, StockState]:
+        """The state of each period 0..periods-1 from the level before the range and the ins, outs and
+        outs by entry period read per period: the opening of a period is the prefix sum before it."""
+        level, out = opening, {}
+        zero = opening * 0
+        for i in range(periods):
+            state = StockState(i, level, ins.get(i, zero), outs.get(i, zero),
+                               tuple(sorted(outs_by_entry.get(i, {}).items())))
+            out[i] = state
+            level = state.closing
+        return out
+
+
+STOCK_PLACES = Decimal("0.000001")
+
 COUNT = Count()
 SUM = Sum()
 QUANTILE = Quantile()
 DISTINCT_SET = DistinctSet()
 FIRST_CONTACT_SET = FirstContactSet()
+STOCK = Stock()
 
 
 # --- SQLite twins of the PostgreSQL sketch SQL -----------------------------------------------

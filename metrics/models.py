@@ -29,6 +29,7 @@ class BucketBase(models.Model):
     topic = models.CharField(max_length=128, blank=True, default="")
     check_name = models.CharField(max_length=64, blank=True, default="")
     customer_region = models.CharField(max_length=128, blank=True, default="")
+    segment = models.CharField(max_length=128, blank=True, default="")
 
     class Meta:
         abstract = True
@@ -62,16 +63,16 @@ def _cube_tables(record_type: str, name: str) -> tuple[CubeTable, ...]:
         kinds = {(m.kind.sql_merge, m.kind.cubes, m.kind.department_wide) for m in measures}
         assert len(kinds) == 1, f"the measures of store {store!r} are stored, merged and read alike"
         model_name = f"{name}{''.join(part.capitalize() for part in store.split('_'))}Bucket"
-        attrs = {
-            "__module__": __name__,
-            "__doc__": f"{name} measures ({', '.join(m.key for m in measures)}) per bucket.",
-            "Meta": type("Meta", (), {
-                "constraints": [models.UniqueConstraint(
-                    fields=["department", "cube", "bucket_start", *(DIMENSION_COLUMNS[d] for d in DIMENSIONS)],
-                    name=f"{model_name.lower()}_key",
-                )],
-            }),
-        }
+        key = ["department", "cube", "bucket_start", *(DIMENSION_COLUMNS[d] for d in DIMENSIONS)]
+        attrs = {"__module__": __name__, "__doc__": f"{name} measures ({', '.join(m.key for m in measures)}) per bucket."}
+        if any(m.kind.opening() for m in measures):
+            # Stocks: level rows (since null) and pair rows (the bucket where the outs came in).
+            attrs["since"] = models.DateTimeField(
+                null=True, blank=True, help_text="Pair rows: the bucket (same grain) where the outs came in.")
+            key.append("since")
+        attrs["Meta"] = type("Meta", (), {
+            "constraints": [models.UniqueConstraint(fields=key, name=f"{model_name.lower()}_key")],
+        })
         for measure in measures:
             attrs.update(measure.columns)
         tables.append(CubeTable(type(model_name, (BucketBase,), attrs), measures))
@@ -90,6 +91,7 @@ CUBE_TABLES: dict[str, tuple[CubeTable, ...]] = {
     RecordType.CASHOUT: _cube_tables(RecordType.CASHOUT, "Cashout"),
     RecordType.AGENT_EVENT: _cube_tables(RecordType.AGENT_EVENT, "AgentEvent"),
     RecordType.SYSTEM_CHECK: _cube_tables(RecordType.SYSTEM_CHECK, "SystemCheck"),
+    RecordType.CUSTOMER: _cube_tables(RecordType.CUSTOMER, "Customer"),
 }
 MEASURE_TABLES: dict[str, CubeTable] = {m.key: t for tables in CUBE_TABLES.values() for t in tables
                                         for m in t.measures}

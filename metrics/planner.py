@@ -16,6 +16,7 @@ from metrics.cubes import (
     DIMENSION_COLUMNS,
     DIMENSIONS,
     EXACT_CUBE,
+    SEGMENT,
     TOPIC,
     Cube,
 )
@@ -26,12 +27,11 @@ WEEKDAY = "weekday"  # ISO weekday of the record's time in the query zone, 1 = M
 HOUR_OF_DAY = "hour_of_day"  # 0-23 in the query zone
 # Time dimensions: the local grain every bucket read must fit inside.
 TIME_DIMENSIONS = {WEEKDAY: Granularity.DAY, HOUR_OF_DAY: Granularity.HOUR}
-GROUP_DIMENSIONS = (AGENT, CHANNEL, TOPIC, CHECK, CUSTOMER_REGION, DEPARTMENT, WEEKDAY, HOUR_OF_DAY)
+GROUP_DIMENSIONS = (AGENT, CHANNEL, TOPIC, CHECK, CUSTOMER_REGION, SEGMENT, DEPARTMENT, WEEKDAY, HOUR_OF_DAY)
 
-# The dimensions each record type carries (a cube row of a type without one holds '' there).
+# The dimensions each record type declares (a cube row of a type without one holds '' there).
 RECORD_DIMENSIONS: dict[str, frozenset[str]] = {
-    record_type: frozenset(d for d in DIMENSIONS
-                           if DIMENSION_COLUMNS[d] in {f.name for f in kind.model._meta.get_fields()})
+    record_type: frozenset(d for d in DIMENSIONS if DIMENSION_COLUMNS[d] in kind.dimensions)
     for record_type, kind in RECORD_KINDS.items()
 }
 # Dimensions that only some record types have and that a KPI of a type without them cannot be grouped

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 
 from django.db import connections, router
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet, Sum
 
 from cskpi.db import pg_cursor
 from metrics.cubes import DIMENSION_COLUMNS, DIMENSIONS, Cube, LocalPart, PeriodIndex
@@ -78,8 +78,9 @@ def _measures_read(measures: list[Measure], *, query: KpiQuery, scope: Departmen
     for table, table_measures in by_table.items():
         cube = scope_cube_choose(query=query, scope=scope, boundaries=boundaries, granularity=granularity,
                                  kept=table.cubes)
-        _table_read(out, model=table.model, measures=table_measures, cube=cube, query=query, scope=scope,
-                    start=start, end=end, granularity=granularity, boundaries=boundaries)
+        read = _stock_table_read if any(m.kind.opening() for m in table_measures) else _table_read
+        read(out, model=table.model, measures=table_measures, cube=cube, query=query, scope=scope,
+             start=start, end=end, granularity=granularity, boundaries=boundaries)
     return out
 
 
@@ -123,11 +124,84 @@ def _table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query:
             periods[period] = states
 
 
-def cube_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, start: datetime,
-               end: datetime) -> QuerySet:
-    rows = model.objects.filter(
-        cube=cube.key, department_id=scope.department.id, bucket_start__gte=start, bucket_start__lt=end
+def _stock_table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query: KpiQuery,
+                      scope: DepartmentScope, start: datetime, end: datetime, granularity: str,
+                      boundaries: list[datetime]) -> None:
+    """Add the states of stock measures (metrics.measures.Stock) to `out`, for every period of every
+    group that has records before the range's end: the level before the range (every level row before
+    it), then per period the ins, the outs and, from the pair rows, the outs by the period where their
+    records came in; each kind carries the level through the periods."""
+    dims = [d for d in query.group_by if d in DIMENSIONS]
+    if len(dims) != len([d for d in query.group_by if d != DEPARTMENT]):
+        raise ValueError("a stock has no weekday or hour of day")  # refused when the query is parsed
+    key_parts = [(None if d == DEPARTMENT else dims.index(d)) for d in query.group_by]
+    slug = scope.department.slug
+
+    def key_of(row) -> GroupKey:
+        return tuple(slug if i is None else (None if row[i] == "" else row[i]) for i in key_parts)
+
+    columns = [DIMENSION_COLUMNS[d] for d in dims]
+    sides = [(m, f"{m.key}_in", f"{m.key}_out") for m in measures]
+    history = cube_rows(model=model, cube=cube, query=query, scope=scope, start=None, end=start).filter(
+        since__isnull=True)
+    opening_sums = {f"o_{m.key}": Sum(F(i) - F(o)) for m, i, o in sides}
+    if dims:
+        opening_rows = list(history.values(*columns).annotate(**opening_sums).order_by()
+                            .values_list(*columns, *opening_sums))
+    else:  # values() without fields would group by every column
+        totals = tuple(history.aggregate(**opening_sums).values())
+        opening_rows = [] if all(v is None for v in totals) else [totals]  # None: no history at all
+    openings: dict[GroupKey, list] = {}
+    for row in opening_rows:
+        openings[key_of(row)] = [m.kind.number(m, v) for (m, _, _), v in zip(sides, row[len(dims):], strict=True)]
+    period_rows = (
+        # Pair rows of records that came in before the range never count among the outs that came in
+        # within a span of its periods: left unread (a year after years of history reads one year's pairs).
+        cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
+        .filter(Q(since__isnull=True) | Q(since__gte=start))
+        .annotate(k_period=PeriodIndex(F("bucket_start"), boundaries=boundaries),
+                  k_since=PeriodIndex(F("since"), boundaries=boundaries))
+        .values(*columns, "k_period", "k_since")
+        .annotate(**{f"s_{c}": Sum(c) for _, i, o in sides for c in (i, o)}).order_by()
+        .values_list(*columns, "k_period", "k_since", *(f"s_{c}" for _, i, o in sides for c in (i, o)))
     )
+    # group -> measure index -> (ins, outs, outs by entry) per 0-based period
+    read: dict[GroupKey, list[tuple[dict, dict, dict]]] = {}
+    for row in period_rows:
+        key = key_of(row)
+        period, since = row[len(dims)] - 1, row[len(dims) + 1]
+        per_measure = read.setdefault(key, [({}, {}, defaultdict(dict)) for _ in sides])
+        values = row[len(dims) + 2:]
+        for n, (m, _, _) in enumerate(sides):
+            ins, outs, by_entry = per_measure[n]
+            got_in, got_out = m.kind.number(m, values[2 * n]), m.kind.number(m, values[2 * n + 1])
+            if since is None:  # a level row
+                ins[period] = ins.get(period, 0) + got_in
+                outs[period] = outs.get(period, 0) + got_out
+            else:  # a pair row: outs of this period by the period where they came in (-1: before)
+                entry = since - 1
+                by_entry[period][entry] = by_entry[period].get(entry, 0) + got_out
+    periods = len(boundaries) - 1
+    for key in openings.keys() | read.keys():
+        opening = openings.get(key) or [m.kind.number(m, None) for m, _, _ in sides]
+        per_measure = read.get(key) or [({}, {}, {}) for _ in sides]
+        carried = [m.kind.carry(opening=opening[n], periods=periods, ins=per_measure[n][0], outs=per_measure[n][1],
+                                outs_by_entry=per_measure[n][2]) for n, (m, _, _) in enumerate(sides)]
+        for period in range(periods):
+            states = {m.key: carried[n][period] for n, (m, _, _) in enumerate(sides)}
+            out[key][period] = {**out[key].get(period, {}), **states}  # another table's may be a StateRow
+
+
+def cube_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, start: datetime | None,
+               end: datetime) -> QuerySet:
+    """The cube rows of the department in [start, end); start None: every row before `end` (the history
+    a stock's opening level sums)."""
+    if start is None:
+        rows = model.objects.filter(cube=cube.key, department_id=scope.department.id, bucket_start__lt=end)
+    else:
+        rows = model.objects.filter(
+            cube=cube.key, department_id=scope.department.id, bucket_start__gte=start, bucket_start__lt=end
+        )
     if scope.agent:
         rows = rows.filter(agent=scope.agent)
     if query.agents:

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework import exceptions, serializers
 
-from cskpi.access import Access, agent_detail_check, read_scopes_resolve
+from cskpi.access import Access, agent_detail_check, read_level_check, read_scopes_resolve
 from cskpi.models import Department
 from cskpi.serializers import QueryParametersSerializer
 from cskpi.validators import zone_get
@@ -18,6 +18,7 @@ from metrics.limits import result_cells_check
 from metrics.periods import Compare, Granularity, add_months, is_quarter
 from metrics.planner import (
     GROUP_DIMENSIONS,
+    TIME_DIMENSIONS,
     DepartmentScope,
     KpiQuery,
     kpi_dimension_message,
@@ -70,9 +71,9 @@ class KpiQueryInputSerializer(QueryParametersSerializer):
     group_by = serializers.CharField(
         required=False,
         help_text="Comma list of `agent`, `channel`, `topic`, `check` (system-check KPIs only), `customer_region`, "
-                  "`department`, `weekday` (ISO, 1 = Monday … 7) and "
+                  "`segment` (the customer registry's), `department`, `weekday` (ISO, 1 = Monday … 7) and "
                   "`hour_of_day` (0–23); weekday and hour of day are those of the records' time in `timezone` "
-                  "(combine them for a weekday × hour heatmap).",
+                  "(combine them for a weekday × hour heatmap; not for the registry's levels).",
     )
     agent = serializers.CharField(required=False, help_text="Comma list: only these agents (not for viewers).")
     channel = serializers.CharField(required=False, help_text="Comma list: only these channels.")
@@ -133,8 +134,11 @@ class KpiQueryInputSerializer(QueryParametersSerializer):
         group_by = attrs.get("group_by", ())
         agents = attrs.get("agent", ())
         scopes = self._agent_rules(access, scopes, group_by, agents)
+        read_level_check(scopes=[access.get(s.department.slug) for s in scopes], field="kpi",
+                         needed={k.key: k.read_level for k in attrs["kpi"]})
         self._dimension_rules(attrs["kpi"], group_by, agents, attrs.get("channel", ()), attrs.get("topic", ()),
                               attrs.get("check", ()), attrs.get("customer_region", ()))
+        self._stock_rules(attrs["kpi"], group_by, [s.department for s in scopes])
         query = KpiQuery(
             kpis=attrs["kpi"], scopes=tuple(scopes), start=start, end=end, zone=zone_name, granularity=granularity,
             group_by=group_by, agents=agents, channels=attrs.get("channel", ()), compare=attrs.get("compare"),
@@ -157,6 +161,22 @@ class KpiQueryInputSerializer(QueryParametersSerializer):
                 for dimension, lacking in kpi_dimensions_missing(kpi=kpi, dimensions=dimensions).items():
                     raise _invalid(field_name, f"{kpi_dimension_message(kpi, lacking, dimension)}, so it cannot be "
                                    f"grouped or filtered by {dimension}.", "dimension_not_shared")
+
+    @staticmethod
+    def _stock_rules(kpis, group_by, departments: list[Department]) -> None:
+        """A level over time (customer base, MRR) has no weekday or hour of day; money is summed only
+        across departments that report in one currency."""
+        for kpi in kpis:
+            if not kpi.stock:
+                continue
+            for dimension in group_by:
+                if dimension in TIME_DIMENSIONS:
+                    raise _invalid("group_by", f"{kpi.key} is a level over time; it cannot be grouped by "
+                                   f"{dimension}.", "invalid_choice")
+            currencies = sorted({d.currency for d in departments})
+            if kpi.unit == Unit.MONEY and len(currencies) > 1:
+                raise _invalid("department", f"{kpi.key} is money: the departments report in "
+                               f"{', '.join(currencies)}; query one currency at a time.", "mixed_currencies")
 
     # --- departments and access ---------------------------------------------------------
 

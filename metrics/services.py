@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Case, CharField, F, FloatField, Max, Min, Q, Value, When
+from django.db.models import Case, CharField, DateTimeField, F, FloatField, Max, Min, Q, Value, When
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -62,15 +62,17 @@ def department_buckets_invalidate(*, department_id: int) -> None:
                 model.objects.filter(
                     department_id=department_id, cube__in=[c.key for c in CUBES if c.local_day]
                 ).delete()
-            days = (
-                kind.model.objects.filter(department_id=department_id)
-                .annotate(day=BucketStart(F(kind.anchor), seconds=None, zone=department.timezone))
-                .values_list("day", flat=True).distinct().order_by()
-            )
-            # The marks announce themselves: the recompute is kicked after commit (metrics.receivers).
-            record_changes_mark(record_type=record_type, marks=(
-                (department_id, day) for first in days.iterator() for day in _days_reached(kind, first, department)
-            ))
+            for column in kind.time_columns:  # a stock is placed by its start and its end
+                days = (
+                    kind.model.objects.filter(department_id=department_id, **{f"{column}__isnull": False})
+                    .annotate(day=BucketStart(F(column), seconds=None, zone=department.timezone))
+                    .values_list("day", flat=True).distinct().order_by()
+                )
+                # The marks announce themselves: the recompute is kicked after commit (metrics.receivers).
+                record_changes_mark(record_type=record_type, marks=(
+                    (department_id, day) for first in days.iterator()
+                    for day in _days_reached(kind, first, department)
+                ))
 
 
 def _days_reached(kind, day: datetime, department) -> list[datetime]:
@@ -151,21 +153,24 @@ def _bounded_source(source, measures):
     return source, [replace(m, field=f"bounded_{m.field}") if m.field else m for m in measures]
 
 
+def _dimension(*, record_type: str, cube: Cube, name: str):
+    """A dimension's value in a cube row: the record's (raw NULL and the cube's '' are the same "none"),
+    or '' when the cube does not keep it or the record type does not declare it."""
+    column = DIMENSION_COLUMNS[name]
+    if name in cube.dims and column in RECORD_KINDS[record_type].dimensions:
+        return Coalesce(F(column), Value(""), output_field=CharField())
+    return Value("", output_field=CharField())
+
+
 def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, department, spans) -> None:
     """INSERT ... SELECT one table's rows of the cube for `spans`: its measures' states per bucket ×
     dimensions, built from the raw records for the exact layer and merged from it for every other
     cube (each measure's kind supplies the aggregate). Every table of a record type holds the same
     keys (a bucket with records but no duration has NULL sketches), so any KPI finds the same groups."""
+    if any(m.kind.opening() for m in table.measures):
+        _stock_rows_insert(record_type=record_type, table=table, cube=cube, department=department, spans=spans)
+        return
     kind = RECORD_KINDS[record_type]
-    raw_fields = {f.name for f in kind.model._meta.get_fields()}
-
-    def dim(name: str):
-        column = DIMENSION_COLUMNS[name]
-        if name in cube.dims and column in raw_fields:
-            # Raw NULL and the cube's '' are the same "none" (the quarter cube already holds '').
-            return Coalesce(F(column), Value(""), output_field=CharField())
-        return Value("", output_field=CharField())
-
     measures = table.measures
     if cube is EXACT_CUBE and kind.holds:
         _interval_rows_insert(kind=kind, table=table, department=department, spans=spans)
@@ -181,7 +186,7 @@ def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, departm
         source.filter(department_id=department.id).filter(_span_filter(anchor, spans))
         .annotate(
             k_bucket=BucketStart(F(anchor), seconds=cube.seconds, zone=department.timezone),
-            **{f"k_{DIMENSION_COLUMNS[d]}": dim(d) for d in DIMENSIONS},
+            **{f"k_{DIMENSION_COLUMNS[d]}": _dimension(record_type=record_type, cube=cube, name=d) for d in DIMENSIONS},
         )
         .values("k_bucket", *(f"k_{DIMENSION_COLUMNS[d]}" for d in DIMENSIONS))
         .annotate(**states)
@@ -330,6 +335,67 @@ def _rows_write(table_name: str, columns: list[str], rows: list[tuple]) -> None:
 
 def _quarter_floor(moment: datetime) -> datetime:
     return moment - timedelta(seconds=int(moment.timestamp()) % QUARTER_SECONDS, microseconds=moment.microsecond)
+
+
+def _stock_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, department, spans) -> None:
+    """The rows of a stock table for `spans` (see metrics.measures.Stock): level rows (since null) with
+    the ins of the records that start and the outs of those that end in each bucket, and pair rows
+    with the outs of each bucket by the bucket (same grain) where the record started.
+
+    The exact layer reads the raw records three times (by start, by end, by end and start); a coarser
+    cube merges the exact rows, re-bucketing `since` to its own grain. The parts are summed together
+    (every stock column is additive), so a record that starts and ends in one bucket lands in one row.
+    """
+    spec = RECORD_KINDS[record_type]
+    zone = department.timezone
+    qn = connection.ops.quote_name
+    measures = table.measures
+    columns = [f"{m.key}_{side}" for m in measures for side in ("in", "out")]
+    dims = {f"k_{d}": _dimension(record_type=record_type, cube=cube, name=d) for d in DIMENSIONS}
+
+    def part(source, *, at: str, since: str | None, states: dict) -> tuple[str, list]:
+        select = (
+            source.filter(department_id=department.id).filter(_span_filter(at, spans))
+            .annotate(k_bucket=BucketStart(F(at), seconds=cube.seconds, zone=zone), **dims,
+                      **({"k_since": BucketStart(F(since), seconds=cube.seconds, zone=zone)} if since else {}))
+            .values("k_bucket", *(["k_since"] if since else []), *dims)
+            .annotate(**{f"c_{name}": aggregate for name, aggregate in states.items()})
+            .order_by()
+        )
+        sql, params = select.query.sql_with_params()
+        null_since = f"CAST(NULL AS {DateTimeField().db_type(connection)})"
+        listed = ", ".join(f"s.{qn('c_' + c)} AS {qn('c_' + c)}" if c in states else f"0 AS {qn('c_' + c)}"
+                           for c in columns)
+        return (f"SELECT s.k_bucket AS k_bucket, {'s.k_since' if since else null_since} AS k_since, "
+                f"{', '.join(f's.{d} AS {d}' for d in dims)}, {listed} FROM ({sql}) s", list(params))
+
+    if cube is EXACT_CUBE:
+        raw = spec.model.objects.all()
+        parts = [
+            part(raw, at=spec.start, since=None, states={f"{m.key}_in": m.kind.build(m) for m in measures}),
+            part(raw, at=spec.end, since=None, states={f"{m.key}_out": m.kind.build(m) for m in measures}),
+            part(raw, at=spec.end, since=spec.start, states={f"{m.key}_out": m.kind.build(m) for m in measures}),
+        ]
+    else:
+        exact = table.model.objects.filter(cube=EXACT_CUBE.key)
+        merged = {name: aggregate for m in measures for name, aggregate in m.kind.rollups(m).items()}
+        parts = [
+            part(exact.filter(since__isnull=True), at="bucket_start", since=None, states=merged),
+            part(exact.filter(since__isnull=False), at="bucket_start", since="since",
+                 states={name: aggregate for name, aggregate in merged.items() if name.endswith("_out")}),
+        ]
+    union = " UNION ALL ".join(sql for sql, _ in parts)
+    keys = ["k_bucket", "k_since", *dims]
+    sums = ", ".join(f"SUM(u.{qn('c_' + c)})" for c in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {qn(table.model._meta.db_table)} (cube, department_id, bucket_start, since, "
+            f"{', '.join(DIMENSION_COLUMNS[d] for d in DIMENSIONS)}, {', '.join(qn(c) for c in columns)}) "
+            f"SELECT %s, %s, {', '.join(f'u.{k}' for k in keys)}, "
+            f"{sums} "
+            f"FROM ({union}) u GROUP BY {', '.join(f'u.{k}' for k in keys)}",
+            [cube.key, department.id, *(p for _, params in parts for p in params)],
+        )
 
 
 def _recompute_lock(*, record_type: str, department_id: int) -> None:
@@ -545,12 +611,14 @@ def department_chunks(*, department, since: datetime | None, chunk_days: int) ->
     chunks = []
     for record_type, kind in RECORD_KINDS.items():
         bounds = kind.model.objects.filter(department_id=department.id).aggregate(
-            lo=Min(kind.anchor), hi=Max(kind.anchor)
+            **{f"lo_{c}": Min(c) for c in kind.time_columns}, **{f"hi_{c}": Max(c) for c in kind.time_columns}
         )
-        if bounds["lo"] is None:
+        lows = [v for k, v in bounds.items() if k.startswith("lo_") and v is not None]
+        highs = [v for k, v in bounds.items() if k.startswith("hi_") and v is not None]
+        if not lows:
             continue
-        lo = max(bounds["lo"], since) if since else bounds["lo"]
-        hi = bounds["hi"] + presence_timeout() if kind.holds else bounds["hi"]  # states last past their event
+        lo = max(min(lows), since) if since else min(lows)
+        hi = max(highs) + presence_timeout() if kind.holds else max(highs)  # states last past their event
         day, last = lo.astimezone(zone).date(), hi.astimezone(zone).date()
         while day <= last:
             following = min(day + timedelta(days=chunk_days), last + timedelta(days=1))
@@ -573,13 +641,15 @@ def _chunk_mark_dirty(*, record_type: str, department, interval: tuple[datetime,
                      if start <= q < end)
             record_changes_mark(record_type=record_type, marks=marks)
             return
-        quarters = (
-            kind.model.objects.filter(department_id=department.id, **{f"{kind.anchor}__gte": start,
-                                                                       f"{kind.anchor}__lt": end})
-            .annotate(quarter=BucketStart(F(kind.anchor), seconds=QUARTER_SECONDS, zone="UTC"))
-            .values_list("quarter", flat=True).distinct().order_by()
-        )
-        record_changes_mark(record_type=record_type, marks=((department.id, q) for q in quarters.iterator()))
+        for column in kind.time_columns:
+            quarters = (
+                kind.model.objects.filter(department_id=department.id, **{f"{column}__gte": start,
+                                                                           f"{column}__lt": end})
+                .annotate(quarter=BucketStart(F(column), seconds=QUARTER_SECONDS, zone="UTC"))
+                .values_list("quarter", flat=True).distinct().order_by()
+            )
+            record_changes_mark(record_type=record_type,
+                                marks=((department.id, q) for q in quarters.iterator()))
 
 
 def department_cubes_rebuild(*, department, since: datetime | None = None, chunk_days: int = 7,

@@ -16,6 +16,7 @@ from cskpi.access import Access
 from cskpi.choices import ReadLevel
 from cskpi.errors import NotFoundError
 from metrics.alerting.models import AlertEvent, AlertRule, WebhookAttempt
+from metrics.catalog import KPIS
 
 
 def _visible(access: Access) -> Q | None:
@@ -24,12 +25,14 @@ def _visible(access: Access) -> Q | None:
         return Q()
     parts = []
     for grant in access.readable():
+        # A rule on a KPI the grant may not read (MRR below managers) shows its values: hidden with it.
+        readable = Q(kpi__in=[k.key for k in KPIS.values() if k.read_level <= grant.read_level])
         if grant.read_level >= ReadLevel.FULL:
             parts.append(Q(department_id=grant.department.id))
         elif grant.read_level == ReadLevel.DEPARTMENT:
-            parts.append(Q(department_id=grant.department.id, agent=""))
+            parts.append(Q(department_id=grant.department.id, agent="") & readable)
         elif grant.read_level == ReadLevel.AGENT and grant.agent:
-            parts.append(Q(department_id=grant.department.id, agent=grant.agent))
+            parts.append(Q(department_id=grant.department.id, agent=grant.agent) & readable)
     return reduce(or_, parts) if parts else None
 
 

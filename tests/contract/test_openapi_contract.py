@@ -26,6 +26,7 @@ from cskpi.access import access_get
 from cskpi.services import token_issue, user_grants_upsert
 from cskpi.wsgi import application
 from ingestion.choices import SURVEY_SCALES
+from ingestion.currencies import ISO_4217_CODES
 from ingestion.fields import RECORD_SPECS
 from ingestion.services import record_batch_ingest
 from ingestion.validation import batch_validator_get
@@ -62,8 +63,9 @@ CASES = [
 ]
 
 # Query parameters documented as arrays (repeated, style form): /metrics and the record-list filters.
-LIST_PARAMETERS = frozenset({"kpi", "department", "group_by", "agent", "channel", "topic", "check", "customer_region",
-                             "status", "kind", "outcome"})
+# /metrics' list parameters and every declared record-list filter (each a list parameter).
+LIST_PARAMETERS = frozenset({"kpi", "department", "group_by", "agent", "channel", "topic", "check", "customer_region"}
+                            | {f.name for spec in RECORD_SPECS.values() for f in spec.filters})
 _PLURALS = "|".join(RECORD_SPECS)
 _RECORD_PATH = re.compile(rf"^/api/v1/(?P<plural>{_PLURALS})$")
 _DETAIL_PATH = re.compile(rf"^/api/v1/(?P<plural>{_PLURALS})/\{{source\}}/\{{external_id\}}$")
@@ -149,8 +151,9 @@ def _metrics_range_aligned(query: dict) -> None:
 
 
 def _dimension_not_shared(query: dict) -> bool:
-    """A KPI across record types grouped or filtered by a dimension one side lacks, or any KPI by
-    check that is not a system-check KPI (400, a rule between two parameters that OpenAPI cannot state)."""
+    """A KPI across record types grouped or filtered by a dimension one side lacks, any KPI by check
+    that is not a system-check KPI, or a registry level grouped by weekday or hour (400, rules between
+    two parameters that OpenAPI cannot state)."""
     from metrics.catalog import KPIS
     from metrics.planner import kpi_dimensions_missing
 
@@ -163,6 +166,8 @@ def _dimension_not_shared(query: dict) -> bool:
         return False
     dimensions = set(values("group_by")) | {d for d in ("agent", "channel", "topic", "check", "customer_region")
                                             if query.get(d)}
+    if any(KPIS[key].stock for key in values("kpi") if key in KPIS) and dimensions & {"weekday", "hour_of_day"}:
+        return True  # a level over time (the customer registry) has no weekday or hour of day
     return any(kpi_dimensions_missing(kpi=KPIS[key], dimensions=dimensions)
                for key in values("kpi") if key in KPIS)
 
@@ -193,6 +198,12 @@ def filter_query(context, query):
         return False
     if _dimension_not_shared(query):
         return False
+    # At most 200 values per /metrics filter, counted after splitting each repeated value at commas
+    # (400 too_many): OpenAPI's maxItems counts the repeated values only.
+    for name in ("agent", "channel", "topic", "check", "customer_region"):
+        given = query.get(name)
+        if isinstance(given, list) and sum(len(str(v).split(",")) for v in given) > 200:
+            return False
     if not isinstance(query.get("start"), str) or not isinstance(query.get("end"), str):
         return True
     try:
@@ -319,6 +330,7 @@ _RULE_CODES = frozenset({"before_anchor", "status_contradiction", "out_of_scale"
 _ANCHORED = {
     "interactions": ("created_at", ("first_response_at", "resolved_at")),
     "cashouts": ("requested_at", ("first_response_at", "completed_at")),
+    "customers": ("started_at", ("ended_at",)),
 }
 
 
@@ -347,7 +359,8 @@ def _survey_scale(item: dict) -> None:
     item["score"] = int(score) if whole else score
 
 
-_REPAIRS = {"interactions": _interaction_status, "cashouts": _cashout_status, "surveys": _survey_scale}
+_REPAIRS = {"interactions": _interaction_status, "cashouts": _cashout_status, "surveys": _survey_scale,
+            "customers": lambda item: None}
 
 
 def _record_rules_kept(plural: str, items: list) -> None:
@@ -359,6 +372,9 @@ def _record_rules_kept(plural: str, items: list) -> None:
     that the two agree."""
     validator = batch_validator_get(RECORD_SPECS[plural])
     for item in items:
+        if isinstance(item, dict) and isinstance(item.get("currency"), str) and item["currency"] in ISO_4217_CODES:
+            for name, _ in validator.currency_fields:  # the department's currency (every one here: VND)
+                item[name] = "VND"
         _, errors = validator.validate([item], departments=dict.fromkeys(DEPARTMENTS, 1))
         if not errors or any(e["code"] not in _RULE_CODES for e in errors):
             continue

@@ -79,18 +79,23 @@ def test_create_department_is_staff_only(make_client, staff_client, department):
         "/api/v1/departments", {"slug": "new", "name": "New", "timezone": "Asia/Kolkata"}, format="json"
     )
     assert response.status_code == 201, response.json()
-    assert response.json() == {"slug": "new", "name": "New", "timezone": "Asia/Kolkata", "roles": ["staff"]}
+    assert response.json() == {"slug": "new", "name": "New", "timezone": "Asia/Kolkata", "currency": "VND",
+                               "roles": ["staff"]}
+    response = staff_client.post("/api/v1/departments", {"slug": "usd", "name": "USD", "currency": "USD"},
+                                 format="json")
+    assert response.status_code == 201 and response.json()["currency"] == "USD"
 
 
 def test_create_department_errors_name_the_field(staff_client, department):
     response = staff_client.post(
-        "/api/v1/departments", {"slug": "bad slug", "name": "x", "timezone": "Mars/Olympus"}, format="json"
+        "/api/v1/departments", {"slug": "bad slug", "name": "x", "timezone": "Mars/Olympus", "currency": "VNX"},
+        format="json",
     )
     assert response.status_code == 400
     body = response.json()
     assert_error_shape(body, "invalid")
     by_field = {e["field"]: e["code"] for e in body["errors"]}
-    assert by_field == {"slug": "invalid", "timezone": "invalid_timezone"}
+    assert by_field == {"slug": "invalid", "timezone": "invalid_timezone", "currency": "invalid_choice"}
 
 
 @pytest.mark.parametrize("zone", ["localtime", "Factory", "posixrules", "posix/Asia/Ho_Chi_Minh", "Mars/Olympus", ""])

@@ -21,7 +21,14 @@ def test_create_department_is_idempotent_and_updates():
     assert Department.objects.filter(slug="sales").count() == 1
     run("create_department", "sales", "--name", "Sales VN", "--timezone", "Asia/Ho_Chi_Minh")
     department = Department.objects.get(slug="sales")
-    assert (department.name, department.timezone) == ("Sales VN", "Asia/Ho_Chi_Minh")
+    assert (department.name, department.timezone, department.currency) == ("Sales VN", "Asia/Ho_Chi_Minh", "VND")
+    run("create_department", "sales", "--currency", "USD")
+    assert Department.objects.get(slug="sales").currency == "USD"
+
+
+def test_create_department_rejects_unknown_currency():
+    with pytest.raises(CommandError, match="ISO 4217"):
+        run("create_department", "x", "--currency", "VNX")
 
 
 def test_create_department_rejects_unknown_zone():

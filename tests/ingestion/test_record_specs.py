@@ -12,6 +12,7 @@ from ingestion.fields import RECORD_SPECS, SPEC_BY_TYPE, FieldSpec, FieldType, R
 from ingestion.validation import batch_validator_get
 from metrics.catalog import ANCHORS, KPIS
 from metrics.cubes import CUBES, DIMENSION_COLUMNS
+from metrics.planner import RECORD_DIMENSIONS
 from metrics.services import _LOCK_NAMESPACE
 from tests.ingestion.factories import record_payload
 
@@ -42,9 +43,12 @@ def test_lock_namespaces_are_unique_and_the_engine_uses_them():
 
 
 def test_kpis_are_placed_by_the_declared_anchor():
-    assert ANCHORS == {spec.record_type: spec.anchor for spec in SPECS if spec.anchor}
+    """A point record by its anchor; a stock (the customer registry) by its start and its end."""
+    assert ANCHORS == {spec.record_type: spec.anchor or f"{spec.start}, {spec.end}" for spec in SPECS}
     for kpi in KPIS.values():
-        assert kpi.anchor == SPEC_BY_TYPE[kpi.record_type].anchor, kpi.key
+        spec = SPEC_BY_TYPE[kpi.record_type]
+        assert kpi.anchor == (spec.anchor or f"{spec.start}, {spec.end}"), kpi.key
+        assert kpi.stock == spec.stock, kpi.key
 
 
 def _span_spec(**times) -> RecordSpec:
@@ -96,6 +100,20 @@ def test_redaction_follows_the_field_roles(spec, level):
         assert seen[name] == (None if owner and level == ReadLevel.DEPARTMENT else data[name])
     if spec.plural == "cashouts":  # the contract: amounts for managers and staff only
         assert ("amount" in seen) == (level >= ReadLevel.FULL)
+    if spec.plural == "customers":  # and MRR
+        assert ("mrr" in seen) == (level >= ReadLevel.FULL)
+
+
+@pytest.mark.parametrize("ended", [None, 0, 1, 900, 86_400 * 400])
+def test_a_stock_counts_in_the_quarters_of_its_start_and_its_end_only(ended):
+    """A customer for a year marks two quarter-hours, not 35,000: a level changes only where it starts and ends."""
+    spec = _span_spec(start="started_at", end="ended_at", stock=True)
+    start = T0 + timedelta(minutes=7)
+    end = None if ended is None else start + timedelta(seconds=ended)
+    touched = {quarter_floor(m) for m in spec.quarters_touched((start, end))}
+    assert touched == {quarter_floor(start)} | ({quarter_floor(end)} if end is not None else set())
+    with pytest.raises(ValueError):
+        _span_spec(anchor="started_at", stock=True)
 
 
 def _variants(spec: RecordSpec) -> list[dict]:
@@ -142,7 +160,7 @@ def test_no_error_echoes_a_sensitive_value(spec, staff_client, department):
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.plural)
 def test_the_cubes_keep_only_declared_dimensions(spec):
-    """A cube dimension a record type has a column for is one the declaration calls a dimension."""
-    columns = {f.column for f in spec.model._meta.concrete_fields}
-    kept = {DIMENSION_COLUMNS[dim] for cube in CUBES for dim in cube.dims if DIMENSION_COLUMNS[dim] in columns}
-    assert kept == set(spec.dimensions)
+    """The cubes keep a record's column as a dimension exactly when the declaration calls it one."""
+    kept = {DIMENSION_COLUMNS[dim] for cube in CUBES for dim in cube.dims}
+    assert set(spec.dimensions) <= kept
+    assert {DIMENSION_COLUMNS[d] for d in RECORD_DIMENSIONS[spec.record_type]} == set(spec.dimensions)

@@ -87,4 +87,48 @@ def test_kinds_merge_as_their_meaning():
 def test_every_measure_has_a_kind_with_columns():
     for measure in MEASURES_BY_KEY.values():
         assert measure.columns and measure.kind.name in {"count", "sum", "quantile", "time_in_state", "gap_sum",
-                                                         "gap_count", "set", "first_contact_set"}
+                                                         "gap_count", "set", "first_contact_set", "stock"}
+
+
+def _stock_span(events, start, end):
+    """(opening, ins, outs, outs of the opening) of a span [start, end) over (entered, left) pairs."""
+    opening = sum(1 for a, b in events if a < start and (b is None or b >= start))
+    ins = sum(1 for a, _ in events if start <= a < end)
+    outs = sum(1 for _, b in events if b is not None and start <= b < end)
+    lost = sum(1 for a, b in events if a < start and b is not None and start <= b < end)
+    return opening, ins, outs, lost
+
+
+def test_stock_carry_and_merge_equal_the_plain_count_over_any_span_of_periods():
+    """Periods of length 10 on a line: the kind's state of any run of consecutive periods (merged from
+    the period states, in any order) has the opening, ins, outs and outs of the opening counted directly."""
+    rng = random.Random(7)
+    events = []
+    for _ in range(300):
+        entered = rng.randrange(-30, 100)
+        events.append((entered, rng.choice([None, entered + rng.randrange(0, 60)])))
+    periods, width = 8, 10
+    stock = MEASURES_BY_KEY["registry_customers"].kind
+
+    def period(t):
+        return t // width if t >= 0 else -1
+
+    ins, outs, by_entry = {}, {}, {}
+    for a, b in events:
+        if 0 <= a < periods * width:
+            ins[period(a)] = ins.get(period(a), 0) + 1
+        if b is not None and 0 <= b < periods * width:
+            entry = by_entry.setdefault(period(b), {})
+            entry[period(a)] = entry.get(period(a), 0) + 1
+            outs[period(b)] = outs.get(period(b), 0) + 1
+    opening = sum(1 for a, b in events if a < 0 and (b is None or b >= 0))
+    states = stock.carry(opening=opening, periods=periods, ins=ins, outs=outs, outs_by_entry=by_entry)
+    for first in range(periods):
+        for last in range(first, periods):
+            chosen = [states[i] for i in range(first, last + 1)]
+            rng.shuffle(chosen)
+            merged = stock.merge(chosen)
+            expected = _stock_span(events, first * width, (last + 1) * width)
+            assert (merged.opening, merged.ins, merged.outs, merged.outs_of_opening) == expected
+            assert merged.closing == _stock_span(events, (last + 1) * width, (last + 2) * width)[0]
+    assert stock.merge([]) == stock.empty() and stock.merge([stock.empty(), states[3]]) == states[3]

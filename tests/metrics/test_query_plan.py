@@ -45,8 +45,8 @@ def _plan(department, *, zone="Asia/Ho_Chi_Minh", start="2026-03-01", end="2026-
     ({"zone": "Asia/Bangkok"}, "day"),
     ({"zone": "Asia/Bangkok", "channels": ("chat",)}, "day_channel"),
     ({"group_by": ("topic",)}, "day_topic"),
-    ({"group_by": ("customer_region",)}, "day_customer_region"),
-    ({"customer_regions": ("north",), "granularity": "month"}, "day_customer_region"),
+    ({"group_by": ("customer_region",)}, "day_region_segment"),
+    ({"customer_regions": ("north",), "granularity": "month"}, "day_region_segment"),
     ({"customer_regions": ("north",), "group_by": ("channel",)}, "quarter_agent_channel_topic"),
     ({"topics": ("card",), "group_by": ("channel",)}, "quarter_agent_channel_topic"),
     # A partial range: its clipped ends must be bucket starts.

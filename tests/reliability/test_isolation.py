@@ -117,8 +117,14 @@ def _payloads(index: int, slug: str, zone: str, short: str) -> dict[str, list[di
          "outcome": ("ok", "failed", "ok")[j % 3], "duration_ms": 100 * (j + 1)}
         for j in range(4 + index)
     ]
+    customers = [
+        {"external_id": f"U-{short}-{j}", "source": "crm", "department": slug, "region": f"reg-{short}",
+         "segment": ("gold", "basic")[j % 2], "started_at": _local(zone, 1, 8 + j),
+         **({"ended_at": _local(zone, 3, 9 + j)} if j % 2 else {}), "mrr": f"77{index}{j}3.5"}
+        for j in range(2 + index)
+    ]
     return {"interactions": interactions, "surveys": surveys, "cashouts": cashouts, "agent-events": events,
-            "system-checks": checks}
+            "system-checks": checks, "customers": customers}
 
 
 @dataclass
@@ -192,7 +198,7 @@ class Caller:
         level = self.level(record["department"])
         if level >= 2:
             return True
-        return level == 1 and plural in OWNED and record.get("agent") == self.agent
+        return level == 1 and RECORD_SPECS[plural].owner is not None and record.get("agent") == self.agent
 
     def sees_agents(self, slug: str) -> bool:
         return self.level(slug) == 3 or self.level(slug) == 1
@@ -234,7 +240,7 @@ def forbidden_tokens(world: World, caller: Caller) -> set[str]:
     tokens: set[str] = set()
     for slug, _zone, short in DEPARTMENTS:
         if not caller.granted(slug):
-            tokens |= {slug, f"boom-{slug}", f"crm-{short}", f"cust-{short}"}
+            tokens |= {slug, f"boom-{slug}", f"crm-{short}", f"cust-{short}", f"reg-{short}"}
         if not (caller.level(slug) == 3 or (caller.level(slug) == 1 and caller.agent == f"a-{short}")):
             tokens.add(f"a-{short}")
     visible_channels = {r.get("channel") for p, r in world.record_keys() if caller.sees(p, r)}
@@ -246,7 +252,9 @@ def forbidden_tokens(world: World, caller: Caller) -> set[str]:
 
 
 def hidden_amounts(world: World, caller: Caller) -> set[Decimal]:
-    return {Decimal(r["amount"]) for r in world.records["cashouts"] if caller.level(r["department"]) < 3}
+    """Cashout amounts and customers' MRR: for managers and staff of their department only."""
+    return ({Decimal(r["amount"]) for r in world.records["cashouts"] if caller.level(r["department"]) < 3}
+            | {Decimal(r["mrr"]) for r in world.records["customers"] if caller.level(r["department"]) < 3})
 
 
 def assert_nothing_hidden(world: World, caller: Caller, body) -> None:
@@ -325,7 +333,8 @@ def assert_row(caller: Caller, plural: str, row: dict) -> None:
     level = caller.level(row["department"])
     assert level > 0
     assert ("amount" in row) == (plural == "cashouts" and level == 3), (caller, row)
-    if plural in OWNED:
+    assert ("mrr" in row) == (plural == "customers" and level == 3), (caller, row)
+    if RECORD_SPECS[plural].owner is not None:
         if level == 2:
             assert row["agent"] is None, (caller, row)
         if level == 1:
