@@ -268,6 +268,17 @@ _HHMM = re.compile(r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")
 _COUNTRIES = ("VN", "US", "IN", "JP")
 
 
+def _real_date(text) -> bool:
+    """A string the schema's `format: date` accepts (2024-13-01 matches the digits but is no date)."""
+    if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return False
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _calendar_body(body: dict) -> dict:
     """Calendars: the rules a schema cannot state kept — intervals of a day do not overlap (nor cross
     into the next day's) and do not end where they start, `effective_from` is unique, dates are within
@@ -280,7 +291,7 @@ def _calendar_body(body: dict) -> dict:
     for version in versions:
         if not isinstance(version, dict):
             continue
-        if isinstance(version.get("effective_from"), str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", version["effective_from"]):
+        if _real_date(version.get("effective_from")):
             day = date(2000, 1, 1) + timedelta(days=sum(map(ord, version["effective_from"])) % 3000)
             while day.isoformat() in used:
                 day += timedelta(days=1)
@@ -289,7 +300,7 @@ def _calendar_body(body: dict) -> dict:
         if isinstance(version.get("holidays"), list):
             version["holidays"] = [
                 (date(2000, 1, 1) + timedelta(days=sum(map(ord, h)) % 3000)).isoformat()
-                if isinstance(h, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", h) else h for h in version["holidays"]]
+                if _real_date(h) else h for h in version["holidays"]]
         if isinstance(version.get("holiday_country"), str) and re.fullmatch(r"[A-Z]{2}", version["holiday_country"]):
             version["holiday_country"] = _COUNTRIES[sum(map(ord, version["holiday_country"])) % len(_COUNTRIES)]
         weekly = version.get("weekly")
