@@ -18,14 +18,10 @@ from cskpi.errors import InvalidInput
 from metrics.catalog import MEASURES_BY_KEY
 from metrics.cubes import (
     AGENT,
-    CHANNEL,
-    CHECK,
     CUBES,
-    CUSTOMER_REGION,
     DIMENSION_COLUMNS,
     DIMENSIONS,
     EXACT_CUBE,
-    TOPIC,
 )
 from metrics.models import BUCKET_MODELS, MEASURE_TABLES
 from metrics.periods import boundaries_get
@@ -107,11 +103,8 @@ def groups_count(*, query, record_type: str, dims: list[str], by_department: boo
     """(rows, distinct groups) of one record type in the range, read from a local-day cube over the
     range widened by a day each side (an upper bound of the groups the answer has). At most
     `row_limit` + 1 rows are read: rows > row_limit means "too many" (the groups are then a floor)."""
-    needed = set(dims) | ({AGENT} if query.agents or any(s.agent for s in query.scopes) else set())
-    needed |= {CHANNEL} if query.channels else set()
-    needed |= {TOPIC} if getattr(query, "topics", ()) else set()
-    needed |= {CHECK} if getattr(query, "checks", ()) else set()
-    needed |= {CUSTOMER_REGION} if getattr(query, "customer_regions", ()) else set()
+    needed = set(dims) | {d for d, values in query.dimension_filters() if values}
+    needed |= {AGENT} if any(s.agent for s in query.scopes) else set()
     # The smallest local-day cube holding the dimensions (the exact layer when none does).
     cube = next((c for c in CUBES if c.local_day and needed <= c.dims), EXACT_CUBE)
     # Every table of a record type holds the same keys: the first (counts) one is read.
@@ -123,16 +116,9 @@ def groups_count(*, query, record_type: str, dims: list[str], by_department: boo
     for scope in query.scopes:
         scope_q |= Q(department_id=scope.department.id, **({"agent": scope.agent} if scope.agent else {}))
     rows = rows.filter(scope_q)
-    if query.agents:
-        rows = rows.filter(agent__in=query.agents)
-    if query.channels:
-        rows = rows.filter(channel__in=query.channels)
-    if getattr(query, "topics", ()):
-        rows = rows.filter(topic__in=query.topics)
-    if getattr(query, "checks", ()):
-        rows = rows.filter(check_name__in=query.checks)
-    if getattr(query, "customer_regions", ()):
-        rows = rows.filter(customer_region__in=query.customer_regions)
+    for dimension, values in query.dimension_filters():
+        if values:
+            rows = rows.filter(**{f"{DIMENSION_COLUMNS[dimension]}__in": values})
     keys = [*(["department_id"] if by_department else []), *(DIMENSION_COLUMNS[d] for d in dims)]
     # Both counts over the same bounded read (an index range scan stopped after row_limit + 1 rows).
     sql, params = rows.order_by().values_list(*keys)[: row_limit + 1].query.sql_with_params()

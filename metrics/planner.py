@@ -75,6 +75,12 @@ class KpiQuery:
         department-wide measure is read with, whatever the query groups or filters by)."""
         return replace(self, group_by=(), agents=(), channels=(), topics=(), checks=(), customer_regions=())
 
+    def dimension_filters(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """(dimension, values) of each list filter, in one fixed order: every read filters cube rows by
+        these and binds their values in this order (the order of the SQL's parameters)."""
+        return ((AGENT, self.agents), (CHANNEL, self.channels), (TOPIC, self.topics), (CHECK, self.checks),
+                (CUSTOMER_REGION, self.customer_regions))
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.zone)
@@ -136,17 +142,9 @@ def cube_choose(*, needed: set[str], boundaries: list[datetime], department_zone
 
 
 def dimensions_needed(query: KpiQuery, scope: DepartmentScope) -> set[str]:
-    needed = {d for d in query.group_by if d in DIMENSIONS}
-    if query.agents or scope.agent:
+    needed = {d for d in query.group_by if d in DIMENSIONS} | {d for d, values in query.dimension_filters() if values}
+    if scope.agent:
         needed.add(AGENT)
-    if query.channels:
-        needed.add(CHANNEL)
-    if query.topics:
-        needed.add(TOPIC)
-    if query.checks:
-        needed.add(CHECK)
-    if query.customer_regions:
-        needed.add(CUSTOMER_REGION)
     return needed
 
 

@@ -204,17 +204,20 @@ def cube_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, sta
         )
     if scope.agent:
         rows = rows.filter(agent=scope.agent)
-    if query.agents:
-        rows = rows.filter(agent__in=query.agents)
-    if query.channels:
-        rows = rows.filter(channel__in=query.channels)
-    if query.topics:
-        rows = rows.filter(topic__in=query.topics)
-    if query.checks:
-        rows = rows.filter(check_name__in=query.checks)
-    if query.customer_regions:
-        rows = rows.filter(customer_region__in=query.customer_regions)
+    for dimension, values in query.dimension_filters():
+        if values:
+            rows = rows.filter(**{f"{DIMENSION_COLUMNS[dimension]}__in": values})
     return rows
+
+
+def _filter_values(query: KpiQuery) -> list[str]:
+    """The filters' values in the order `cube_rows` binds them."""
+    return [value for _, values in query.dimension_filters() for value in values]
+
+
+def _filter_lengths(query: KpiQuery) -> tuple[int, ...]:
+    """How many values each filter has: part of a compiled query's shape (each value is a parameter)."""
+    return tuple(len(values) for _, values in query.dimension_filters())
 
 
 def _loaded(state):
@@ -250,14 +253,12 @@ def _state_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, s
     connection = connections[db]
     ops = connection.ops
     params = [ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end), cube.key, scope.department.id,
-              *([scope.agent] if scope.agent else []), *query.agents, *query.channels, *query.topics,
-              *query.checks, *query.customer_regions]
+              *([scope.agent] if scope.agent else []), *_filter_values(query)]
     params[:0] = [query.zone for d in names if d in TIME_DIMENSIONS]
     if series:
         params.insert(0, PeriodIndex.param(connection, tuple(boundaries)))
     shape = ("states", db, model._meta.db_table, cube.key, tuple(keys), tuple(names), bool(scope.agent),
-             len(query.agents), len(query.channels), len(query.topics), len(query.checks),
-             len(query.customer_regions))
+             _filter_lengths(query))
 
     def queryset() -> QuerySet:
         rows = cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
@@ -280,16 +281,14 @@ def _grouped_read(*, model, measures: list[Measure], cube: Cube, query: KpiQuery
     ops = connection.ops
     params = [  # filter(**kwargs) sorts the keyword arguments: bucket_start, cube, department
         ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end), cube.key, scope.department.id,
-        *([scope.agent] if scope.agent else []), *query.agents, *query.channels, *query.topics,
-        *query.checks, *query.customer_regions,
+        *([scope.agent] if scope.agent else []), *_filter_values(query),
     ]
     # The select list (period index, then local weekday/hour) comes before the WHERE clause.
     params[:0] = [query.zone for d in names if d in TIME_DIMENSIONS]
     if series:
         params.insert(0, PeriodIndex.param(connection, tuple(boundaries)))
     shape = (db, model._meta.db_table, cube.key, tuple(m.key for m in measures), tuple(names), bool(scope.agent),
-             len(query.agents), len(query.channels), len(query.topics), len(query.checks),
-             len(query.customer_regions))
+             _filter_lengths(query))
 
     def queryset() -> QuerySet:
         rows = cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
