@@ -11,8 +11,8 @@ published schema and the validator agree on every generated example.
 
 from django.conf import settings
 
+from cskpi.currencies import ISO_4217_CHOICES
 from ingestion.choices import SURVEY_SCALES
-from ingestion.currencies import ISO_4217_CHOICES
 from ingestion.fields import RECORD_SPECS, FieldSpec, FieldType, RecordSpec
 from ingestion.validation import (
     AMOUNT_INTEGER_MAX,

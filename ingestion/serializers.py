@@ -6,8 +6,8 @@ their OpenAPI schema is derived from the declarations (ingestion.schema)."""
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from cskpi.currencies import ISO_4217_CHOICES
 from ingestion.choices import SlaState, UpsertResult
-from ingestion.currencies import ISO_4217_CHOICES
 from ingestion.fields import RECORD_SPECS, SPEC_BY_MODEL, FieldSpec, FieldType, RecordSpec
 from ingestion.validation import NO_NUL_PATTERN, SLUG_PATTERN
 

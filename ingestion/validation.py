@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from cskpi.currencies import ISO_4217_CODES
 from cskpi.errors import CappedErrors, text_clip
-from ingestion.currencies import ISO_4217_CODES
 from ingestion.fields import FieldSpec, FieldType, RecordSpec
 
 PG_INT_MAX = 2**31 - 1

@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
 from cskpi.access import access_get
+from cskpi.currencies import ISO_4217_CODES
 from cskpi.services import token_issue, user_grants_upsert
 from cskpi.wsgi import application
 from ingestion.choices import SURVEY_SCALES
-from ingestion.currencies import ISO_4217_CODES
 from ingestion.fields import RECORD_SPECS
 from ingestion.services import record_batch_ingest
 from ingestion.validation import batch_validator_get
