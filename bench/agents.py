@@ -27,6 +27,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from common import database_create, django_setup, p95, timed  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 BENCH_DB = os.environ.get("BENCH_AGENTS_DB", "cskpi_bench_agents")
@@ -85,46 +87,6 @@ FROM (SELECT a, d, k, random() AS r
 """
 
 
-def django_setup() -> None:
-    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"
-    os.environ.pop("REDIS_URL", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cskpi.settings")
-    os.environ.setdefault("DATABASE_STATEMENT_TIMEOUT_MS", "1800000")
-    os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
-    import django
-
-    django.setup()
-
-
-def database_create(*, regenerate: bool) -> None:
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
-        if exists and regenerate:
-            conn.execute(f'DROP DATABASE "{BENCH_DB}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-
-
-def timed(fn, runs: int, warmup: int = 3):
-    result = None
-    for _ in range(warmup):
-        result = fn()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        result = fn()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples, result
-
-
-def p95(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-
-
 def ingest_measure(client, departments, *, agents: int, per_day: int, days: int) -> tuple[int, float]:
     """POST the first days' events in batches of 1000 -> (events, seconds). Marks are written; the
     recompute kick is disconnected (a worker runs it elsewhere); the rebuild builds the cubes later."""
@@ -177,8 +139,8 @@ def main() -> None:
         args.runs, args.raw_runs, args.ingest_days = min(args.runs, 20), min(args.raw_runs, 3), 10
     size = f"{args.agents}a-{args.departments}d-{args.days}days-{args.events_per_day}"
 
-    database_create(regenerate=args.regenerate)
-    django_setup()
+    database_create(BENCH_DB, regenerate=args.regenerate)
+    django_setup(BENCH_DB, statement_timeout_ms=1_800_000)
     from django.conf import settings
     from django.core.management import call_command
     from django.db import connection

@@ -21,6 +21,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from common import database_create  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -30,21 +32,13 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
 SECRET = "bench-secret-0123456789"
 
 
-def database_create() -> None:
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone():
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--alerts", type=int, default=40)
     parser.add_argument("--load-rate", type=int, default=200, help="background records/s (0: none)")
     args = parser.parse_args()
 
-    database_create()
+    database_create(BENCH_DB)
     os.environ.update(DATABASE_URL=BENCH_URL, REDIS_URL=REDIS_URL, DJANGO_SETTINGS_MODULE="cskpi.settings",
                       CSKPI_WEBHOOK_ALLOWED_HOSTS="127.0.0.1", LOG_LEVEL="WARNING")
     import django

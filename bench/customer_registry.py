@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from query import p95, timed  # noqa: E402
+from common import django_setup, p95, timed  # noqa: E402
 
 BENCH_DB = os.environ.get("BENCH_CUSTOMERS_DB", "cskpi_bench_customers")
 ZONE = "Asia/Ho_Chi_Minh"
@@ -61,18 +61,6 @@ GROUP BY b.t0 ORDER BY b.t0
 """
 
 
-def django_setup() -> None:
-    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"
-    os.environ.pop("REDIS_URL", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cskpi.settings")
-    os.environ.setdefault("DATABASE_STATEMENT_TIMEOUT_MS", "600000")
-    os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-
-
 def data_ensure(*, customers: int, regenerate: bool) -> dict:
     import psycopg
 
@@ -83,7 +71,7 @@ def data_ensure(*, customers: int, regenerate: bool) -> dict:
             exists = None
         if not exists:
             conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    django_setup()
+    django_setup(BENCH_DB)
     from django.core.management import call_command
     from django.db import connection
 

@@ -18,11 +18,12 @@ over the department's whole history for new customers). The answers are asserted
 import argparse
 import os
 import statistics
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from common import database_create, django_setup, p95, timed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DB = os.environ.get("BENCH_CUSTOMERS_DB", "cskpi_bench_cust")
@@ -66,33 +67,9 @@ SET_TABLES = ("metrics_interactionsetbucket", "metrics_interactionfirstcontactbu
               "metrics_customerfirstcontact")
 
 
-def django_setup() -> None:
-    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"
-    os.environ.pop("REDIS_URL", None)  # recomputes in-process; nothing is queued
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cskpi.settings")
-    os.environ.setdefault("DATABASE_STATEMENT_TIMEOUT_MS", "600000")
-    os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-
-
-def database_create(*, regenerate: bool) -> None:
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
-        if exists and regenerate:
-            conn.execute(f'DROP DATABASE "{BENCH_DB}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-
-
 def bench_data_ensure(*, records: int, n_departments: int, regenerate: bool) -> dict:
-    database_create(regenerate=regenerate)
-    django_setup()
+    database_create(BENCH_DB, regenerate=regenerate)
+    django_setup(BENCH_DB)
     from django.core.management import call_command
     from django.db import connection
 
@@ -135,23 +112,6 @@ def bench_data_ensure(*, records: int, n_departments: int, regenerate: bool) -> 
         info["rebuild_seconds"] = time.perf_counter() - started
     info["raw_rows"] = Interaction.objects.count()
     return info
-
-
-def timed(fn, runs: int, warmup: int = 2) -> tuple[list[float], object]:
-    result = None
-    for _ in range(warmup):
-        result = fn()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        result = fn()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples, result
-
-
-def p95(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
 
 
 def storage_print(raw: int) -> None:
@@ -218,7 +178,7 @@ def main() -> None:
     print(f"\n{'query':<58} {'median ms':>10} {'p95 ms':>8}   COUNT(DISTINCT) ÷ API median")
     for name, params, raw_sql in cases:
         query_params = {**params, "start": "2025-01-01", "end": "2026-01-01", "department": department.slug}
-        api, response = timed(lambda qp=query_params: client.get("/api/v1/metrics", qp), args.runs)
+        api, response = timed(lambda qp=query_params: client.get("/api/v1/metrics", qp), args.runs, warmup=2)
         assert response.status_code == 200, response.json()
 
         def on_the_fly(sql=raw_sql):

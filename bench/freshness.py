@@ -30,7 +30,8 @@ from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from query_data import BENCH_URL, database_create  # noqa: E402
+from common import database_create  # noqa: E402
+from query_data import BENCH_DB, BENCH_URL  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
 
@@ -43,7 +44,7 @@ def main() -> None:
     parser.add_argument("--kill-every", type=float, default=0, help="SIGKILL the worker's pool process every S s")
     args = parser.parse_args()
 
-    database_create(regenerate=False)
+    database_create(BENCH_DB)
     os.environ.update(DATABASE_URL=BENCH_URL, REDIS_URL=REDIS_URL, DJANGO_SETTINGS_MODULE="cskpi.settings",
                       DJANGO_ALLOWED_HOSTS="testserver,127.0.0.1,localhost")
     sys.path.insert(0, str(ROOT))

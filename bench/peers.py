@@ -25,6 +25,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from common import p95  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 KPIS_4 = ["interactions", "fcr_rate", "average_handle_time", "abandonment_rate"]
 YEAR = ("2025-01-01", "2026-01-01")
@@ -82,11 +84,6 @@ def shapes(department_id: int) -> list[dict]:
                select="quantile_disc(first_response_seconds, 0.9) AS p90",
                having="first_response_seconds IS NOT NULL", quantile=True),
     ]
-
-
-def p95(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
 
 
 def duckdb_ensure(path: Path, raw_rows: int):

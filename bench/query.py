@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import p95, timed  # noqa: E402
 from query_data import bench_data_ensure  # noqa: E402
 
 YEAR = {"start": "2025-01-01", "end": "2026-01-01"}
@@ -55,23 +56,6 @@ SELECT cube, count(*), sum(pg_column_size(b.*)),
        (SELECT sum(pg_column_size(s.*)) FROM metrics_interactionsketchbucket s WHERE s.cube = b.cube)
 FROM metrics_interactionbucket b GROUP BY cube ORDER BY 2
 """
-
-
-def timed(fn, runs: int, warmup: int = 3) -> tuple[list[float], object]:
-    result = None
-    for _ in range(warmup):
-        result = fn()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        result = fn()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples, result
-
-
-def p95(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
 
 
 def main() -> None:

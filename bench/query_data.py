@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import database_create, django_setup  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DB = os.environ.get("BENCH_QUERY_DB", "cskpi_bench_q")
 BENCH_URL = f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"
@@ -20,30 +22,6 @@ CHANNELS = ["phone", "email", "chat", "facebook", "zalo", "web"]
 ZONE = "Asia/Ho_Chi_Minh"
 YEAR_START = "2025-01-01 00:00:00+07"
 CHUNK = 500_000
-
-
-def django_setup() -> None:
-    os.environ["DATABASE_URL"] = BENCH_URL
-    os.environ.pop("REDIS_URL", None)  # recomputes in-process; nothing is queued
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cskpi.settings")
-    os.environ.setdefault("DATABASE_STATEMENT_TIMEOUT_MS", "600000")
-    os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-
-
-def database_create(*, regenerate: bool) -> None:
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
-        if exists and regenerate:
-            conn.execute(f'DROP DATABASE "{BENCH_DB}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
 
 
 _INSERT = """
@@ -76,8 +54,8 @@ FROM (
 
 def bench_data_ensure(*, regenerate: bool = False) -> dict:
     """Create (or reuse) the data and the cubes; return sizes and timings."""
-    database_create(regenerate=regenerate)
-    django_setup()
+    database_create(BENCH_DB, regenerate=regenerate)
+    django_setup(BENCH_DB)
     from django.core.management import call_command
     from django.db import connection
     from django.db.models import Count

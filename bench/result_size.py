@@ -24,21 +24,11 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from common import django_setup  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DB = os.environ.get("BENCH_CELLS_DB", "cskpi_bench_cells")
 AGENTS, DAYS, START = 640, 730, "2024-01-01"
-
-
-def django_setup() -> None:
-    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{DB}"
-    os.environ.pop("REDIS_URL", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cskpi.settings")
-    os.environ.setdefault("DATABASE_STATEMENT_TIMEOUT_MS", "600000")
-    os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
 
 
 def data_ensure(regenerate: bool) -> None:
@@ -51,7 +41,7 @@ def data_ensure(regenerate: bool) -> None:
             exists = None
         if not exists:
             conn.execute(f'CREATE DATABASE "{DB}"')
-    django_setup()
+    django_setup(DB)
     from django.core.management import call_command
     from django.db import connection
 
@@ -221,7 +211,7 @@ def main() -> None:
     parser.add_argument("--rss-of", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_of is not None:
-        django_setup()
+        django_setup(DB)
         return rss_of(args.rss_of)
     data_ensure(args.regenerate)
     from django.conf import settings

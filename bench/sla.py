@@ -28,6 +28,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from common import django_setup  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DB_NAME = os.environ.get("BENCH_SLA_DB", "cskpi_bench_sla")
@@ -53,16 +55,6 @@ def database_ensure() -> None:
     with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone():
             conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def django_setup() -> None:
-    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
-    os.environ.pop("REDIS_URL", None)
-    os.environ.setdefault("DATABASE_STATEMENT_TIMEOUT_MS", "600000")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cskpi.settings")
-    import django
-
-    django.setup()
 
 
 def fixtures_reset():
@@ -217,7 +209,7 @@ def main() -> None:
     if args.small:
         args.ingest_records, args.year_records, args.runs = 20_000, 20_000, 10
     database_ensure()
-    django_setup()
+    django_setup(DB_NAME)
     fixtures_reset()
 
     ingest = ingest_pass(args.ingest_records)

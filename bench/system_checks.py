@@ -23,6 +23,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from common import database_create  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -30,14 +32,6 @@ BENCH_DB = "cskpi_bench_checks"
 BENCH_URL = f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"
 ZONE = "Asia/Ho_Chi_Minh"
 START = datetime(2026, 3, 1, tzinfo=UTC)
-
-
-def database_create() -> None:
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone():
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
 
 
 def main() -> None:
@@ -50,7 +44,7 @@ def main() -> None:
     total = 5_000 if args.small else args.checks
     probes = args.probes
 
-    database_create()
+    database_create(BENCH_DB)
     os.environ.update(DATABASE_URL=BENCH_URL, DJANGO_SETTINGS_MODULE="cskpi.settings", LOG_LEVEL="WARNING")
     os.environ.pop("REDIS_URL", None)
     import django

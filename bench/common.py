@@ -1,0 +1,56 @@
+"""What the benchmarks share: a benchmark database, Django on it, and timing.
+
+Each benchmark script runs as `python bench/<name>.py`, so this folder is on its import path."""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def database_create(name: str, *, regenerate: bool = False) -> None:
+    """The PostgreSQL database `name` on 127.0.0.1 (user postgres), created if missing, dropped first
+    when `regenerate`."""
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists and regenerate:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            exists = None
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def django_setup(name: str, *, statement_timeout_ms: int = 600_000) -> None:
+    """Django on the benchmark database `name`, without Redis (recomputes run in-process, nothing is
+    queued), with a statement timeout long enough for generating and rebuilding."""
+    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{name}"
+    os.environ.pop("REDIS_URL", None)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cskpi.settings")
+    os.environ.setdefault("DATABASE_STATEMENT_TIMEOUT_MS", str(statement_timeout_ms))
+    os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def timed(fn, runs: int, warmup: int = 3) -> tuple[list[float], object]:
+    """(milliseconds of each of `runs` calls after `warmup` calls, the last result)."""
+    result = None
+    for _ in range(warmup):
+        result = fn()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples, result
+
+
+def p95(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
