@@ -6,6 +6,8 @@ from django.core.cache import cache
 
 from metrics import services
 
+# Set for CSKPI_OPEN_STATES_SECONDS when the sweep has re-marked open agent states.
+OPEN_STATES_DUE = "metrics:open-states-marked-recently"
 
 @shared_task(name="metrics.tasks.recompute_dirty_buckets", acks_late=True)
 def recompute_dirty_buckets() -> int:
@@ -33,5 +35,3 @@ def sweep_dirty_buckets() -> int:
         services.open_states_mark()
     return services.dirty_buckets_recompute().buckets
 
-
-OPEN_STATES_DUE = "metrics:open-states-marked-recently"
