@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from common import database_create, django_setup, p95, timed  # noqa: E402
+from common import database_create, django_setup, migrate, p95, timed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -142,7 +142,6 @@ def main() -> None:
     database_create(BENCH_DB, regenerate=args.regenerate)
     django_setup(BENCH_DB, statement_timeout_ms=1_800_000)
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connection
     from rest_framework.test import APIClient
 
@@ -152,7 +151,7 @@ def main() -> None:
     from metrics.models import BUCKET_MODELS
     from metrics.services import department_cubes_rebuild
 
-    call_command("migrate", verbosity=0)
+    migrate()
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_issue(user=user_grants_upsert(username='bench', staff=True))}")
     marker = Department.objects.filter(slug="bench-size", name=size).exists()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import django_setup, p95, timed  # noqa: E402
+from common import django_setup, migrate, p95, timed  # noqa: E402
 
 BENCH_DB = os.environ.get("BENCH_CUSTOMERS_DB", "cskpi_bench_customers")
 ZONE = "Asia/Ho_Chi_Minh"
@@ -72,7 +72,6 @@ def data_ensure(*, customers: int, regenerate: bool) -> dict:
         if not exists:
             conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
     django_setup(BENCH_DB)
-    from django.core.management import call_command
     from django.db import connection
 
     from cskpi.services import department_upsert
@@ -80,7 +79,7 @@ def data_ensure(*, customers: int, regenerate: bool) -> dict:
     from metrics.models import BUCKET_MODELS
     from metrics.services import department_cubes_rebuild
 
-    call_command("migrate", verbosity=0)
+    migrate()
     department = department_upsert(slug="bench-customers", name="Bench customers", timezone=ZONE)
     info: dict = {"department": department}
     if Customer.objects.filter(department=department).count() != customers:

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from common import database_create, django_setup, p95, timed  # noqa: E402
+from common import database_create, django_setup, migrate, p95, timed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DB = os.environ.get("BENCH_CUSTOMERS_DB", "cskpi_bench_cust")
@@ -70,7 +70,6 @@ SET_TABLES = ("metrics_interactionsetbucket", "metrics_interactionfirstcontactbu
 def bench_data_ensure(*, records: int, n_departments: int, regenerate: bool) -> dict:
     database_create(BENCH_DB, regenerate=regenerate)
     django_setup(BENCH_DB)
-    from django.core.management import call_command
     from django.db import connection
 
     from cskpi.services import department_upsert
@@ -78,7 +77,7 @@ def bench_data_ensure(*, records: int, n_departments: int, regenerate: bool) -> 
     from metrics.models import BUCKET_MODELS, CustomerFirstContact
     from metrics.services import department_cubes_rebuild
 
-    call_command("migrate", verbosity=0)
+    migrate()
     departments = [department_upsert(slug=f"cust-{i:02d}", name=f"Customers {i}", timezone=ZONE)
                    for i in range(n_departments)]
     info: dict = {}

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import database_create, django_setup  # noqa: E402
+from common import database_create, django_setup, migrate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DB = os.environ.get("BENCH_QUERY_DB", "cskpi_bench_q")
@@ -56,7 +56,6 @@ def bench_data_ensure(*, regenerate: bool = False) -> dict:
     """Create (or reuse) the data and the cubes; return sizes and timings."""
     database_create(BENCH_DB, regenerate=regenerate)
     django_setup(BENCH_DB)
-    from django.core.management import call_command
     from django.db import connection
     from django.db.models import Count
 
@@ -66,7 +65,7 @@ def bench_data_ensure(*, regenerate: bool = False) -> dict:
     from metrics.models import InteractionBucket
     from metrics.services import department_cubes_rebuild
 
-    call_command("migrate", verbosity=0)
+    migrate()
     info: dict = {}
     departments = [department_upsert(slug=f"bench-{i:02d}", name=f"Bench {i}", timezone=ZONE)
                    for i in range(DEPARTMENTS)]

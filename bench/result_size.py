@@ -24,7 +24,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from common import django_setup  # noqa: E402
+from common import django_setup, migrate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DB = os.environ.get("BENCH_CELLS_DB", "cskpi_bench_cells")
@@ -42,14 +42,13 @@ def data_ensure(regenerate: bool) -> None:
         if not exists:
             conn.execute(f'CREATE DATABASE "{DB}"')
     django_setup(DB)
-    from django.core.management import call_command
     from django.db import connection
 
     from cskpi.models import Department
     from ingestion.models import Interaction
     from metrics.services import department_cubes_rebuild
 
-    call_command("migrate", verbosity=0)
+    migrate()
     department, _ = Department.objects.get_or_create(slug="big", defaults={"name": "Big", "timezone": "Asia/Ho_Chi_Minh"})
     if Interaction.objects.filter(department=department).exists():
         return

@@ -72,6 +72,9 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASE_STATEMENT_TIMEOUT_MS = env.int("DATABASE_STATEMENT_TIMEOUT_MS", default=30_000)
 DATABASE_CLIENT_CHECK_MS = env.int("DATABASE_CLIENT_CHECK_MS", default=1000)
+# PostgreSQL's 4 MB default spills a grouped read of a few hundred thousand cube rows (a day series by
+# agent × channel) to disk; the caps bound what one query sorts, so a few of these per worker fit.
+DATABASE_WORK_MEM_MB = env.int("DATABASE_WORK_MEM_MB", default=16)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE makes every write transaction take the write lock up front, so two concurrent
     # upserts queue instead of failing on lock upgrade.
@@ -89,6 +92,7 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
         f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
         f" -c client_connection_check_interval={DATABASE_CLIENT_CHECK_MS}"
+        f" -c work_mem={DATABASE_WORK_MEM_MB}MB"
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

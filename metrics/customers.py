@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Min, Q, QuerySet
+from django.db.models import Exists, Min, OuterRef, Q, QuerySet
 from pyroaring import BitMap
 
 from ingestion.fields import SPEC_BY_TYPE
@@ -42,8 +42,11 @@ def customer_ids_get(*, customers: Iterable[str]) -> dict[str, int]:
 
 def customer_keys_assign(*, source: QuerySet, field: str = "customer") -> None:
     """Give every customer string of these raw records an id (one INSERT … SELECT; existing ids kept)."""
-    select = (source.filter(**{f"{field}__isnull": False}).exclude(**{f"{field}__in": CustomerKey.objects.values(
-        "customer")}).values(field).distinct().order_by(field))
+    # NOT EXISTS (an anti-join), not NOT IN: PostgreSQL runs NOT IN over a subquery larger than work_mem
+    # as a plain subplan scanned per raw row (a million keys × a million rows: hours).
+    select = (source.filter(**{f"{field}__isnull": False})
+              .filter(~Exists(CustomerKey.objects.filter(customer=OuterRef(field))))
+              .values(field).distinct().order_by(field))
     sql, params = select.query.sql_with_params()
     table = connection.ops.quote_name(CustomerKey._meta.db_table)
     with connection.cursor() as cursor:

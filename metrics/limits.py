@@ -100,13 +100,21 @@ def _too_large(what: str):
 
 
 def groups_count(*, query, record_type: str, dims: list[str], by_department: bool, row_limit: int) -> tuple[int, int]:
-    """(rows, distinct groups) of one record type in the range, read from a local-day cube over the
-    range widened by a day each side (an upper bound of the groups the answer has). At most
+    """(rows, distinct groups) of one record type in the range, read from a local-day (or the month)
+    cube over the range widened by a day each side (an upper bound of the groups the answer has). At most
     `row_limit` + 1 rows are read: rows > row_limit means "too many" (the groups are then a floor)."""
     needed = set(dims) | {d for d, values in query.dimension_filters() if values}
     needed |= {AGENT} if any(s.agent for s in query.scopes) else set()
-    # The smallest local-day cube holding the dimensions (the exact layer when none does).
-    cube = next((c for c in CUBES if c.local_day and needed <= c.dims), EXACT_CUBE)
+    # The month cube the query reads when it reads one in every department (a year by month reads 12
+    # rows per group, however many days have records); otherwise the smallest local-day cube holding
+    # the dimensions (the exact layer when none does).
+    boundaries = boundaries_get(start=query.start, end=query.end, zone=query.tz, granularity=query.granularity)
+    planned = {scope_cube_choose(query=query, scope=scope, boundaries=boundaries, granularity=query.granularity)
+               for scope in query.scopes}
+    if len(planned) == 1 and next(iter(planned)).monthly:
+        [cube] = planned
+    else:
+        cube = next((c for c in CUBES if c.local_day and needed <= c.dims), EXACT_CUBE)
     # Every table of a record type holds the same keys: the first (counts) one is read.
     rows = BUCKET_MODELS[record_type][0].objects.filter(
         cube=cube.key, bucket_start__gte=query.start - timedelta(days=1),

@@ -122,7 +122,8 @@ def cube_choose(*, needed: set[str], boundaries: list[datetime], department_zone
 
     Local-day cubes fit when every boundary is a local midnight of the department: certainly between
     the ends of day/week/month periods in the department's own zone (so only the ends, which may clip
-    a period, are checked); otherwise each boundary is checked.
+    a period, are checked); local-month cubes likewise between the ends of month periods; otherwise
+    each boundary is checked.
     """
     dept_tz = ZoneInfo(department_zone)
     for cube in CUBES:
@@ -132,7 +133,8 @@ def cube_choose(*, needed: set[str], boundaries: list[datetime], department_zone
                                              boundaries=grain_boundaries)
                                for grain, grain_boundaries in nesting.items()):
             continue
-        if cube.local_day and query_zone == department_zone and granularity in Granularity.DAILY:
+        if cube.local and query_zone == department_zone and granularity in (
+                (Granularity.MONTH,) if cube.monthly else Granularity.DAILY):
             if cube.aligned(boundaries[0], dept_tz) and cube.aligned(boundaries[-1], dept_tz):
                 return cube
             continue

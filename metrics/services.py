@@ -60,7 +60,7 @@ def department_buckets_invalidate(*, department_id: int) -> None:
             _recompute_lock(record_type=record_type, department_id=department_id)
             for model in BUCKET_MODELS[record_type]:
                 model.objects.filter(
-                    department_id=department_id, cube__in=[c.key for c in CUBES if c.local_day]
+                    department_id=department_id, cube__in=[c.key for c in CUBES if c.local]
                 ).delete()
             for column in kind.time_columns:  # a stock is placed by its start and its end
                 days = (
@@ -97,14 +97,16 @@ _CHUNK_INTERVALS = 200
 def cube_buckets_rebuild(*, record_type: str, department, intervals: list[tuple[datetime, datetime]]) -> None:
     """Recompute every cube bucket that overlaps `intervals`.
 
-    Each cube widens the intervals to its own buckets (a quarter, its UTC hour, its local day),
-    deletes those rows and inserts them again with INSERT ... SELECT ... GROUP BY. The quarter cube
-    is summed from the raw records; the coarser cubes from the quarter cube, so recomputing a
-    local day costs at most 96 quarters × agents × channels rows however busy the day was. Run
+    Each cube widens the intervals to its own buckets (a quarter, its UTC hour, its local day or
+    month), deletes those rows and inserts them again with INSERT ... SELECT ... GROUP BY. The quarter
+    cube is summed from the raw records; the coarser cubes from the quarter cube (a month cube from
+    its day cube), so recomputing a local day costs at most 96 quarters × agents × channels rows
+    however busy the day was. Run
     inside a transaction holding `_recompute_lock`, so the result is exact and idempotent.
     """
     zone = ZoneInfo(department.timezone)
-    for cube in sorted(cubes_kept(record_type), key=lambda c: c is not EXACT_CUBE):  # the exact layer first
+    # The exact layer first, then the cubes merged from it, then those merged from another cube.
+    for cube in sorted(cubes_kept(record_type), key=lambda c: (c is not EXACT_CUBE, c.source is not None)):
         spans = cube.spans(intervals, zone)
         for i in range(0, len(spans), _CHUNK_INTERVALS):
             chunk = spans[i:i + _CHUNK_INTERVALS]
@@ -180,12 +182,12 @@ def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, departm
         anchor = kind.anchor
         states = {f"c_{m.key}": m.kind.build(m) for m in bounded}
     else:
-        source, anchor = table.model.objects.filter(cube=EXACT_CUBE.key), "bucket_start"
+        source, anchor = table.model.objects.filter(cube=cube.source or EXACT_CUBE.key), "bucket_start"
         states = {f"c_{m.key}": m.kind.rollup(m) for m in measures}
     select = (
         source.filter(department_id=department.id).filter(_span_filter(anchor, spans))
         .annotate(
-            k_bucket=BucketStart(F(anchor), seconds=cube.seconds, zone=department.timezone),
+            k_bucket=cube.bucket_start(F(anchor), department.timezone),
             **{f"k_{DIMENSION_COLUMNS[d]}": _dimension(record_type=record_type, cube=cube, name=d) for d in DIMENSIONS},
         )
         .values("k_bucket", *(f"k_{DIMENSION_COLUMNS[d]}" for d in DIMENSIONS))
@@ -227,7 +229,7 @@ def _cube_rows_merge(*, record_type: str, table: CubeTable, cube: Cube, departme
             record_changes_mark(record_type=record_type, marks=((department.id, moment) for moment in moved))
         raw_fields = {f.name for f in kind.model._meta.get_fields()}
         rows = source.annotate(
-            k_bucket=BucketStart(F(kind.anchor), seconds=cube.seconds, zone=department.timezone),
+            k_bucket=cube.bucket_start(F(kind.anchor), department.timezone),
             **{f"k_{d}": Coalesce(F(DIMENSION_COLUMNS[d]), Value(""), output_field=CharField())
                for d in dims if DIMENSION_COLUMNS[d] in raw_fields},
             **{f"e_{m.key}": m.kind.build(m) for m in measures},
@@ -244,9 +246,9 @@ def _cube_rows_merge(*, record_type: str, table: CubeTable, cube: Cube, departme
                 if element is not None:
                     state.add(element)
     else:
-        rows = model.objects.filter(cube=EXACT_CUBE.key, department_id=department.id).filter(
+        rows = model.objects.filter(cube=cube.source or EXACT_CUBE.key, department_id=department.id).filter(
             _span_filter("bucket_start", spans)).annotate(
-            k_bucket=BucketStart(F("bucket_start"), seconds=cube.seconds, zone=department.timezone),
+            k_bucket=cube.bucket_start(F("bucket_start"), department.timezone),
         ).order_by().values_list("k_bucket", *(DIMENSION_COLUMNS[d] for d in dims), *keys)
         collected: dict[tuple, list[list]] = {}
         for row in rows.iterator(chunk_size=10_000):
@@ -356,8 +358,8 @@ def _stock_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, depart
     def part(source, *, at: str, since: str | None, states: dict) -> tuple[str, list]:
         select = (
             source.filter(department_id=department.id).filter(_span_filter(at, spans))
-            .annotate(k_bucket=BucketStart(F(at), seconds=cube.seconds, zone=zone), **dims,
-                      **({"k_since": BucketStart(F(since), seconds=cube.seconds, zone=zone)} if since else {}))
+            .annotate(k_bucket=cube.bucket_start(F(at), zone), **dims,
+                      **({"k_since": cube.bucket_start(F(since), zone)} if since else {}))
             .values("k_bucket", *(["k_since"] if since else []), *dims)
             .annotate(**{f"c_{name}": aggregate for name, aggregate in states.items()})
             .order_by()
@@ -377,7 +379,7 @@ def _stock_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, depart
             part(raw, at=spec.end, since=spec.start, states={f"{m.key}_out": m.kind.build(m) for m in measures}),
         ]
     else:
-        exact = table.model.objects.filter(cube=EXACT_CUBE.key)
+        exact = table.model.objects.filter(cube=cube.source or EXACT_CUBE.key)
         merged = {name: aggregate for m in measures for name, aggregate in m.kind.rollups(m).items()}
         parts = [
             part(exact.filter(since__isnull=True), at="bucket_start", since=None, states=merged),

@@ -80,15 +80,25 @@ def test_a_range_too_many_periods_for_the_kpis_is_refused_without_reading(staff_
 
 
 def test_a_grouped_query_reading_too_many_aggregate_rows_is_refused(staff_client, traffic, settings):
-    """A month by agent is summed from the day cube: its cost follows days × agents, not cells."""
+    """A clipped month by agent is summed from the day cube: its cost follows days × agents, not cells."""
     settings.CSKPI_MAX_READ_ROWS = 18  # 6 agents × 3 days of records in the agent day cube
     params = {"kpi": "interactions", "group_by": "agent", "granularity": "month", "start": "2026-05-01",
-              "end": "2026-06-01"}
+              "end": "2026-05-31"}
     assert _get(staff_client, **params).status_code == 200
     settings.CSKPI_MAX_READ_ROWS = 17
     response = _get(staff_client, **params)
     assert response.status_code == 400 and response.json()["code"] == "result_too_large"
     assert "more than 17 aggregate rows" in response.json()["detail"]
+
+
+def test_a_whole_month_by_agent_counts_the_month_cube_rows(staff_client, traffic, settings):
+    """A whole month by agent reads the month cube: one row per agent, however many days."""
+    params = {"kpi": "interactions", "group_by": "agent", "granularity": "month", "start": "2026-05-01",
+              "end": "2026-06-01"}
+    settings.CSKPI_MAX_READ_ROWS = 6  # 6 agents × 1 month
+    assert _get(staff_client, **params).status_code == 200
+    settings.CSKPI_MAX_READ_ROWS = 5
+    assert _get(staff_client, **params).json()["code"] == "result_too_large"
 
 
 def test_calendar_and_topic_groupings_count(staff_client, traffic, settings):
