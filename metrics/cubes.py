@@ -145,7 +145,11 @@ CUBES: tuple[Cube, ...] = (
     Cube("day_region_segment", frozenset({CUSTOMER_REGION, SEGMENT}), None,
          "local day × department × customer region × segment"),
     Cube("day_agent", frozenset({AGENT}), None, "local day × department × agent"),
+    # Without a dimension, for the other zones: whole-hour zones (UTC, New York) read 24 rows a day,
+    # half-hour zones (Asia/Kolkata) 48, where the exact layer holds a row per quarter × agent × channel.
+    Cube("hour", frozenset(), 3600, "UTC hour × department", source="half_hour"),
     Cube("hour_channel", frozenset({CHANNEL}), 3600, "UTC hour × department × channel"),
+    Cube("half_hour", frozenset(), 1800, "UTC half-hour × department"),
     Cube("day_agent_channel", frozenset({AGENT, CHANNEL}), None, "local day × department × agent × channel"),
     # The key predates the later dimensions (renaming it would rewrite every exact-layer row for a
     # name): it keeps every dimension.

@@ -469,10 +469,11 @@ class DistinctSet(MeasureKind):
     store = "set"
     sql_merge = False
     # A set row costs what a count row does plus the bitmap; the cubes kept serve the dashboards'
-    # groupings (department, channel, agent, region) by day and by month; anything else reads the
-    # exact layer.
+    # groupings (department, channel, agent, region) by day and by month, and the department in other
+    # zones (UTC hours, half-hours); anything else reads the exact layer.
     cubes = frozenset({"month", "month_channel", "month_agent", "month_region_segment",
-                       "day", "day_channel", "day_agent", "day_region_segment", EXACT_CUBE.key})
+                       "day", "day_channel", "day_agent", "day_region_segment", "hour", "half_hour",
+                       EXACT_CUBE.key})
 
     def columns(self, measure):
         return {measure.key: models.BinaryField(null=True, blank=True)}
@@ -518,9 +519,9 @@ class FirstContactSet(DistinctSet):
     leaves (a backfill of older history moves it earlier; both quarters are recomputed)."""
 
     name = "first_contact_set"
-    store = "first_contact"  # its own table: read department-wide, it keeps no dimension and three cubes
+    store = "first_contact"  # its own table: read department-wide, it keeps no dimension and five cubes
     department_wide = True
-    cubes = frozenset({"month", "day", EXACT_CUBE.key})
+    cubes = frozenset({"month", "day", "hour", "half_hour", EXACT_CUBE.key})
 
     def build(self, measure):
         anchor = SPEC_BY_TYPE[measure.record_type].anchor

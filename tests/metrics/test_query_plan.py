@@ -32,7 +32,8 @@ def _plan(department, *, zone="Asia/Ho_Chi_Minh", start="2026-03-01", end="2026-
     ({"granularity": "month", "group_by": ("channel",)}, "month_channel"),
     ({"granularity": "month", "group_by": ("topic",)}, "day_topic"),
     ({"granularity": "month", "start": "2026-03-05"}, "day"),
-    ({"granularity": "month", "zone": "UTC"}, "hour_channel"),
+    ({"granularity": "month", "zone": "UTC"}, "hour"),
+    ({"granularity": "month", "zone": "UTC", "group_by": ("channel",)}, "hour_channel"),
     ({"granularity": "month", "group_by": ("weekday",)}, "day"),
     ({"granularity": "total", "end": "2026-03-15"}, "day"),
     ({"group_by": ("channel",)}, "day_channel"),
@@ -42,14 +43,19 @@ def _plan(department, *, zone="Asia/Ho_Chi_Minh", start="2026-03-01", end="2026-
     ({"agent_scope": "a-1"}, "day_agent"),
     ({"group_by": ("agent",), "channels": ("phone",)}, "day_agent_channel"),
     ({"granularity": "total"}, "month"),
-    ({"granularity": "hour", "end": "2026-03-02"}, "hour_channel"),
-    ({"zone": "UTC"}, "hour_channel"),
-    ({"zone": "America/New_York"}, "hour_channel"),
-    ({"zone": "Asia/Kolkata"}, "quarter_agent_channel_topic"),
-    ({"zone": "Asia/Kolkata", "granularity": "hour", "end": "2026-03-02"}, "quarter_agent_channel_topic"),
+    ({"granularity": "hour", "end": "2026-03-02"}, "hour"),
+    ({"granularity": "hour", "end": "2026-03-02", "channels": ("chat",)}, "hour_channel"),
+    ({"zone": "UTC"}, "hour"),
+    ({"zone": "America/New_York"}, "hour"),
+    ({"zone": "America/New_York", "group_by": ("channel",)}, "hour_channel"),
+    ({"zone": "Asia/Kolkata"}, "half_hour"),
+    ({"zone": "Asia/Kolkata", "granularity": "hour", "end": "2026-03-02"}, "half_hour"),
+    ({"zone": "Asia/Kolkata", "group_by": ("channel",)}, "quarter_agent_channel_topic"),
+    ({"zone": "Asia/Kathmandu"}, "quarter_agent_channel_topic"),  # +05:45
     ({"zone": "UTC", "group_by": ("agent",)}, "quarter_agent_channel_topic"),
     ({"granularity": "total", "start": "2026-03-01T10:15:00+07:00"}, "quarter_agent_channel_topic"),
-    ({"granularity": "total", "start": "2026-03-01T10:00:00+07:00"}, "hour_channel"),
+    ({"granularity": "total", "start": "2026-03-01T10:00:00+07:00"}, "hour"),
+    ({"granularity": "total", "start": "2026-03-01T10:30:00+07:00"}, "half_hour"),
     # Bangkok shares Ho Chi Minh City's midnights: the local-day cubes fit.
     ({"zone": "Asia/Bangkok"}, "day"),
     ({"zone": "Asia/Bangkok", "channels": ("chat",)}, "day_channel"),
@@ -60,14 +66,15 @@ def _plan(department, *, zone="Asia/Ho_Chi_Minh", start="2026-03-01", end="2026-
     ({"customer_regions": ("north",), "group_by": ("channel",)}, "quarter_agent_channel_topic"),
     ({"topics": ("card",), "group_by": ("channel",)}, "quarter_agent_channel_topic"),
     # A partial range: its clipped ends must be bucket starts.
-    ({"start": "2026-03-01T10:00:00+07:00", "end": "2026-03-03"}, "hour_channel"),
-    ({"start": "2026-03-01T10:30:00+07:00", "end": "2026-03-03"}, "quarter_agent_channel_topic"),
+    ({"start": "2026-03-01T10:00:00+07:00", "end": "2026-03-03"}, "hour"),
+    ({"start": "2026-03-01T10:30:00+07:00", "end": "2026-03-03"}, "half_hour"),
+    ({"start": "2026-03-01T10:45:00+07:00", "end": "2026-03-03"}, "quarter_agent_channel_topic"),
     # Weekday × hour heatmaps: every bucket inside one local day and hour of the query zone.
     ({"group_by": ("weekday",)}, "day"),
-    ({"group_by": ("weekday", "hour_of_day")}, "hour_channel"),
+    ({"group_by": ("weekday", "hour_of_day")}, "hour"),
     ({"group_by": ("hour_of_day", "agent")}, "quarter_agent_channel_topic"),
-    ({"zone": "Asia/Kolkata", "group_by": ("hour_of_day",)}, "quarter_agent_channel_topic"),
-    ({"zone": "UTC", "group_by": ("weekday",)}, "hour_channel"),
+    ({"zone": "Asia/Kolkata", "group_by": ("hour_of_day",)}, "half_hour"),
+    ({"zone": "UTC", "group_by": ("weekday",)}, "hour"),
 ])
 def test_cheapest_fitting_cube(department, kwargs, cube):
     assert _plan(department, **kwargs) == cube
@@ -95,7 +102,9 @@ def test_system_checks_by_check_read_the_day_check_cube_or_the_exact_layer(depar
     ({"group_by": ("customer_region",), "agents": ("a-1",)}, "quarter_agent_channel_topic", "day"),
     ({"agent_scope": "a-1"}, "day_agent", "day"),
     ({"group_by": ("topic",)}, "quarter_agent_channel_topic", "day"),  # the sets keep no day_topic
-    ({"zone": "UTC"}, "quarter_agent_channel_topic", "quarter_agent_channel_topic"),  # nor hour_channel
+    ({"zone": "UTC"}, "hour", "hour"),
+    ({"zone": "UTC", "group_by": ("channel",)}, "quarter_agent_channel_topic", "hour"),  # no hour_channel
+    ({"zone": "Asia/Kolkata"}, "half_hour", "half_hour"),
 ])
 def test_distinct_sets_read_the_cheapest_cube_they_keep(department, kwargs, cube, first_contact_cube):
     """The set tables keep fewer cubes; the first contacts are read department-wide (no dimension)."""
