@@ -57,20 +57,22 @@ def p95(samples: list[float]) -> float:
 
 
 def migrate() -> None:
-    """Migrate the benchmark database, then recompute whatever the migrations marked (a migration that
-    adds a cube marks the buckets it must fill): a reused database is measured with complete cubes."""
+    """Migrate the benchmark database, then rebuild the cubes of every department the migrations
+    marked (a migration that adds a cube marks the buckets it must fill; rebuilding from the raw
+    records gives the same rows sooner than recomputing a year of scattered marks): a reused
+    database is measured with complete cubes."""
     from django.core.management import call_command
 
+    from cskpi.models import Department
     from ingestion.models import RecordChange
-    from metrics.services import dirty_buckets_recompute
+    from metrics.services import department_cubes_rebuild
 
     call_command("migrate", verbosity=0)
-    pending = RecordChange.objects.count()
-    if pending:
+    marked = list(RecordChange.objects.values_list("department_id", flat=True).distinct().order_by())
+    if marked:
         started = time.perf_counter()
-        while RecordChange.objects.filter(failed_at__isnull=True).exists():
-            outcome = dirty_buckets_recompute(time_budget=600)
-            if outcome.failed:
-                raise RuntimeError(f"{outcome.failed} recompute groups failed after the migrations")
-        print(f"recomputed {pending:,} buckets the migrations marked in {time.perf_counter() - started:.1f} s",
-              flush=True)
+        for department in Department.objects.filter(id__in=marked):
+            department_cubes_rebuild(department=department, chunk_days=31)
+        RecordChange.objects.all().delete()
+        print(f"rebuilt the cubes of {len(marked)} departments the migrations marked in "
+              f"{time.perf_counter() - started:.1f} s", flush=True)

@@ -18,14 +18,13 @@ from cskpi.errors import InvalidInput
 from metrics.catalog import MEASURES_BY_KEY
 from metrics.cubes import (
     AGENT,
-    CUBES,
     DIMENSION_COLUMNS,
     DIMENSIONS,
     EXACT_CUBE,
 )
 from metrics.models import BUCKET_MODELS, MEASURE_TABLES
 from metrics.periods import boundaries_get
-from metrics.planner import DEPARTMENT, HOUR_OF_DAY, WEEKDAY, scope_cube_choose
+from metrics.planner import DEPARTMENT, HOUR_OF_DAY, RECORD_DIMENSIONS, WEEKDAY, cubes_kept, scope_cube_choose
 from metrics.reader import cube_rows
 
 RESULT_TOO_LARGE = "result_too_large"
@@ -82,7 +81,8 @@ def merged_rows_check(*, query) -> None:
     for table in tables:
         table_query = query.department_wide() if table.kind.department_wide else query
         for scope in query.scopes:
-            cube = scope_cube_choose(query=table_query, scope=scope, boundaries=boundaries,
+            cube = scope_cube_choose(query=table_query, scope=scope, record_type=table.measures[0].record_type,
+                                     boundaries=boundaries,
                                      granularity=query.granularity, kept=table.cubes)
             read = cube_rows(model=table.model, cube=cube, query=table_query, scope=scope, start=query.start,
                              end=query.end)
@@ -105,16 +105,17 @@ def groups_count(*, query, record_type: str, dims: list[str], by_department: boo
     `row_limit` + 1 rows are read: rows > row_limit means "too many" (the groups are then a floor)."""
     needed = set(dims) | {d for d, values in query.dimension_filters() if values}
     needed |= {AGENT} if any(s.agent for s in query.scopes) else set()
+    needed &= RECORD_DIMENSIONS[record_type]  # the others are '' in every cube (planner.dimensions_needed)
     # The month cube the query reads when it reads one in every department (a year by month reads 12
     # rows per group, however many days have records); otherwise the smallest local-day cube holding
     # the dimensions (the exact layer when none does).
     boundaries = boundaries_get(start=query.start, end=query.end, zone=query.tz, granularity=query.granularity)
-    planned = {scope_cube_choose(query=query, scope=scope, boundaries=boundaries, granularity=query.granularity)
-               for scope in query.scopes}
+    planned = {scope_cube_choose(query=query, scope=scope, record_type=record_type, boundaries=boundaries,
+                                 granularity=query.granularity) for scope in query.scopes}
     if len(planned) == 1 and next(iter(planned)).monthly:
         [cube] = planned
     else:
-        cube = next((c for c in CUBES if c.local_day and needed <= c.dims), EXACT_CUBE)
+        cube = next((c for c in cubes_kept(record_type) if c.local_day and needed <= c.dims), EXACT_CUBE)
     # Every table of a record type holds the same keys: the first (counts) one is read.
     rows = BUCKET_MODELS[record_type][0].objects.filter(
         cube=cube.key, bucket_start__gte=query.start - timedelta(days=1),

@@ -43,9 +43,18 @@ STRICT_DIMENSIONS = frozenset({CHECK})
 
 def cubes_kept(record_type: str) -> tuple[Cube, ...]:
     """The cubes kept for a record type: all but those for a strict dimension it lacks (no query can
-    read them: 400). The exact layer keeps every dimension, '' where a type has none."""
-    lacking = STRICT_DIMENSIONS - RECORD_DIMENSIONS[record_type]
-    return tuple(c for c in CUBES if c is EXACT_CUBE or not c.dims & lacking)
+    read them: 400), and those that would copy another cube of the same grain — a cube keeping a
+    dimension the type does not declare holds '' there, the rows of the cube without it (surveys by
+    topic are surveys; cashouts by agent, cashouts). The exact layer keeps every dimension, '' where a
+    type has none."""
+    declared = RECORD_DIMENSIONS[record_type]
+    lacking = STRICT_DIMENSIONS - declared
+    grains = {(c.seconds, c.monthly, c.dims) for c in CUBES}
+
+    def copies(cube: Cube) -> bool:
+        return cube.dims != cube.dims & declared and (cube.seconds, cube.monthly, cube.dims & declared) in grains
+
+    return tuple(c for c in CUBES if c is EXACT_CUBE or not (c.dims & lacking or copies(c)))
 
 
 @dataclass(frozen=True)
@@ -143,21 +152,27 @@ def cube_choose(*, needed: set[str], boundaries: list[datetime], department_zone
     raise ValueError("no cube fits the query")  # unreachable: the quarter cube fits every quarter-aligned range
 
 
-def dimensions_needed(query: KpiQuery, scope: DepartmentScope) -> set[str]:
+def dimensions_needed(query: KpiQuery, scope: DepartmentScope, record_type: str) -> set[str]:
+    """The dimensions a cube must keep to serve the query's records of `record_type`: those it groups or
+    filters by, and the agent of an agent-role caller — of those the type declares (every cube holds
+    '' in the others, so any cube answers a grouping by them, group null, and a filter on them, none)."""
     needed = {d for d in query.group_by if d in DIMENSIONS} | {d for d, values in query.dimension_filters() if values}
     if scope.agent:
         needed.add(AGENT)
-    return needed
+    return needed & RECORD_DIMENSIONS[record_type]
 
 
-def scope_cube_choose(*, query: KpiQuery, scope: DepartmentScope, boundaries: list[datetime],
+def scope_cube_choose(*, query: KpiQuery, scope: DepartmentScope, record_type: str, boundaries: list[datetime],
                       granularity: str, kept: frozenset[str] | None = None) -> Cube:
+    """The cube serving one department's part of the query for `record_type`, among the type's cubes
+    (`cubes_kept`) and, when given, the table's (`kept`)."""
     start, end = boundaries[0], boundaries[-1]
     nesting = {grain: boundaries_get(start=start, end=end, zone=query.tz, granularity=grain)
                for dimension, grain in TIME_DIMENSIONS.items() if dimension in query.group_by}
-    return cube_choose(needed=dimensions_needed(query, scope), boundaries=boundaries,
+    type_cubes = frozenset(c.key for c in cubes_kept(record_type))
+    return cube_choose(needed=dimensions_needed(query, scope, record_type), boundaries=boundaries,
                        department_zone=scope.department.timezone, query_zone=query.zone, granularity=granularity,
-                       nesting=nesting, kept=kept)
+                       nesting=nesting, kept=type_cubes if kept is None else type_cubes & kept)
 
 
 def query_plan(*, query: KpiQuery) -> dict[tuple[str, str], str]:
@@ -165,7 +180,8 @@ def query_plan(*, query: KpiQuery) -> dict[tuple[str, str], str]:
     boundaries = boundaries_get(start=query.start, end=query.end, zone=query.tz, granularity=query.granularity)
     return {
         (record_type, scope.department.slug): scope_cube_choose(
-            query=query, scope=scope, boundaries=boundaries, granularity=query.granularity).key
+            query=query, scope=scope, record_type=record_type, boundaries=boundaries,
+            granularity=query.granularity).key
         for record_type in query.record_types
         for scope in query.scopes
     }

@@ -76,7 +76,8 @@ def _measures_read(measures: list[Measure], *, query: KpiQuery, scope: Departmen
     for measure in measures:
         by_table[MEASURE_TABLES[measure.key]].append(measure)
     for table, table_measures in by_table.items():
-        cube = scope_cube_choose(query=query, scope=scope, boundaries=boundaries, granularity=granularity,
+        cube = scope_cube_choose(query=query, scope=scope, record_type=table_measures[0].record_type,
+                                 boundaries=boundaries, granularity=granularity,
                                  kept=table.cubes)
         read = _stock_table_read if any(m.kind.opening() for m in table_measures) else _table_read
         read(out, model=table.model, measures=table_measures, cube=cube, query=query, scope=scope,

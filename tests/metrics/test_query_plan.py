@@ -120,8 +120,33 @@ def test_distinct_sets_read_the_cheapest_cube_they_keep(department, kwargs, cube
                      end=end, zone=zone, **kwargs)
     boundaries = boundaries_get(start=start, end=end, zone=tz, granularity="day")
     sets, firsts = MEASURE_TABLES["customers"], MEASURE_TABLES["first_contact_customers"]
-    chosen = scope_cube_choose(query=query, scope=query.scopes[0], boundaries=boundaries, granularity="day",
+    chosen = scope_cube_choose(query=query, scope=query.scopes[0], record_type="interaction", boundaries=boundaries,
+                               granularity="day",
                                kept=sets.cubes)
-    wide = scope_cube_choose(query=query.department_wide(), scope=DepartmentScope(department), boundaries=boundaries,
+    wide = scope_cube_choose(query=query.department_wide(), scope=DepartmentScope(department),
+                             record_type="interaction", boundaries=boundaries,
                              granularity="day", kept=firsts.cubes)
     assert (chosen.key, wide.key) == (cube, first_contact_cube)
+
+
+@pytest.mark.parametrize(("record_type", "copies"), [
+    ("cashout", {"day_agent", "day_agent_channel", "month_agent", "day_topic"}),
+    ("agent_event", {"day_channel", "hour_channel", "day_agent_channel"}),
+    ("customer", {"day_agent", "day_channel", "hour_channel"}),
+])
+def test_a_record_type_keeps_no_cube_copying_another(record_type, copies):
+    """A cube keeping a dimension the type lacks would hold '' there: the rows of the cube without it."""
+    from metrics.planner import cubes_kept
+
+    kept = {c.key for c in cubes_kept(record_type)}
+    assert not kept & copies
+    assert {"day", "hour", "quarter_agent_channel_topic"} <= kept
+
+
+def test_a_grouping_by_a_dimension_the_type_lacks_reads_the_cube_without_it(department):
+    """Cashouts have no agent: by agent they are one group (null), read from the day cube."""
+    tz = ZoneInfo("Asia/Ho_Chi_Minh")
+    start, end = datetime(2026, 3, 1, tzinfo=tz).astimezone(UTC), datetime(2026, 4, 1, tzinfo=tz).astimezone(UTC)
+    query = KpiQuery(kpis=(KPIS["cashout_requests"],), scopes=(DepartmentScope(department),), start=start, end=end,
+                     zone="Asia/Ho_Chi_Minh", group_by=("agent", "channel"))
+    assert query_plan(query=query)[("cashout", department.slug)] == "day_channel"
