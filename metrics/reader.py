@@ -110,13 +110,21 @@ def _table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query:
     first_state = offset + len(dims)
     # Where each group_by entry comes from: a fetched dimension column, or the department itself.
     key_parts = [(None if d == DEPARTMENT else offset + dims.index(d)) for d in query.group_by]
+    # The fetched dimension columns are the key as they come (no department in it): sliced, not rebuilt
+    # (a month by agent × channel folds 1,800 rows a department; this loop is most of its Python time).
+    sliced = key_parts == list(range(offset, first_state))
     slug = scope.department.slug
     for row in fetched:
         if not names and all(v is None for v in row):
             continue  # no rows at all
-        key = tuple(slug if i is None else (None if row[i] == "" else row[i]) for i in key_parts)
+        if sliced:
+            key = row[offset:first_state]
+            if "" in key:
+                key = tuple(None if v == "" else v for v in key)
+        else:
+            key = tuple(slug if i is None else (None if row[i] == "" else row[i]) for i in key_parts)
         # SQL grouped by (period, dimensions): each (key, period) arrives once per table.
-        states = StateRow(positions, tuple([load(v) for load, v in zip(loads, row[first_state:], strict=True)]))
+        states = StateRow(positions, tuple(map(_apply, loads, row[first_state:])))
         period = row[0] - 1 if series else 0
         periods = out[key]
         if period in periods:  # another table's measures for the same group and period
@@ -223,6 +231,10 @@ def _filter_lengths(query: KpiQuery) -> tuple[int, ...]:
 
 def _loaded(state):
     return state
+
+
+def _apply(load, value):
+    return load(value)
 
 
 def _python_merged_read(*, model, measures: list[Measure], cube: Cube, query: KpiQuery, scope: DepartmentScope,
