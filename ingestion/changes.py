@@ -24,6 +24,14 @@ def quarter_floor(moment: datetime) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
 
+# A mark on a marked quarter: a new version, the claim and any failure cleared (first_marked_at kept).
+_ON_MARKED = (
+    "ON CONFLICT (record_type, department_id, quarter_start) DO UPDATE SET version = EXCLUDED.version, "
+    "marked_at = EXCLUDED.marked_at, claimed_until = NULL, claimed_by = NULL, attempts = 0, failed_at = NULL, "
+    "last_error = ''"
+)
+
+
 def record_changes_mark(*, record_type: str, marks: Iterable[tuple[int, datetime]]) -> int:
     """Mark the quarter-hours holding these (department id, anchor time) pairs as changed.
 
@@ -36,6 +44,20 @@ def record_changes_mark(*, record_type: str, marks: Iterable[tuple[int, datetime
         return 0
     now = timezone.now()
     version = secrets.randbits(62)
+    if connection.vendor == "postgresql":
+        # One statement over two arrays: the ORM's bulk_create built a model instance and prepared
+        # eight values per mark (a batch of 1000 agent events marks ~2,000 quarters: a third of its time).
+        ordered = sorted(keys)  # the same order in every writer: no deadlock between concurrent batches
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {RecordChange._meta.db_table} (record_type, department_id, quarter_start, version, "
+                "first_marked_at, marked_at, attempts, last_error) "
+                "SELECT %s, u.d, u.q, %s, %s, %s, 0, '' FROM unnest(%s::bigint[], %s::timestamptz[]) AS u(d, q) "
+                f"{_ON_MARKED}",
+                [record_type, version, now, now, [d for d, _ in ordered], [q for _, q in ordered]],
+            )
+        record_changes_marked.send(sender=RecordChange, record_type=record_type, count=len(keys))
+        return len(keys)
     RecordChange.objects.bulk_create(
         [
             RecordChange(
@@ -70,8 +92,7 @@ def record_changes_mark_span(*, record_type: str, department_id: int, start: dat
             "attempts, last_error) "
             "SELECT %s, %s, q, %s, %s, %s, 0, '' "
             "FROM generate_series(%s::timestamptz, %s::timestamptz, interval '15 minutes') AS q "
-            "ON CONFLICT (record_type, department_id, quarter_start) DO UPDATE SET version = EXCLUDED.version, "
-            "marked_at = EXCLUDED.marked_at, claimed_until = NULL, attempts = 0, failed_at = NULL, last_error = ''",
+            f"{_ON_MARKED}",
             [record_type, department_id, secrets.randbits(62), now, now, first, last],
         )
     record_changes_marked.send(sender=RecordChange, record_type=record_type, count=count)
