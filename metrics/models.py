@@ -5,7 +5,7 @@ from django.db import models
 from cskpi.models import Department
 from ingestion.choices import RecordType
 from metrics.catalog import MEASURES
-from metrics.cubes import CUBE_CHOICES, CUBES_BY_KEY, DIMENSION_COLUMNS, DIMENSIONS, Cube
+from metrics.cubes import CUBE_CHOICES, DIMENSION_COLUMNS, DIMENSIONS, Cube
 from metrics.customer_models import CustomerFirstContact, CustomerKey  # noqa: F401 - the app's models
 from metrics.measures import Measure, MeasureKind
 
@@ -62,9 +62,6 @@ def _cube_tables(record_type: str, name: str) -> tuple[CubeTable, ...]:
         measures = tuple(m for m in MEASURES[record_type] if m.kind.store == store)
         kinds = {(m.kind.sql_merge, m.kind.cubes, m.kind.department_wide) for m in measures}
         assert len(kinds) == 1, f"the measures of store {store!r} are stored, merged and read alike"
-        kept = measures[0].kind.cubes
-        assert kept is None or all(CUBES_BY_KEY[k].source in (None, *kept) for k in kept), \
-            f"store {store!r} keeps a cube without the cube it is merged from"
         model_name = f"{name}{''.join(part.capitalize() for part in store.split('_'))}Bucket"
         key = ["department", "cube", "bucket_start", *(DIMENSION_COLUMNS[d] for d in DIMENSIONS)]
         attrs = {"__module__": __name__, "__doc__": f"{name} measures ({', '.join(m.key for m in measures)}) per bucket."}

@@ -34,6 +34,8 @@ from metrics.cubes import (
     EXACT_CUBE,
     BucketStart,
     Cube,
+    cube_depth,
+    cube_source,
     local_midnight,
     merge_intervals,
 )
@@ -105,31 +107,29 @@ def cube_buckets_rebuild(*, record_type: str, department, intervals: list[tuple[
     inside a transaction holding `_recompute_lock`, so the result is exact and idempotent.
     """
     zone = ZoneInfo(department.timezone)
-    # The exact layer first, then the cubes merged from it, then those merged from another cube.
-    python_merged: dict[CubeTable, list[Cube]] = defaultdict(list)
-    for cube in sorted(cubes_kept(record_type), key=lambda c: (c is not EXACT_CUBE, c.source is not None)):
-        if cube.source is not None and python_merged:  # their sources first
-            for table, cubes in python_merged.items():
-                _exact_sets_merge(table=table, cubes=cubes, department=department, intervals=intervals)
-            python_merged.clear()
-        spans = cube.spans(intervals, zone)
-        for i in range(0, len(spans), _CHUNK_INTERVALS):
-            chunk = spans[i:i + _CHUNK_INTERVALS]
-            for table in CUBE_TABLES[record_type]:
-                if not table.keeps(cube):
-                    continue
+    type_cubes = cubes_kept(record_type)
+    for table in CUBE_TABLES[record_type]:  # in order: a set table's `prepare` before the first contacts
+        kept = {c.key for c in type_cubes if table.keeps(c)}
+        # The exact layer first, then each cube after the one it is merged from.
+        cubes = sorted((c for c in type_cubes if c.key in kept), key=cube_depth)
+        sources = {cube: cube_source(cube, kept) for cube in cubes if cube is not EXACT_CUBE}
+        from_exact = [cube for cube, source in sources.items() if source is EXACT_CUBE]
+        for cube in cubes:
+            if not table.kind.sql_merge and cube in from_exact:
+                if cube is from_exact[0]:  # folded together from one read of the exact layer
+                    _exact_sets_merge(table=table, cubes=from_exact, department=department, intervals=intervals)
+                continue
+            source = sources.get(cube)
+            spans = cube.spans(intervals, zone)
+            for i in range(0, len(spans), _CHUNK_INTERVALS):
+                chunk = spans[i:i + _CHUNK_INTERVALS]
                 if table.kind.sql_merge:
                     _cube_rows_delete(table=table, cube=cube, department=department, spans=chunk)
-                    _cube_rows_insert(record_type=record_type, table=table, cube=cube, department=department,
-                                      spans=chunk)
-                elif cube is not EXACT_CUBE and cube.source is None:
-                    if i == 0:
-                        python_merged[table].append(cube)  # merged together from one read of the exact layer
+                    _cube_rows_insert(record_type=record_type, table=table, cube=cube, source=source,
+                                      department=department, spans=chunk)
                 else:
-                    _cube_rows_merge(record_type=record_type, table=table, cube=cube, department=department,
-                                     spans=chunk)
-    for table, cubes in python_merged.items():
-        _exact_sets_merge(table=table, cubes=cubes, department=department, intervals=intervals)
+                    _cube_rows_merge(record_type=record_type, table=table, cube=cube, source=source,
+                                     department=department, spans=chunk)
 
 
 def _exact_sets_merge(*, table: CubeTable, cubes: list[Cube], department, intervals) -> None:
@@ -234,13 +234,15 @@ def _dimension(*, record_type: str, cube: Cube, name: str):
     return Value("", output_field=CharField())
 
 
-def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, department, spans) -> None:
+def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, source: Cube | None, department,
+                      spans) -> None:
     """INSERT ... SELECT one table's rows of the cube for `spans`: its measures' states per bucket ×
     dimensions, built from the raw records for the exact layer and merged from it for every other
     cube (each measure's kind supplies the aggregate). Every table of a record type holds the same
     keys (a bucket with records but no duration has NULL sketches), so any KPI finds the same groups."""
     if any(m.kind.opening() for m in table.measures):
-        _stock_rows_insert(record_type=record_type, table=table, cube=cube, department=department, spans=spans)
+        _stock_rows_insert(record_type=record_type, table=table, cube=cube, source=source, department=department,
+                           spans=spans)
         return
     kind = RECORD_KINDS[record_type]
     measures = table.measures
@@ -252,7 +254,7 @@ def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, departm
         anchor = kind.anchor
         states = {f"c_{m.key}": m.kind.build(m) for m in bounded}
     else:
-        source, anchor = table.model.objects.filter(cube=cube.source or EXACT_CUBE.key), "bucket_start"
+        source, anchor = table.model.objects.filter(cube=source.key), "bucket_start"
         states = {f"c_{m.key}": m.kind.rollup(m) for m in measures}
     select = (
         source.filter(department_id=department.id).filter(_span_filter(anchor, spans))
@@ -278,7 +280,8 @@ def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, departm
         )
 
 
-def _cube_rows_merge(*, record_type: str, table: CubeTable, cube: Cube, department, spans) -> None:
+def _cube_rows_merge(*, record_type: str, table: CubeTable, cube: Cube, source: Cube | None, department,
+                     spans) -> None:
     """Replace one table's rows of the cube for `spans`, for kinds the database cannot merge: the
     states are folded in Python (the kind's `merge`) from the raw records' elements (exact layer) or
     from the exact layer's states (every other cube), then inserted. A department-wide kind keeps no
@@ -316,7 +319,7 @@ def _cube_rows_merge(*, record_type: str, table: CubeTable, cube: Cube, departme
                 if element is not None:
                     state.add(element)
     else:
-        rows = model.objects.filter(cube=cube.source or EXACT_CUBE.key, department_id=department.id).filter(
+        rows = model.objects.filter(cube=source.key, department_id=department.id).filter(
             _span_filter("bucket_start", spans)).annotate(
             k_bucket=cube.bucket_start(F("bucket_start"), department.timezone),
         ).order_by().values_list("k_bucket", *(DIMENSION_COLUMNS[d] for d in dims), *keys)
@@ -409,7 +412,8 @@ def _quarter_floor(moment: datetime) -> datetime:
     return moment - timedelta(seconds=int(moment.timestamp()) % QUARTER_SECONDS, microseconds=moment.microsecond)
 
 
-def _stock_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, department, spans) -> None:
+def _stock_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, source: Cube | None, department,
+                       spans) -> None:
     """The rows of a stock table for `spans` (see metrics.measures.Stock): level rows (since null) with
     the ins of the records that start and the outs of those that end in each bucket, and pair rows
     with the outs of each bucket by the bucket (same grain) where the record started.
@@ -449,7 +453,7 @@ def _stock_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, depart
             part(raw, at=spec.end, since=spec.start, states={f"{m.key}_out": m.kind.build(m) for m in measures}),
         ]
     else:
-        exact = table.model.objects.filter(cube=cube.source or EXACT_CUBE.key)
+        exact = table.model.objects.filter(cube=source.key)
         merged = {name: aggregate for m in measures for name, aggregate in m.kind.rollups(m).items()}
         parts = [
             part(exact.filter(since__isnull=True), at="bucket_start", since=None, states=merged),
