@@ -11,7 +11,7 @@ import math
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connections
+from django.db import connections, router
 from django.db.models import Q
 
 from cskpi.errors import InvalidInput
@@ -99,6 +99,9 @@ def _too_large(what: str):
                        code=RESULT_TOO_LARGE)
 
 
+_COUNT_SQL: dict[tuple, str] = {}
+
+
 def groups_count(*, query, record_type: str, dims: list[str], by_department: bool, row_limit: int) -> tuple[int, int]:
     """(rows, distinct groups) of one record type in the range, read from a local-day (or the month)
     cube over the range widened by a day each side (an upper bound of the groups the answer has). At most
@@ -116,24 +119,38 @@ def groups_count(*, query, record_type: str, dims: list[str], by_department: boo
         [cube] = planned
     else:
         cube = next((c for c in cubes_kept(record_type) if c.local_day and needed <= c.dims), EXACT_CUBE)
-    # Every table of a record type holds the same keys: the first (counts) one is read.
-    rows = BUCKET_MODELS[record_type][0].objects.filter(
-        cube=cube.key, bucket_start__gte=query.start - timedelta(days=1),
-        bucket_start__lt=query.end + timedelta(days=1),
-    )
-    scope_q = Q(pk__in=[])
-    for scope in query.scopes:
-        scope_q |= Q(department_id=scope.department.id, **({"agent": scope.agent} if scope.agent else {}))
-    rows = rows.filter(scope_q)
-    for dimension, values in query.dimension_filters():
-        if values:
-            rows = rows.filter(**{f"{DIMENSION_COLUMNS[dimension]}__in": values})
+    model = BUCKET_MODELS[record_type][0]  # every table of a record type holds the same keys: the counts one
     keys = [*(["department_id"] if by_department else []), *(DIMENSION_COLUMNS[d] for d in dims)]
-    # Both counts over the same bounded read (an index range scan stopped after row_limit + 1 rows).
-    sql, params = rows.order_by().values_list(*keys)[: row_limit + 1].query.sql_with_params()
-    connection = connections[rows.db]
+    db = router.db_for_read(model)
+    connection = connections[db]
+    adapt = connection.ops.adapt_datetimefield_value
+    low, high = query.start - timedelta(days=1), query.end + timedelta(days=1)
+    # The ORM's parameters in its order (filter() sorts its keywords): bucket_start, cube, then each
+    # scope's agent and department, then the filters' values.
+    params = [adapt(low), adapt(high), cube.key,
+              *(p for scope in query.scopes for p in ([scope.agent] if scope.agent else []) + [scope.department.id]),
+              *(v for _, values in query.dimension_filters() for v in values)]
+    shape = (db, record_type, cube.key, tuple(bool(s.agent) for s in query.scopes),
+             tuple(len(values) for _, values in query.dimension_filters()), tuple(keys), row_limit)
+    sql = _COUNT_SQL.get(shape)
+    if sql is None:  # compiled once per shape (the ORM's compile cost as much as the count)
+        rows = model.objects.filter(cube=cube.key, bucket_start__gte=low, bucket_start__lt=high)
+        scope_q = Q(pk__in=[])
+        for scope in query.scopes:
+            scope_q |= Q(department_id=scope.department.id, **({"agent": scope.agent} if scope.agent else {}))
+        rows = rows.filter(scope_q)
+        for dimension, values in query.dimension_filters():
+            if values:
+                rows = rows.filter(**{f"{DIMENSION_COLUMNS[dimension]}__in": values})
+        # Both counts over the same bounded read (an index range scan stopped after row_limit + 1 rows).
+        read, orm_params = rows.order_by().values_list(*keys)[: row_limit + 1].query.sql_with_params()
+        sql = (f"SELECT (SELECT count(*) FROM ({read}) r), "
+               f"(SELECT count(*) FROM (SELECT DISTINCT * FROM ({read}) r2) g)")
+        if list(orm_params) != params:  # not the order assumed: this shape is never reused
+            params = list(orm_params)
+        else:
+            _COUNT_SQL[shape] = sql
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT (SELECT count(*) FROM ({sql}) r), "
-                       f"(SELECT count(*) FROM (SELECT DISTINCT * FROM ({sql}) r2) g)", [*params, *params])
+        cursor.execute(sql, [*params, *params])
         found, groups = cursor.fetchone()
     return found, groups

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from django.db import connection
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
@@ -165,8 +166,16 @@ def kpi_series_get(*, query: KpiQuery) -> dict:
 def _as_of(query: KpiQuery) -> datetime:
     """Now, or the oldest change of a calendar, policy or zone whose records are still being measured
     again (the answer may hold numbers from before it)."""
-    waiting = ServiceLevelRemeasure.objects.filter(
-        department_id__in=[s.department.id for s in query.scopes]).aggregate(oldest=Min("requested_at"))["oldest"]
+    if not query.scopes:
+        return timezone.now()
+    # Raw SQL: the ORM's aggregate compiled on every request cost as much as the cube read of a small answer.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT min(requested_at) FROM {ServiceLevelRemeasure._meta.db_table} "
+                       f"WHERE department_id IN ({', '.join(['%s'] * len(query.scopes))})",
+                       [s.department.id for s in query.scopes])
+        waiting = cursor.fetchone()[0]
+    if waiting is not None and not isinstance(waiting, datetime):  # SQLite: Django's stored text
+        waiting = datetime.fromisoformat(waiting).replace(tzinfo=UTC)
     return waiting or timezone.now()
 
 
