@@ -208,14 +208,14 @@ def _cube_rows_delete(*, table: CubeTable, cube: Cube, department, spans) -> Non
 # Compiled recompute SQL per shape (record type, table, cube, source, zone, number of spans). Why: a
 # recompute of one quarter runs ~30 INSERT … SELECT statements a department, and the ORM compiling
 # each cost more than the database running it (most of a freshness pass was Python). The SQL text
-# depends only on the shape; the department id and the span bounds are its only varying parameters.
-# Each shape is compiled twice with different sentinel values: where the parameters differ is where
-# those values go; a shape whose SQL differs between the two, or whose sentinels are not all found, is
-# never reused (compiled every time).
+# depends only on the shape; the department id and the span bounds are its only varying parameters
+# (every other one is a constant of the measures). Each shape is compiled once with sentinel values:
+# where they are among the parameters is where the real ones go; a shape whose sentinels are not all
+# found is compiled every time.
 _COMPILED: OrderedDict[tuple, tuple[str, list, list[tuple[int, str, int]]] | None] = OrderedDict()
 _COMPILED_MAX = 4096
-_SENTINEL_DEPARTMENTS = (-7_300_000_001, -7_300_000_002)
-_SENTINEL_EPOCHS = (datetime(1901, 1, 1, tzinfo=UTC), datetime(1903, 1, 1, tzinfo=UTC))
+_SENTINEL_DEPARTMENT = -7_300_000_001
+_SENTINEL_EPOCH = datetime(1901, 1, 1, tzinfo=UTC)
 
 
 def _compiled(shape: tuple, build, *, department_id: int, spans) -> tuple[str, list]:
@@ -237,26 +237,22 @@ def _compiled(shape: tuple, build, *, department_id: int, spans) -> tuple[str, l
 
 
 def _sentinel_compile(build, n: int):
+    """(SQL, parameters, where the department and each span bound go), from one compile with sentinel
+    values (once: a worker restarted mid-burst compiles each shape only as often as before), or None
+    when a sentinel is not found among the parameters as it was given (it went in transformed)."""
     adapt = connection.ops.adapt_datetimefield_value
-    compiled = []
-    for department, epoch in zip(_SENTINEL_DEPARTMENTS, _SENTINEL_EPOCHS, strict=True):
-        spans = [(epoch + timedelta(hours=2 * i), epoch + timedelta(hours=2 * i + 1)) for i in range(n)]
-        sql, params = build(department, spans)
-        values = {department: ("department", 0)}
-        for i, (start, end) in enumerate(spans):
-            values[adapt(start)] = ("start", i)
-            values[adapt(end)] = ("end", i)
-        places = [(position, *values[p]) for position, p in enumerate(params)
-                  if isinstance(p, int | str | datetime) and p in values]
-        if {(what, index) for _, what, index in places} != set(values.values()):
-            return None  # a value went in transformed: not reusable
-        compiled.append((sql, list(params), places))
-    (sql_a, params_a, places_a), (sql_b, params_b, places_b) = compiled
-    varying = {position for position, _, _ in places_a}
-    if sql_a != sql_b or places_a != places_b or any(
-            a != b for position, (a, b) in enumerate(zip(params_a, params_b, strict=True)) if position not in varying):
+    department, epoch = _SENTINEL_DEPARTMENT, _SENTINEL_EPOCH
+    spans = [(epoch + timedelta(hours=2 * i), epoch + timedelta(hours=2 * i + 1)) for i in range(n)]
+    sql, params = build(department, spans)
+    values = {department: ("department", 0)}
+    for i, (start, end) in enumerate(spans):
+        values[adapt(start)] = ("start", i)
+        values[adapt(end)] = ("end", i)
+    places = [(position, *values[p]) for position, p in enumerate(params)
+              if isinstance(p, int | str | datetime) and p in values]
+    if {(what, index) for _, what, index in places} != set(values.values()):
         return None
-    return sql_a, params_a, [(position, what, index) for position, what, index in places_a]
+    return sql, list(params), places
 
 
 # No stored value can stop a recompute: every raw value a measure reads is clamped to ±this before
