@@ -100,6 +100,7 @@ def _too_large(what: str):
 
 
 _COUNT_SQL: dict[tuple, str] = {}
+_COUNT_SQL_MAX = 2048
 
 
 def groups_count(*, query, record_type: str, dims: list[str], by_department: bool, row_limit: int) -> tuple[int, int]:
@@ -149,6 +150,8 @@ def groups_count(*, query, record_type: str, dims: list[str], by_department: boo
         if list(orm_params) != params:  # not the order assumed: this shape is never reused
             params = list(orm_params)
         else:
+            if len(_COUNT_SQL) >= _COUNT_SQL_MAX:  # shapes vary with the filters' lengths: bounded
+                _COUNT_SQL.clear()
             _COUNT_SQL[shape] = sql
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, *params])

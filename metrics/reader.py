@@ -321,6 +321,7 @@ def _grouped_read(*, model, measures: list[Measure], cube: Cube, query: KpiQuery
 # parameters in the ORM's order; the first compilation of each shape checks that order against the
 # ORM's own parameters, and a shape that does not match is never reused (it runs through the ORM).
 _COMPILED: dict[tuple, str | None] = {}
+_COMPILED_MAX = 2048
 _STREAM_CHUNK = 2000
 
 
@@ -336,6 +337,8 @@ def compiled_rows(*, db: str, shape: tuple, queryset: Callable[[], QuerySet], pa
     if sql is False:
         built = queryset()
         compiled, orm_params = built.query.get_compiler(db).as_sql()
+        if len(_COMPILED) >= _COMPILED_MAX:  # shapes vary with the filters' lengths: a client can make many
+            _COMPILED.clear()
         _COMPILED[shape] = sql = compiled if list(orm_params) == params else None
         if sql is None:
             yield from built.iterator()
