@@ -101,9 +101,9 @@ def cube_buckets_rebuild(*, record_type: str, department, intervals: list[tuple[
 
     Each cube widens the intervals to its own buckets (a quarter, its UTC hour, its local day or
     month), deletes those rows and inserts them again with INSERT ... SELECT ... GROUP BY. The quarter
-    cube is summed from the raw records; the coarser cubes from the quarter cube (a month cube from
-    its day cube), so recomputing a local day costs at most 96 quarters × agents × channels rows
-    however busy the day was. Run
+    cube is summed from the raw records; each coarser cube from its source (`Cube.source`: the finest
+    cube of its grain it can be merged from, the quarter cube at the end of the chain), so recomputing
+    a local day costs at most 96 quarters × agents × channels rows however busy the day was. Run
     inside a transaction holding `_recompute_lock`, so the result is exact and idempotent.
     """
     zone = ZoneInfo(department.timezone)
