@@ -130,9 +130,9 @@ def groups_count(*, query, record_type: str, dims: list[str], by_department: boo
     # scope's agent and department, then the filters' values.
     params = [adapt(low), adapt(high), cube.key,
               *(p for scope in query.scopes for p in ([scope.agent] if scope.agent else []) + [scope.department.id]),
-              *(v for _, values in query.dimension_filters() for v in values)]
-    shape = (db, record_type, cube.key, tuple(bool(s.agent) for s in query.scopes),
-             tuple(len(values) for _, values in query.dimension_filters()), tuple(keys), row_limit)
+              *query.filter_values()]
+    shape = (db, record_type, cube.key, tuple(bool(s.agent) for s in query.scopes), query.filter_lengths(),
+             tuple(keys), row_limit)
     sql = _COUNT_SQL.get(shape)
     if sql is None:  # compiled once per shape (the ORM's compile cost as much as the count)
         rows = model.objects.filter(cube=cube.key, bucket_start__gte=low, bucket_start__lt=high)

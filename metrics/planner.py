@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from cskpi.models import Department
@@ -41,6 +42,7 @@ RECORD_DIMENSIONS: dict[str, frozenset[str]] = {
 STRICT_DIMENSIONS = frozenset({CHECK})
 
 
+@cache  # asked per table and department on every query; the answer only depends on the declarations
 def cubes_kept(record_type: str) -> tuple[Cube, ...]:
     """The cubes kept for a record type: all but those for a strict dimension it lacks (no query can
     read them: 400), and those that would copy another cube of the same grain — a cube keeping a
@@ -89,6 +91,14 @@ class KpiQuery:
         these and binds their values in this order (the order of the SQL's parameters)."""
         return ((AGENT, self.agents), (CHANNEL, self.channels), (TOPIC, self.topics), (CHECK, self.checks),
                 (CUSTOMER_REGION, self.customer_regions))
+
+    def filter_values(self) -> list[str]:
+        """The filters' values in the order every read binds them (`dimension_filters`' order)."""
+        return [value for _, values in self.dimension_filters() for value in values]
+
+    def filter_lengths(self) -> tuple[int, ...]:
+        """How many values each filter has: part of a compiled query's shape (each value is a parameter)."""
+        return tuple(len(values) for _, values in self.dimension_filters())
 
     @property
     def tz(self) -> ZoneInfo:

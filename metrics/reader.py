@@ -219,16 +219,6 @@ def cube_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, sta
     return rows
 
 
-def _filter_values(query: KpiQuery) -> list[str]:
-    """The filters' values in the order `cube_rows` binds them."""
-    return [value for _, values in query.dimension_filters() for value in values]
-
-
-def _filter_lengths(query: KpiQuery) -> tuple[int, ...]:
-    """How many values each filter has: part of a compiled query's shape (each value is a parameter)."""
-    return tuple(len(values) for _, values in query.dimension_filters())
-
-
 def _loaded(state):
     return state
 
@@ -266,12 +256,12 @@ def _state_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, s
     connection = connections[db]
     ops = connection.ops
     params = [ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end), cube.key, scope.department.id,
-              *([scope.agent] if scope.agent else []), *_filter_values(query)]
+              *([scope.agent] if scope.agent else []), *query.filter_values()]
     params[:0] = [query.zone for d in names if d in TIME_DIMENSIONS]
     if series:
         params.insert(0, PeriodIndex.param(connection, tuple(boundaries)))
     shape = ("states", db, model._meta.db_table, cube.key, tuple(keys), tuple(names), bool(scope.agent),
-             _filter_lengths(query))
+             query.filter_lengths())
 
     def queryset() -> QuerySet:
         rows = cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
@@ -294,14 +284,14 @@ def _grouped_read(*, model, measures: list[Measure], cube: Cube, query: KpiQuery
     ops = connection.ops
     params = [  # filter(**kwargs) sorts the keyword arguments: bucket_start, cube, department
         ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end), cube.key, scope.department.id,
-        *([scope.agent] if scope.agent else []), *_filter_values(query),
+        *([scope.agent] if scope.agent else []), *query.filter_values(),
     ]
     # The select list (period index, then local weekday/hour) comes before the WHERE clause.
     params[:0] = [query.zone for d in names if d in TIME_DIMENSIONS]
     if series:
         params.insert(0, PeriodIndex.param(connection, tuple(boundaries)))
     shape = (db, model._meta.db_table, cube.key, tuple(m.key for m in measures), tuple(names), bool(scope.agent),
-             _filter_lengths(query))
+             query.filter_lengths())
 
     def queryset() -> QuerySet:
         rows = cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)

@@ -115,9 +115,11 @@ def cube_buckets_rebuild(*, record_type: str, department, intervals: list[tuple[
         sources = {cube: cube_source(cube, kept) for cube in cubes if cube is not EXACT_CUBE}
         from_exact = [cube for cube, source in sources.items() if source is EXACT_CUBE]
         for cube in cubes:
-            if not table.kind.sql_merge and cube in from_exact:
-                if cube is from_exact[0]:  # folded together from one read of the exact layer
-                    _exact_sets_merge(table=table, cubes=from_exact, department=department, intervals=intervals)
+            if not table.kind.sql_merge and cube is not EXACT_CUBE:
+                if cube in from_exact[1:]:
+                    continue  # folded with the first from one read of the exact layer
+                _sets_merge(table=table, cubes=from_exact if cube in from_exact else [cube], source=sources[cube],
+                            department=department, intervals=intervals)
                 continue
             source = sources.get(cube)
             spans = cube.spans(intervals, zone)
@@ -128,14 +130,14 @@ def cube_buckets_rebuild(*, record_type: str, department, intervals: list[tuple[
                     _cube_rows_insert(record_type=record_type, table=table, cube=cube, source=source,
                                       department=department, spans=chunk)
                 else:
-                    _cube_rows_merge(record_type=record_type, table=table, cube=cube, source=source,
-                                     department=department, spans=chunk)
+                    _exact_rows_merge(record_type=record_type, table=table, department=department, spans=chunk)
 
 
-def _exact_sets_merge(*, table: CubeTable, cubes: list[Cube], department, intervals) -> None:
-    """Replace the rows of `cubes` (each merged from the exact layer) over `intervals`, for a kind merged
-    in Python: the exact layer's rows are read and loaded once for all of them (each cube read on its
-    own loaded every state once per cube: a year of a busy department's customers, 6 × 5M bitmaps)."""
+def _sets_merge(*, table: CubeTable, cubes: list[Cube], source: Cube, department, intervals) -> None:
+    """Replace the rows of `cubes` (each merged from `source`) over `intervals`, for a kind merged in
+    Python: the source's rows are read and loaded once for all of them (the cubes merged from the exact
+    layer read on their own loaded every state once per cube: a year of a busy department's
+    customers, 6 × 5M bitmaps)."""
     zone = ZoneInfo(department.timezone)
     kind, model = table.kind, table.model
     keys = [m.key for m in table.measures]
@@ -153,7 +155,7 @@ def _exact_sets_merge(*, table: CubeTable, cubes: list[Cube], department, interv
         starts = {cube: [s for s, _ in spans] for cube, spans in inside.items()}
         buckets: dict[Cube, dict[datetime, datetime | None]] = {cube: {} for cube in cubes}
         collected: dict[Cube, dict[tuple, list[list]]] = {cube: {} for cube in cubes}
-        rows = (model.objects.filter(cube=EXACT_CUBE.key, department_id=department.id)
+        rows = (model.objects.filter(cube=source.key, department_id=department.id)
                 .filter(_span_filter("bucket_start", chunk)).order_by()
                 .values_list("bucket_start", *columns, *keys))
         width = 1 + len(columns)
@@ -340,59 +342,42 @@ def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, source:
         )
 
 
-def _cube_rows_merge(*, record_type: str, table: CubeTable, cube: Cube, source: Cube | None, department,
-                     spans) -> None:
-    """Replace one table's rows of the cube for `spans`, for kinds the database cannot merge: the
-    states are folded in Python (the kind's `merge`) from the raw records' elements (exact layer) or
-    from the exact layer's states (every other cube), then inserted. A department-wide kind keeps no
-    dimension and no row without a state."""
+def _exact_rows_merge(*, record_type: str, table: CubeTable, department, spans) -> None:
+    """Replace one table's exact-layer rows for `spans`, for kinds the database cannot merge: the states
+    are folded in Python (each element added) from the raw records' elements, then inserted (the other
+    cubes: `_sets_merge`). A department-wide kind keeps no dimension and no row without a state."""
+    cube = EXACT_CUBE
     kind = RECORD_KINDS[record_type]
     measures, measure_kind = table.measures, table.kind
     dims = () if measure_kind.department_wide else tuple(d for d in DIMENSIONS if d in cube.dims)
     model = table.model
     keys = [m.key for m in measures]
-    if cube is EXACT_CUBE:
-        source = kind.model.objects.filter(department_id=department.id).filter(_span_filter(kind.anchor, spans))
-        replaced = model.objects.filter(cube=cube.key, department_id=department.id).filter(
-            _span_filter("bucket_start", spans))
-        previous = measure_kind.merge([measure_kind.load(v) for row in replaced.values_list(*keys) for v in row])
-        moved = [moment for m in measures for moment in m.kind.prepare(
-            m, department=department, source=source, spans=spans, previous=previous)]
-        if moved:  # first contacts moved out of or into other quarters: those are recomputed too
-            record_changes_mark(record_type=record_type, marks=((department.id, moment) for moment in moved))
-        raw_fields = {f.name for f in kind.model._meta.get_fields()}
-        rows = source.annotate(
-            k_bucket=cube.bucket_start(F(kind.anchor), department.timezone),
-            **{f"k_{d}": Coalesce(F(DIMENSION_COLUMNS[d]), Value(""), output_field=CharField())
-               for d in dims if DIMENSION_COLUMNS[d] in raw_fields},
-            **{f"e_{m.key}": m.kind.build(m) for m in measures},
-        ).order_by().values_list("k_bucket", *(f"k_{d}" for d in dims if DIMENSION_COLUMNS[d] in raw_fields),
-                                 *(f"e_{m.key}" for m in measures))
-        dims = tuple(d for d in dims if DIMENSION_COLUMNS[d] in raw_fields)
-        folded: dict[tuple, list] = {}
-        for row in rows.iterator(chunk_size=10_000):
-            key = row[:1 + len(dims)]
-            states = folded.get(key)
-            if states is None:
-                states = folded[key] = [measure_kind.empty() for _ in measures]
-            for state, element in zip(states, row[1 + len(dims):], strict=True):
-                if element is not None:
-                    state.add(element)
-    else:
-        rows = model.objects.filter(cube=source.key, department_id=department.id).filter(
-            _span_filter("bucket_start", spans)).annotate(
-            k_bucket=cube.bucket_start(F("bucket_start"), department.timezone),
-        ).order_by().values_list("k_bucket", *(DIMENSION_COLUMNS[d] for d in dims), *keys)
-        collected: dict[tuple, list[list]] = {}
-        for row in rows.iterator(chunk_size=10_000):
-            key = row[:1 + len(dims)]
-            lists = collected.get(key)
-            if lists is None:
-                lists = collected[key] = [[] for _ in measures]
-            for states, value in zip(lists, row[1 + len(dims):], strict=True):
-                if value is not None:
-                    states.append(measure_kind.load(value))
-        folded = {key: [measure_kind.merge(states) for states in lists] for key, lists in collected.items()}
+    source = kind.model.objects.filter(department_id=department.id).filter(_span_filter(kind.anchor, spans))
+    replaced = model.objects.filter(cube=cube.key, department_id=department.id).filter(
+        _span_filter("bucket_start", spans))
+    previous = measure_kind.merge([measure_kind.load(v) for row in replaced.values_list(*keys) for v in row])
+    moved = [moment for m in measures for moment in m.kind.prepare(
+        m, department=department, source=source, spans=spans, previous=previous)]
+    if moved:  # first contacts moved out of or into other quarters: those are recomputed too
+        record_changes_mark(record_type=record_type, marks=((department.id, moment) for moment in moved))
+    raw_fields = {f.name for f in kind.model._meta.get_fields()}
+    rows = source.annotate(
+        k_bucket=cube.bucket_start(F(kind.anchor), department.timezone),
+        **{f"k_{d}": Coalesce(F(DIMENSION_COLUMNS[d]), Value(""), output_field=CharField())
+           for d in dims if DIMENSION_COLUMNS[d] in raw_fields},
+        **{f"e_{m.key}": m.kind.build(m) for m in measures},
+    ).order_by().values_list("k_bucket", *(f"k_{d}" for d in dims if DIMENSION_COLUMNS[d] in raw_fields),
+                             *(f"e_{m.key}" for m in measures))
+    dims = tuple(d for d in dims if DIMENSION_COLUMNS[d] in raw_fields)
+    folded: dict[tuple, list] = {}
+    for row in rows.iterator(chunk_size=10_000):
+        key = row[:1 + len(dims)]
+        states = folded.get(key)
+        if states is None:
+            states = folded[key] = [measure_kind.empty() for _ in measures]
+        for state, element in zip(states, row[1 + len(dims):], strict=True):
+            if element is not None:
+                state.add(element)
     model.objects.filter(cube=cube.key, department_id=department.id).filter(_span_filter("bucket_start", spans)).delete()
     # A dimension the rows do not keep is '' (a column default Django sets in Python, not in the table).
     places = [dims.index(d) + 1 if d in dims else None for d in DIMENSIONS]
