@@ -7,6 +7,16 @@ QUARTER_SECONDS = 900
 QUARTER = timedelta(seconds=QUARTER_SECONDS)
 
 
+class ChangeScope(models.TextChoices):
+    """What changed in the records of a quarter the change log marks: anything (records written,
+    updated or moved), or only the columns measured with the department's calendar and SLA policy (a
+    calendar, policy or zone change measuring stored records again, a deadline passing). A consumer
+    may redo less for the second; two marks of a quarter with different scopes make `all`."""
+
+    ALL = "all", "Records"
+    SERVICE_LEVELS = "service_levels", "Service-level columns"
+
+
 class RecordType(models.TextChoices):
     INTERACTION = "interaction", "Interaction"
     SURVEY = "survey", "Survey response"

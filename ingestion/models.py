@@ -10,6 +10,7 @@ from cskpi.models import Department
 from ingestion.choices import (
     AgentStatus,
     CashoutStatus,
+    ChangeScope,
     CheckOutcome,
     InteractionStatus,
     RecordType,
@@ -187,6 +188,8 @@ class RecordChange(models.Model):
     record_type = models.CharField(max_length=16, choices=RecordType.choices)
     department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="+")
     quarter_start = models.DateTimeField(help_text="UTC start of the 15-minute bucket.")
+    scope = models.CharField(max_length=16, choices=ChangeScope.choices, default=ChangeScope.ALL,
+                             db_default=ChangeScope.ALL)
     version = models.BigIntegerField()
     first_marked_at = models.DateTimeField()
     marked_at = models.DateTimeField()

@@ -37,7 +37,7 @@ from cskpi.models import Department, DepartmentCalendar, SlaPolicy
 from cskpi.service_levels import SlaPolicyBody, sla_policy_load
 from cskpi.services import service_levels_lock
 from ingestion.changes import record_changes_mark, record_changes_mark_span
-from ingestion.choices import SlaState
+from ingestion.choices import ChangeScope, SlaState
 from ingestion.fields import RECORD_SPECS, RecordSpec
 from ingestion.models import ServiceLevelRemeasure
 
@@ -237,6 +237,7 @@ def records_remeasure(*, department_id: int, since: datetime | None, window: tim
                     # Every quarter from the first changed record to the last, those without records
                     # too: one contiguous span for the KPI engine, not a scatter of single quarters.
                     record_changes_mark_span(record_type=spec.record_type, department_id=department_id,
+                                             scope=ChangeScope.SERVICE_LEVELS,
                                              start=min(r[spec.anchor] for r in written),
                                              end=max(r[spec.anchor] for r in written))
             read += len(fetched)
@@ -354,7 +355,8 @@ def overdue_records_mark(*, moment: datetime | None = None) -> int:
                     if not rows:
                         break
                     spec.model.objects.filter(id__in=[r[0] for r in rows]).update(**{sla.state_column: BREACHED})
-                    record_changes_mark(record_type=spec.record_type, marks=[(d, t) for _, d, t in rows])
+                    record_changes_mark(record_type=spec.record_type, marks=[(d, t) for _, d, t in rows],
+                                        scope=ChangeScope.SERVICE_LEVELS)
                     changed += len(rows)
                 if len(rows) < _OVERDUE_BATCH:
                     break

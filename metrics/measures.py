@@ -51,6 +51,7 @@ from django.db import models
 from django.db.models import Case, Expression, F, Func, OuterRef, Q, Subquery, Value, When
 from django.db.models import Count as CountAgg
 from django.db.models import Sum as SumAgg
+from django.db.models.constants import LOOKUP_SEP
 from pyroaring import BitMap
 
 from ingestion.fields import SPEC_BY_TYPE
@@ -71,6 +72,16 @@ class Measure:
     @property
     def columns(self) -> dict[str, models.Field]:
         return self.kind.columns(self)
+
+    @property
+    def reads(self) -> frozenset[str]:
+        """The raw columns its value depends on: its field and those its `where` filters on."""
+        return frozenset(([self.field] if self.field else []) + (_q_columns(self.where) if self.where else []))
+
+
+def _q_columns(q: Q) -> list[str]:
+    return [column for child in q.children
+            for column in (_q_columns(child) if isinstance(child, Q) else [child[0].split(LOOKUP_SEP)[0]])]
 
 
 class MeasureKind(ABC):

@@ -47,6 +47,11 @@ class CubeTable:
         """The kind whose states the table holds (one store: one way to build, merge and read)."""
         return self.measures[0].kind
 
+    @property
+    def reads(self) -> frozenset[str]:
+        """The raw columns its measures depend on."""
+        return frozenset().union(*(m.reads for m in self.measures))
+
     def keeps(self, cube: Cube) -> bool:
         return self.kind.cubes is None or cube.key in self.kind.cubes
 

@@ -1,8 +1,10 @@
 """Writes of the KPI engine: recomputing the buckets ingestion's change log names, and rebuilding."""
 
+import functools
 import logging
 from bisect import bisect_right
 from collections import OrderedDict, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import reduce
@@ -21,7 +23,7 @@ from django.utils import timezone
 from cskpi.db import pg_cursor
 from cskpi.models import Department
 from ingestion.changes import record_changes_mark
-from ingestion.choices import QUARTER, QUARTER_SECONDS
+from ingestion.choices import QUARTER, QUARTER_SECONDS, ChangeScope
 from ingestion.fields import SPEC_BY_TYPE as RECORD_KINDS
 from ingestion.models import RecordChange
 from ingestion.presence import presence_timeout, state_intervals
@@ -96,8 +98,10 @@ _LOCK_NAMESPACE = {record_type: spec.lock_namespace for record_type, spec in REC
 _CHUNK_INTERVALS = 200
 
 
-def cube_buckets_rebuild(*, record_type: str, department, intervals: list[tuple[datetime, datetime]]) -> None:
-    """Recompute every cube bucket that overlaps `intervals`.
+def cube_buckets_rebuild(*, record_type: str, department, intervals: list[tuple[datetime, datetime]],
+                         tables: Iterable[CubeTable] | None = None) -> None:
+    """Recompute every cube bucket that overlaps `intervals` (of `tables`, default every cube table of
+    the record type).
 
     Each cube widens the intervals to its own buckets (a quarter, its UTC hour, its local day or
     month), deletes those rows and inserts them again with INSERT ... SELECT ... GROUP BY. The quarter
@@ -108,7 +112,9 @@ def cube_buckets_rebuild(*, record_type: str, department, intervals: list[tuple[
     """
     zone = ZoneInfo(department.timezone)
     type_cubes = cubes_kept(record_type)
-    for table in CUBE_TABLES[record_type]:  # in order: a set table's `prepare` before the first contacts
+    chosen = CUBE_TABLES[record_type] if tables is None else set(tables)
+    # in order: a set table's `prepare` before the first contacts
+    for table in (t for t in CUBE_TABLES[record_type] if t in chosen):
         kept = {c.key for c in type_cubes if table.keeps(c)}
         # The exact layer first, then each cube after the one it is merged from.
         cubes = sorted((c for c in type_cubes if c.key in kept), key=cube_depth)
@@ -618,7 +624,7 @@ def _dirty_buckets_claim(*, limit: int) -> list[dict]:
         )
         return list(
             RecordChange.objects.filter(id__in=ids).values(
-                "id", "version", "record_type", "department_id", "quarter_start", "attempts"
+                "id", "version", "record_type", "department_id", "quarter_start", "scope", "attempts"
             )
         )
 
@@ -631,6 +637,18 @@ def _claimed(claims: list[dict]) -> Q:
     return reduce(or_, (Q(version=v, id__in=ids) for v, ids in by_version.items()))
 
 
+@functools.cache
+def scope_tables(record_type: str, scope: str) -> frozenset[CubeTable]:
+    """The cube tables of a record type that a change of this scope can move: all of them for `all`;
+    for `service_levels` those with a measure reading a column measured with the calendar and policy
+    (a calendar change over a year recomputes the counts, not the sketches, sets and first contacts)."""
+    tables = CUBE_TABLES[record_type]
+    if scope == ChangeScope.ALL:
+        return frozenset(tables)
+    columns = set(RECORD_KINDS[record_type].service_level_columns)
+    return frozenset(t for t in tables if t.reads & columns)
+
+
 def _claims_recompute(*, record_type: str, department, claims: list[dict]) -> int:
     """Recompute the claimed buckets in one transaction; -> how many were recomputed.
 
@@ -639,13 +657,16 @@ def _claims_recompute(*, record_type: str, department, claims: list[dict]) -> in
     error (shown by /status), and never takes its neighbours with it.
     """
     started = monotonic()
-    intervals = merge_intervals((c["quarter_start"], c["quarter_start"] + QUARTER) for c in claims)
     try:
         with transaction.atomic():
             _recompute_lock(record_type=record_type, department_id=department.id)
             # Under the lock, the zone as committed now (a zone change takes the same lock).
             department.refresh_from_db(fields=["timezone"])
-            cube_buckets_rebuild(record_type=record_type, department=department, intervals=intervals)
+            for table in CUBE_TABLES[record_type]:  # each table over the quarters whose change can move it
+                quarters = [c["quarter_start"] for c in claims if table in scope_tables(record_type, c["scope"])]
+                if quarters:
+                    cube_buckets_rebuild(record_type=record_type, department=department, tables=[table],
+                                         intervals=merge_intervals((q, q + QUARTER) for q in quarters))
             RecordChange.objects.filter(_claimed(claims)).delete()
             RecomputeStamp.objects.bulk_create(
                 [RecomputeStamp(record_type=record_type, department=department, completed_at=timezone.now(),

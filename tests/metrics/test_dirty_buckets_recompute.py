@@ -10,13 +10,13 @@ from django.utils import timezone
 
 from cskpi.services import department_upsert
 from ingestion.changes import quarter_floor, record_changes_mark
-from ingestion.choices import RecordType
+from ingestion.choices import ChangeScope, RecordType
 from ingestion.models import Interaction, RecordChange
 from metrics import services
-from metrics.cubes import CUBES
-from metrics.models import BUCKET_MODELS, InteractionBucket, RecomputeStamp
+from metrics.cubes import CUBES, EXACT_CUBE
+from metrics.models import BUCKET_MODELS, CUBE_TABLES, InteractionBucket, RecomputeStamp
 from metrics.planner import cubes_kept
-from metrics.services import dirty_buckets_recompute
+from metrics.services import dirty_buckets_recompute, scope_tables
 from tests.factories import DepartmentFactory
 from tests.metrics.records import cashout_build, interaction_build, records_store, survey_build
 from tests.reliability.aggregates import canonical
@@ -58,6 +58,49 @@ def test_recompute_is_idempotent_and_a_second_run_finds_nothing(department):
     assert _cube_rows() == first
     stamp = RecomputeStamp.objects.get(record_type="interaction", department=department)
     assert stamp.buckets > 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("first", "second", "kept"), [
+    (ChangeScope.SERVICE_LEVELS, ChangeScope.SERVICE_LEVELS, ChangeScope.SERVICE_LEVELS),
+    (ChangeScope.SERVICE_LEVELS, ChangeScope.ALL, ChangeScope.ALL),
+    (ChangeScope.ALL, ChangeScope.SERVICE_LEVELS, ChangeScope.ALL),
+])
+def test_two_marks_of_a_quarter_keep_a_scope_only_when_both_have_it(department, first, second, kept):
+    record_changes_mark(record_type="interaction", marks=[(department.id, T0)], scope=first)
+    record_changes_mark(record_type="interaction", marks=[(department.id, T0 + timedelta(minutes=1))], scope=second)
+    [mark] = RecordChange.objects.values_list("scope", flat=True)
+    assert mark == kept
+
+
+def test_a_service_level_change_moves_only_the_tables_reading_service_level_columns():
+    tables = CUBE_TABLES[RecordType.INTERACTION]
+    moved = scope_tables(RecordType.INTERACTION, ChangeScope.SERVICE_LEVELS)
+    assert [t.model.__name__ for t in tables if t in moved] == ["InteractionBucket"]
+    assert scope_tables(RecordType.INTERACTION, ChangeScope.ALL) == frozenset(tables)
+    assert scope_tables(RecordType.SURVEY, ChangeScope.SERVICE_LEVELS) == frozenset()
+
+
+@pytest.mark.django_db
+def test_a_service_level_mark_recomputes_the_counts_and_leaves_the_other_tables(department):
+    records_store(_some_traffic(department))
+    [counts, *others] = CUBE_TABLES[RecordType.INTERACTION]
+    others = [t for t in others if t.model.objects.filter(department=department, cube=EXACT_CUBE.key).exists()]
+    assert others  # the sketches and the sets at least
+    # Delete the exact layer of each table: only what the mark's scope can move is recomputed.
+    for table in (counts, *others):
+        table.model.objects.filter(department=department, cube=EXACT_CUBE.key).delete()
+    record_changes_mark(record_type="interaction", scope=ChangeScope.SERVICE_LEVELS,
+                        marks=[(department.id, r.created_at) for r in Interaction.objects.all()])
+    dirty_buckets_recompute()
+    assert counts.model.objects.filter(department=department, cube=EXACT_CUBE.key).exists()
+    for table in others:
+        assert not table.model.objects.filter(department=department, cube=EXACT_CUBE.key).exists(), table
+    record_changes_mark(record_type="interaction",
+                        marks=[(department.id, r.created_at) for r in Interaction.objects.all()])
+    dirty_buckets_recompute()
+    for table in others:
+        assert table.model.objects.filter(department=department, cube=EXACT_CUBE.key).exists(), table
 
 
 @pytest.mark.django_db
