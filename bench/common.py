@@ -24,11 +24,15 @@ def database_create(name: str, *, regenerate: bool = False) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def django_setup(name: str, *, statement_timeout_ms: int = 600_000) -> None:
-    """Django on the benchmark database `name`, without Redis (recomputes run in-process, nothing is
-    queued), with a statement timeout long enough for generating and rebuilding."""
+def django_setup(name: str, *, statement_timeout_ms: int = 600_000, redis_url: str | None = None) -> None:
+    """Django on the benchmark database `name`, with a statement timeout long enough for generating
+    and rebuilding; without Redis (recomputes run in-process, nothing is queued) unless `redis_url`
+    is given (tasks are then queued for a worker the benchmark starts)."""
     os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{name}"
-    os.environ.pop("REDIS_URL", None)
+    if redis_url:
+        os.environ["REDIS_URL"] = redis_url
+    else:
+        os.environ.pop("REDIS_URL", None)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cskpi.settings")
     os.environ.setdefault("DATABASE_STATEMENT_TIMEOUT_MS", str(statement_timeout_ms))
     os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")

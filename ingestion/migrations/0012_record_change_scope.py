@@ -2,6 +2,9 @@
 
 from django.db import migrations, models
 
+# Marks written before this migration (and by older writers during a rolling deploy) mean "anything
+# changed": the column's database default.
+
 
 class Migration(migrations.Migration):
 
