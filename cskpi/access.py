@@ -1,6 +1,6 @@
 """What a caller may do, per department. Built once per request from the caller's grants."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from cskpi.choices import ROLE_READ_LEVEL, ReadLevel, Role
@@ -46,15 +46,17 @@ def access_get(*, user) -> Access:
     if user is None or not user.is_authenticated:
         return Access(is_staff=False)
     if user.is_staff or user.is_superuser:
-        return Access(
-            is_staff=True,
-            by_slug={
-                d.slug: DepartmentAccess(department=d, read_level=ReadLevel.FULL, can_ingest=True, agent=None)
-                for d in Department.objects.all()
-            },
-        )
+        return access_for_staff(Department.objects.all())
     grants = Grant.objects.filter(user=user).select_related("department")
     return access_from_grants([(g.department, g.role, g.agent) for g in grants])
+
+
+def access_for_staff(departments: Iterable[Department]) -> Access:
+    """Staff read and ingest every department."""
+    return Access(is_staff=True, by_slug={
+        d.slug: DepartmentAccess(department=d, read_level=ReadLevel.FULL, can_ingest=True, agent=None)
+        for d in departments
+    })
 
 
 def access_from_grants(grants: list[tuple[Department, str, str]]) -> Access:

@@ -1,6 +1,8 @@
 """Authentication, department scoping and the error shape."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from cskpi.models import ApiToken
 
@@ -62,6 +64,23 @@ def test_department_list_is_scoped_to_grants(make_client, department, other_depa
 def test_department_list_for_staff_is_everything(staff_client, department, other_department):
     body = staff_client.get("/api/v1/departments").json()
     assert sorted(d["slug"] for d in body) == sorted([department.slug, other_department.slug])
+
+
+def test_staff_holding_a_grant_still_reads_every_department(make_client, department, other_department):
+    client = make_client(staff=True, grants=[(department.slug, "viewer")])
+    body = client.get("/api/v1/departments").json()
+    assert [d["slug"] for d in body] == sorted([department.slug, other_department.slug])
+    assert all(d["roles"] == ["staff"] for d in body)
+
+
+@pytest.mark.parametrize("staff", [True, False])
+def test_the_caller_and_its_access_are_read_in_one_query(make_client, department, other_department, staff):
+    client = make_client(staff=staff, grants=[] if staff else [(department.slug, "manager")])
+    client.get("/api/v1/departments")  # the token's last use is written on the first request only
+    with CaptureQueriesContext(connection) as queries:
+        body = client.get("/api/v1/departments").json()
+    assert len(queries) == 1, [q["sql"][:120] for q in queries]
+    assert [d["slug"] for d in body] == (sorted([department.slug, other_department.slug]) if staff else [department.slug])
 
 
 def test_roles_of_one_department_combine(make_client, department):
