@@ -43,7 +43,8 @@ def record_changes_mark(*, record_type: str, marks: Iterable[tuple[int, datetime
 
     Call inside the transaction that changes the records, so the marks commit with them. A mark on
     an already-marked quarter gives it a new version (and clears any claim and failure), so a
-    consumer handling the old version leaves the row for another pass.
+    consumer handling the old version leaves the row for another pass. `scope`: what changed in the
+    records (`ChangeScope`; a quarter marked with two scopes is marked `all`).
     """
     keys = {(department_id, quarter_floor(anchor)) for department_id, anchor in marks}
     if not keys:
