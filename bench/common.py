@@ -42,6 +42,19 @@ def django_setup(name: str, *, statement_timeout_ms: int = 600_000, redis_url: s
     django.setup()
 
 
+def celery_worker_start(log_path: str, *pool: str):
+    """A real Celery worker of the project (subprocess, this process's environment: its database and
+    REDIS_URL), logging to `log_path`; `pool` are the pool options (e.g. "--concurrency", "2")."""
+    import subprocess
+
+    log = open(log_path, "w")  # noqa: SIM115 - the worker writes to it until it stops
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "celery"), "-A", "cskpi", "worker", *pool, "--loglevel", "WARNING",
+         "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
+    )
+
+
 def timed(fn, runs: int, warmup: int = 3) -> tuple[list[float], object]:
     """(milliseconds of each of `runs` calls after `warmup` calls, the last result)."""
     result = None

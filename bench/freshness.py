@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import database_create  # noqa: E402
+from common import celery_worker_start, database_create  # noqa: E402
 from query_data import BENCH_DB, BENCH_URL  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
@@ -71,13 +71,8 @@ def main() -> None:
     user = user_grants_upsert(username="fresh-viewer", grants=[("fresh-probe", "viewer")])
     token = token_issue(user=user)
 
-    log = open("/tmp/cskpi-freshness-worker.log", "w")  # noqa: SIM115
     pool = ["--pool", "prefork", "--concurrency", "1"] if args.kill_every else ["--pool", "solo"]
-    worker = subprocess.Popen(
-        [str(Path(sys.executable).parent / "celery"), "-A", "cskpi", "worker", *pool, "--loglevel",
-         "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
-    )
+    worker = celery_worker_start("/tmp/cskpi-freshness-worker.log", *pool)
     time.sleep(3)
 
     day = timezone.now().astimezone(ZoneInfo(probe.timezone)).date()

@@ -34,13 +34,12 @@ import os
 import random
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import django_setup  # noqa: E402
+from common import celery_worker_start, django_setup  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -197,19 +196,13 @@ def _next_calendar(department) -> dict:
 def worker_change_run() -> dict:
     """Replace the calendar with a Celery worker running (as deployed) and wait until it is done."""
     import redis
-    from django.db.models import Q
 
     from cskpi.models import Department
     from cskpi.services import department_calendar_put
     from ingestion.models import RecordChange, ServiceLevelRemeasure
 
     redis.Redis.from_url(REDIS_URL).flushdb()  # tasks queued while no worker ran are stale
-    log = open("/tmp/cskpi-sla-worker.log", "w")  # noqa: SIM115
-    worker = subprocess.Popen(
-        [str(Path(sys.executable).parent / "celery"), "-A", "cskpi", "worker", "--concurrency", "2",
-         "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
-    )
+    worker = celery_worker_start("/tmp/cskpi-sla-worker.log", "--concurrency", "2")  # as bin/serve starts it
     try:
         time.sleep(5)  # the pool up
         department = Department.objects.get(slug="sla-on")
@@ -221,8 +214,7 @@ def worker_change_run() -> dict:
                 raise RuntimeError("the worker exited; see /tmp/cskpi-sla-worker.log")
             if RecordChange.objects.filter(failed_at__isnull=False).exists():
                 raise RuntimeError("a recompute failed; see /tmp/cskpi-sla-worker.log")
-            if not ServiceLevelRemeasure.objects.exists() and not RecordChange.objects.filter(
-                    Q(failed_at__isnull=True)).exists():
+            if not ServiceLevelRemeasure.objects.exists() and not RecordChange.objects.exists():
                 break
         done = time.perf_counter()
     finally:

@@ -2,7 +2,7 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from cskpi.access import access_for_staff, access_from_grants
+from cskpi.access import access_for_staff, access_from_grants, user_is_staff
 from cskpi.models import ApiToken
 from cskpi.selectors import principal_get
 from cskpi.services import token_digest
@@ -37,8 +37,8 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             ApiToken.objects.filter(pk=row.pk).update(last_used_at=now)
         # The grants (staff: the departments) came with the token in one query: the caller's access
         # for this request, which request_access would otherwise read again.
-        staff = row.user.is_staff or row.user.is_superuser
-        request._cskpi_access = access_for_staff(principal.departments) if staff else access_from_grants(principal.grants)
+        request._cskpi_access = (access_for_staff(principal.departments) if user_is_staff(row.user)
+                                 else access_from_grants(principal.grants))
         return row.user, row
 
     def authenticate_header(self, request):

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from cskpi.access import Access
+from cskpi.access import Access, user_is_staff
 from cskpi.db import pg_cursor
 from cskpi.models import ApiToken, Department, DepartmentCalendar, Grant, SlaPolicy
 from cskpi.service_levels import SlaPolicyBody
@@ -86,12 +86,11 @@ def principal_get(*, digest: str) -> Principal | None:
     token_end, user_end = len(plan.token_names), len(plan.token_names) + len(plan.user_names)
     token = ApiToken.from_db(db, plan.token_names, values[0][:token_end])
     token.user = get_user_model().from_db(db, plan.user_names, values[0][token_end:user_end])
-    departments = [Department.from_db(db, plan.department_names, row[user_end + 2:]) for row in values
-                   if row[user_end + 2] is not None]  # LEFT JOIN: a user without any has one NULL row
-    if token.user.is_staff or token.user.is_superuser:
+    held = [row for row in values if row[user_end + 2] is not None]  # LEFT JOIN: none gives one NULL row
+    departments = [Department.from_db(db, plan.department_names, row[user_end + 2:]) for row in held]
+    if user_is_staff(token.user):
         return Principal(token=token, grants=[], departments=departments)
-    grants = [(department, row[user_end], row[user_end + 1])
-              for department, row in zip(departments, (r for r in values if r[user_end + 2] is not None), strict=True)]
+    grants = [(department, row[user_end], row[user_end + 1]) for department, row in zip(departments, held, strict=True)]
     return Principal(token=token, grants=grants, departments=[])
 
 
@@ -128,7 +127,7 @@ def _principal_plan() -> _Plan:
         return f"{quote(model._meta.db_table)} {tables[model]}"
 
     selected = [*token_fields, *user_fields, *grant_fields, *department_fields]
-    staff = f"(u.{quote('is_staff')} OR u.{quote('is_superuser')})"
+    staff = f"(u.{quote('is_staff')} OR u.{quote('is_superuser')})"  # cskpi.access.user_is_staff in SQL
     sql = (
         f"SELECT {', '.join(column(f) for f in selected)} FROM {table(ApiToken)}"
         f" JOIN {table(user_model)} ON u.{quote(user_model._meta.pk.column)} = t.{quote('user_id')}"
