@@ -1,3 +1,5 @@
+import copy
+
 from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -29,6 +31,12 @@ class StrictSlugField(StrictStringMixin, serializers.SlugField):
 class QueryParametersSerializer(serializers.Serializer):
     """Query parameters of a read: a name it does not know is a 400 naming it (a typo such as
     `grouping=agent` must not silently answer something else)."""
+
+    def get_fields(self):
+        # Shallow copies of the declared fields where DRF deep-copies them (re-building each from its
+        # arguments): query parameters are flat fields, nothing in them changes per request but what
+        # bind() sets on the copy, and the deep copies were a tenth of the commonest KPI query's time.
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
 
     def to_internal_value(self, data):
         unknown = sorted(set(data) - set(self.fields))

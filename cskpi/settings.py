@@ -75,6 +75,10 @@ DATABASE_CLIENT_CHECK_MS = env.int("DATABASE_CLIENT_CHECK_MS", default=1000)
 # PostgreSQL's 4 MB default spills a grouped read of a few hundred thousand cube rows (a day series by
 # agent × channel) to disk; the caps bound what one query sorts, so a few of these per worker fit.
 DATABASE_WORK_MEM_MB = env.int("DATABASE_WORK_MEM_MB", default=16)
+# The statements run on every request are prepared once per connection (cskpi.db.hot_rows); false
+# behind a pooler in transaction mode (PgBouncer), where a connection's prepared statements are not
+# the next transaction's.
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE makes every write transaction take the write lock up front, so two concurrent
     # upserts queue instead of failing on lock upgrade.
@@ -94,6 +98,9 @@ else:
         f" -c client_connection_check_interval={DATABASE_CLIENT_CHECK_MS}"
         f" -c work_mem={DATABASE_WORK_MEM_MB}MB"
     )
+    # psycopg prepares a statement on its own after this many runs (None: never, even when asked);
+    # unreachable, so that only the statements asked for (cskpi.db.hot_rows) are prepared.
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 2**31 if DATABASE_PREPARED_STATEMENTS else None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- redis: broker, cache -------------------------------------------------------------------

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import connections, router
 from django.db.models import Q
 
+from cskpi.db import hot_rows
 from cskpi.errors import InvalidInput
 from metrics.catalog import MEASURES_BY_KEY
 from metrics.cubes import (
@@ -153,7 +154,5 @@ def groups_count(*, query, record_type: str, dims: list[str], by_department: boo
             if len(_COUNT_SQL) >= _COUNT_SQL_MAX:  # shapes vary with the filters' lengths: bounded
                 _COUNT_SQL.clear()
             _COUNT_SQL[shape] = sql
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *params])
-        found, groups = cursor.fetchone()
+    [(found, groups)] = hot_rows(connection, sql, [*params, *params])
     return found, groups

@@ -16,6 +16,7 @@ from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from cskpi.access import Access
+from cskpi.db import hot_rows
 from ingestion.models import RecordChange, ServiceLevelRemeasure
 from metrics.catalog import KPIS, MEASURES_BY_KEY
 from metrics.models import RecomputeStamp
@@ -168,12 +169,11 @@ def _as_of(query: KpiQuery) -> datetime:
     again (the answer may hold numbers from before it)."""
     if not query.scopes:
         return timezone.now()
-    # Raw SQL: the ORM's aggregate compiled on every request cost as much as the cube read of a small answer.
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT min(requested_at) FROM {ServiceLevelRemeasure._meta.db_table} "
-                       f"WHERE department_id IN ({', '.join(['%s'] * len(query.scopes))})",
-                       [s.department.id for s in query.scopes])
-        waiting = cursor.fetchone()[0]
+    # Raw SQL, prepared: the ORM's aggregate compiled on every request cost as much as the cube read of
+    # a small answer.
+    [(waiting,)] = hot_rows(connection, f"SELECT min(requested_at) FROM {ServiceLevelRemeasure._meta.db_table} "
+                                        f"WHERE department_id IN ({', '.join(['%s'] * len(query.scopes))})",
+                            [s.department.id for s in query.scopes])
     if waiting is not None and not isinstance(waiting, datetime):  # SQLite: Django's stored text
         waiting = datetime.fromisoformat(waiting).replace(tzinfo=UTC)
     return waiting or timezone.now()
