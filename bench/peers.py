@@ -14,6 +14,11 @@ next shape, ...) after warm-up; the answers are checked equal (percentiles: with
 documented bound, max(1 %, 1 s), of DuckDB's exact `quantile_disc`). Prints median and p95 of each
 and the ratio DuckDB median ÷ API median (above 1: the API is faster), then the storage of the raw
 rows and of every cube.
+
+One shape per measure kind beside the counts and sums: a percentile (quantile sketches), distinct
+customers (exact sets; DuckDB `count(DISTINCT)`), business-hours SLA attainment (the measured SLA
+state of each record) and time in state (agent online time from status events; DuckDB `lead()` over
+each agent's events, cut at the local midnights of the department's zone, which has no DST).
 """
 
 import argparse
@@ -49,17 +54,43 @@ def _period(granularity: str, zone: str) -> str:
     return f"date_trunc('{granularity}', timezone('{zone}', created_at))"
 
 
+_SELECT_SLA = """
+    100.0 * count(*) FILTER (WHERE first_response_sla = 'met')
+          / nullif(count(*) FILTER (WHERE first_response_sla IN ('met', 'breached')), 0) AS sla_first_response_rate
+"""
+# Time in state: each event holds until the agent's next one (same tie-break as the engine), at most
+# the presence timeout; events from a timeout before the range on can reach into it. Local timestamps:
+# the department's zone has no DST, so a local day is 86,400 s.
+_ONLINE_BY_DAY = """
+WITH ev AS (
+    SELECT agent, status, "at",
+           lead("at") OVER (PARTITION BY agent ORDER BY "at", source, external_id) AS next_at
+    FROM agent_event
+    WHERE department_id = $dept AND "at" >= $start - to_seconds($timeout) AND "at" < $end
+), iv AS (
+    SELECT timezone('{zone}', greatest("at", $start)) AS s,
+           timezone('{zone}', least(coalesce(next_at, 'infinity'::TIMESTAMPTZ), "at" + to_seconds($timeout),
+                                    now(), $end)) AS e
+    FROM ev WHERE status IN ('available', 'busy', 'away')
+)
+SELECT d, sum(epoch(least(e, d + INTERVAL 1 DAY)) - epoch(greatest(s, d))) AS agent_online_time
+FROM (SELECT s, e, unnest(range(date_trunc('day', s), e, INTERVAL 1 DAY)) AS d FROM iv WHERE e > s)
+GROUP BY d ORDER BY d
+"""
+
+
 def _shape(name, params, kpis, group, zone, granularity, where="department_id = $dept", select=_SELECT_FCR,
-           having="", quantile=False):
+           having="", quantile=False, sql=None, relative=1e-9):
     """A shape: API parameters, and the DuckDB query giving (period?, group..., kpi values...)."""
     period = [] if granularity == "total" else [_period(granularity, zone)]
     keys = period + list(group)
-    sql = (f"SELECT {', '.join(keys + [select])} FROM interaction "
-           f"WHERE {where} AND created_at >= $start AND created_at < $end "
-           + (f"AND {having} " if having else "")
-           + ("GROUP BY ALL ORDER BY ALL" if keys else ""))
+    sql = sql or (f"SELECT {', '.join(keys + [select])} FROM interaction "
+                  f"WHERE {where} AND created_at >= $start AND created_at < $end "
+                  + (f"AND {having} " if having else "")
+                  + ("GROUP BY ALL ORDER BY ALL" if keys else ""))
     return {"name": name, "params": {**params, "granularity": granularity, "timezone": zone}, "kpis": kpis,
-            "group": group, "zone": zone, "granularity": granularity, "sql": sql, "quantile": quantile}
+            "group": group, "zone": zone, "granularity": granularity, "sql": sql, "quantile": quantile,
+            "relative": relative}
 
 
 def shapes(department_id: int) -> list[dict]:
@@ -83,6 +114,13 @@ def shapes(department_id: int) -> list[dict]:
                ["first_response_time_p90"], [], hcm, "day",
                select="quantile_disc(first_response_seconds, 0.9) AS p90",
                having="first_response_seconds IS NOT NULL", quantile=True),
+        _shape("customers by day, a year (distinct)", {"kpi": "customers"}, ["customers"], [], hcm, "day",
+               select="count(DISTINCT customer) AS customers", having="customer IS NOT NULL"),
+        _shape("sla_first_response_rate by day, a year (business SLA)", {"kpi": "sla_first_response_rate"},
+               ["sla_first_response_rate"], [], hcm, "day", select=_SELECT_SLA),
+        # Float seconds summed in another order: equal within 1e-9 of the day's total.
+        _shape("agent_online_time by day, a year (time in state)", {"kpi": "agent_online_time"},
+               ["agent_online_time"], [], hcm, "day", sql=_ONLINE_BY_DAY.format(zone=hcm), relative=1e-9),
     ]
 
 
@@ -94,7 +132,8 @@ def duckdb_ensure(path: Path, raw_rows: int):
     if path.exists():
         con = duckdb.connect(str(path))
         try:
-            if con.execute("SELECT count(*) FROM interaction").fetchone()[0] == raw_rows:
+            if (con.execute("SELECT count(*) FROM interaction").fetchone()[0] == raw_rows
+                    and con.execute("SELECT count(*) FROM agent_event").fetchone()[0]):
                 return con
         except duckdb.Error:
             pass
@@ -103,7 +142,7 @@ def duckdb_ensure(path: Path, raw_rows: int):
     started = time.perf_counter()
     csv = path.with_suffix(".csv")
     columns = ("i.department_id, d.slug AS department, i.agent, i.channel, i.created_at, i.status, "
-               "i.contact_count, i.handle_seconds, i.first_response_seconds")
+               "i.contact_count, i.handle_seconds, i.first_response_seconds, i.customer, i.first_response_sla")
     with open(csv, "wb") as out, connection.cursor() as cursor:
         raw = cursor.connection
         with raw.cursor().copy(f"COPY (SELECT {columns} FROM ingestion_interaction i JOIN cskpi_department d "
@@ -116,8 +155,22 @@ def duckdb_ensure(path: Path, raw_rows: int):
         SELECT * FROM read_csv($csv, header = false, columns = {
             'department_id': 'BIGINT', 'department': 'VARCHAR', 'agent': 'VARCHAR', 'channel': 'VARCHAR',
             'created_at': 'TIMESTAMPTZ', 'status': 'VARCHAR', 'contact_count': 'INTEGER',
-            'handle_seconds': 'DOUBLE', 'first_response_seconds': 'DOUBLE'})
+            'handle_seconds': 'DOUBLE', 'first_response_seconds': 'DOUBLE', 'customer': 'VARCHAR',
+            'first_response_sla': 'VARCHAR'})
         ORDER BY department_id, created_at
+    """, {"csv": str(csv)})
+    with open(csv, "wb") as out, connection.cursor() as cursor:
+        with cursor.connection.cursor().copy(
+                "COPY (SELECT department_id, agent, status, at, source, external_id FROM ingestion_agentevent) "
+                "TO STDOUT (FORMAT csv)") as copy:
+            for chunk in copy:
+                out.write(chunk)
+    con.execute("""
+        CREATE TABLE agent_event AS
+        SELECT * FROM read_csv($csv, header = false, columns = {
+            'department_id': 'BIGINT', 'agent': 'VARCHAR', 'status': 'VARCHAR', 'at': 'TIMESTAMPTZ',
+            'source': 'VARCHAR', 'external_id': 'VARCHAR'})
+        ORDER BY department_id, "at"
     """, {"csv": str(csv)})
     con.execute("CHECKPOINT")
     csv.unlink()
@@ -160,24 +213,26 @@ def check(shape: dict, body: dict, rows: list[tuple]) -> int:
         if shape["quantile"]:
             assert abs(got - expected) <= max(0.01 * expected, 1.0), (shape["name"], key, got, expected)
         else:
-            assert abs(got - expected) <= 1e-9 * max(1.0, abs(expected)), (shape["name"], key, got, expected)
+            assert abs(got - expected) <= shape["relative"] * max(1.0, abs(expected)), (shape["name"], key, got,
+                                                                                      expected)
         compared += 1
     extra = [k for k, v in api.items() if v is not None and k not in duck]
     assert not extra, f"{shape['name']}: API values DuckDB does not have: {extra[:3]}"
     return compared
 
 
-def storage() -> list[tuple[str, int, int]]:
-    """(relation or cube, rows, bytes) of the raw table and every cube (table share by rows' bytes)."""
+def storage(record_type: str, raw_table: str) -> list[tuple[str, int, int]]:
+    """(relation or cube, rows, bytes) of a record type's raw table and of each of its cubes (a table's
+    size with indexes shared out by each cube's share of its row bytes)."""
     from django.db import connection
 
     from metrics.models import BUCKET_MODELS
 
     out = []
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*), pg_total_relation_size('ingestion_interaction') FROM ingestion_interaction")
-        out.append(("raw interactions (table + indexes)", *cursor.fetchone()))
-        for model in BUCKET_MODELS["interaction"]:
+        cursor.execute(f"SELECT count(*), pg_total_relation_size('{raw_table}') FROM {raw_table}")
+        out.append((f"raw {raw_table} (table + indexes)", *cursor.fetchone()))
+        for model in BUCKET_MODELS[record_type]:
             table = model._meta.db_table
             cursor.execute(f"SELECT pg_total_relation_size('{table}'), coalesce(sum(pg_column_size(t.*)), 0) "
                            f"FROM {table} t")
@@ -185,10 +240,18 @@ def storage() -> list[tuple[str, int, int]]:
             cursor.execute(f"SELECT cube, count(*), sum(pg_column_size(t.*)) FROM {table} t GROUP BY cube "
                            f"ORDER BY 2 DESC")
             for cube, rows, cube_bytes in cursor.fetchall():
-                # the table's size (with indexes) shared out by the cube's share of the row bytes
                 out.append((f"{table.removeprefix('metrics_')}: {cube}", rows,
                             round(total * cube_bytes / row_bytes) if row_bytes else 0))
     return out
+
+
+def storage_print(rows: list[tuple[str, int, int]]) -> None:
+    raw_bytes, raw_rows = rows[0][2], max(rows[0][1], 1)
+    cube_total = sum(b for _, _, b in rows[1:])
+    print(f"\nstorage: {rows[0][0]} {rows[0][1]:,} rows, {raw_bytes / 2**20:,.0f} MB")
+    for name, n, size in rows[1:]:
+        print(f"  {name:<48} {n:>10,} rows {n / raw_rows:7.3f} per record {size / 2**20:9,.1f} MB")
+    print(f"  all cubes {cube_total / 2**20:,.0f} MB = {cube_total / raw_bytes:.2f} × the raw table")
 
 
 def run_size(records: int, runs: int) -> None:
@@ -198,6 +261,7 @@ def run_size(records: int, runs: int) -> None:
     from query_data import BENCH_DB, bench_data_ensure
 
     info = bench_data_ensure()
+    from django.conf import settings
     from django.db import connection
     from rest_framework.test import APIClient
 
@@ -206,6 +270,7 @@ def run_size(records: int, runs: int) -> None:
 
     con = duckdb_ensure(Path(f"/tmp/cskpi-peers-{BENCH_DB}.duckdb"), info["raw_rows"])
     department = Department.objects.get(slug="bench-03")
+    timeout = settings.CSKPI_PRESENCE_TIMEOUT_SECONDS
     user = user_grants_upsert(username="bench-peers", staff=True, grants=[], agent="")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_issue(user=user)}")
@@ -224,10 +289,9 @@ def run_size(records: int, runs: int) -> None:
         zone = ZoneInfo(shape["zone"])
         start = datetime.fromisoformat(response.json()["start"]).astimezone(zone)
         end = datetime.fromisoformat(response.json()["end"]).astimezone(zone)
-        duck_params = {"dept": department.id, "start": start, "end": end}
+        duck_params = {"dept": department.id, "start": start, "end": end, "timeout": timeout}
         sql = shape["sql"]
-        if "$dept" not in sql:
-            duck_params.pop("dept")
+        duck_params = {name: value for name, value in duck_params.items() if f"${name}" in sql}
         rows = con.execute(sql, duck_params).fetchall()
         compared = check(shape, response.json(), rows)
         cases.append((shape, params, sql, duck_params, compared))
@@ -255,14 +319,9 @@ def run_size(records: int, runs: int) -> None:
         ratio = statistics.median(duck) / statistics.median(api)
         print(f"| {shape['name']} | {compared:,} | {statistics.median(api):.1f} ms | {p95(api):.1f} ms | "
               f"{statistics.median(duck):.1f} ms | {p95(duck):.1f} ms | {ratio:.2f}× |")
-    rows = storage()
-    raw_bytes = rows[0][2]
-    cube_total = sum(b for _, _, b in rows[1:])
-    print(f"\nstorage: {rows[0][0]} {rows[0][1]:,} rows, {raw_bytes / 2**20:,.0f} MB; "
-          f"DuckDB file {Path(f'/tmp/cskpi-peers-{BENCH_DB}.duckdb').stat().st_size / 2**20:,.0f} MB")
-    for name, n, size in rows[1:]:
-        print(f"  {name:<48} {n:>10,} rows {n / rows[0][1]:7.3f} per record {size / 2**20:9,.1f} MB")
-    print(f"  all cubes {cube_total / 2**20:,.0f} MB = {cube_total / raw_bytes:.2f} × the raw table")
+    print(f"\nDuckDB file {Path(f'/tmp/cskpi-peers-{BENCH_DB}.duckdb').stat().st_size / 2**20:,.0f} MB")
+    storage_print(storage("interaction", "ingestion_interaction"))
+    storage_print(storage("agent_event", "ingestion_agentevent"))
     connection.close()
     con.close()
 
