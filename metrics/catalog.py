@@ -6,6 +6,7 @@ any range is a formula over the merged states (never an average of per-period va
 may combine measures of several record types. Adding a KPI is adding an entry to `KPIS`.
 """
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -207,41 +208,88 @@ class Formula:
     def evaluate(self, states: dict, span_seconds: float | None = None) -> tuple[float | int | None, int]:
         """Value and sample size; `span_seconds` is how long the period (or range) evaluated lasts, up
         to now (only `per_span` reads it)."""
-        if self.kind == "quantile":
-            return sketch_quantile(states.get(self.parts[0]) or [], self.q)
-        if self.kind in _SET_FORMULAS:
-            n = _SET_FORMULAS[self.kind](*(states.get(p) or _NO_SET for p in self.parts))
+        return self.evaluator(states, span_seconds)
+
+    @cached_property
+    def evaluator(self) -> Callable[[Mapping, float | None], tuple[float | int | None, int]]:
+        """`evaluate` with the kind and the parts decided once: a series evaluates it per cell (a
+        year by day of 150 groups and 4 KPIs: 219,000 cells)."""
+        on_values = self.on_values
+        if on_values is None:
+            return _evaluator(self.kind, self.parts, self.q)
+        parts = self.parts
+        return lambda states, span=None: on_values(tuple([states.get(p, 0) for p in parts]), span)
+
+    @cached_property
+    def on_values(self) -> Callable[[tuple, float | None], tuple[float | int | None, int]] | None:
+        """For a formula over additive parts (counts, sums, seconds): the function of (the parts' values in
+        `parts` order, span seconds) giving (value, sample size), so a reader holding a row of values can
+        hand them over without a mapping per cell (asking the kind and building the values per cell was
+        most of a large answer's Python time). None for the other kinds (sketches, sets, stocks)."""
+        return _on_values(self.kind)
+
+
+def _evaluator(kind: str, parts: tuple[str, ...], q: float | None):
+    """The function of (states, span seconds) giving (value, sample size), for the kinds whose parts
+    are not additive numbers."""
+    if kind == "quantile":
+        [sketch] = parts
+        return lambda states, span=None: sketch_quantile(states.get(sketch) or [], q)
+    if kind in _SET_FORMULAS:
+        measure = _SET_FORMULAS[kind]
+
+        def on_sets(states, span=None):
+            n = measure(*(states.get(p) or _NO_SET for p in parts))
             return n, n
-        if self.kind in _STOCK_FORMULAS:
-            return _STOCK_FORMULAS[self.kind](*(states.get(p) or _NO_STOCK for p in self.parts))
-        values = [states.get(p, 0) for p in self.parts]
-        if self.kind == "count":
+        return on_sets
+    if kind in _STOCK_FORMULAS:
+        measure = _STOCK_FORMULAS[kind]
+        return lambda states, span=None: measure(*(states.get(p) or _NO_STOCK for p in parts))
+    raise ValueError(f"unknown formula kind {kind}")
+
+
+def _on_values(kind: str):
+    """The function of (values, span seconds) for an additive formula `kind`, else None."""
+    if kind == "count":
+        def on_count(values, span=None):
             count = int(values[0])
             return count, count
-        if self.kind == "total":
-            return float(values[0]), int(values[1])
-        if self.kind == "seconds":
+        return on_count
+    if kind == "total":
+        return lambda values, span=None: (float(values[0]), int(values[1]))
+    if kind == "seconds":
+        def on_seconds(values, span=None):
             total = float(sum(values))
             return total, int(total)
-        if self.kind == "share":
+        return on_seconds
+    if kind == "share":
+        def on_share(values, span=None):
             whole = float(sum(values))
             return (values[0] / whole * 100, int(whole)) if whole > 0 else (None, 0)
-        if self.kind == "per_hour":
+        return on_share
+    if kind == "per_hour":
+        def on_per_hour(values, span=None):
             online = float(sum(values[1:]))
             return (values[0] / online * 3600, int(values[0])) if online > 0 else (None, 0)
-        if self.kind == "per_span":
+        return on_per_hour
+    if kind == "per_span":
+        def on_per_span(values, span=None):
             total = float(sum(values))
-            return (total / span_seconds, int(total)) if span_seconds else (None, 0)
+            return (total / span, int(total)) if span else (None, 0)
+        return on_per_span
+    if kind not in ("ratio", "mean", "nps"):
+        return None
+
+    def on_denominator(values, span=None):  # over the last part, a count: null when zero
         denominator = int(values[-1])
         if denominator == 0:
             return None, 0
-        if self.kind == "ratio":
+        if kind == "ratio":
             return values[0] / denominator * 100, denominator
-        if self.kind == "mean":
+        if kind == "mean":
             return values[0] / denominator, denominator
-        if self.kind == "nps":
-            return (values[0] - values[1]) / denominator * 100, denominator
-        raise ValueError(f"unknown formula kind {self.kind}")
+        return (values[0] - values[1]) / denominator * 100, denominator
+    return on_denominator
 
 
 _NO_SET = BitMap()

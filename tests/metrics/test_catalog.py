@@ -1,5 +1,8 @@
 """The KPI catalog: every KPI of the spec, formulas against hand-computed numbers, columns in sync."""
 
+import math
+import random
+
 import pytest
 from django.core.management import call_command
 
@@ -39,6 +42,65 @@ def test_catalog_declares_every_kpi_of_the_spec_once():
 ])
 def test_formula_evaluate_hand_computed(key, totals, expected):
     assert KPIS[key].formula.evaluate(totals) == expected
+
+
+@pytest.mark.parametrize(("key", "totals", "span", "expected"), [
+    ("occupancy", {"busy_seconds": 30.0, "available_seconds": 90.0}, None, (25.0, 120)),
+    ("occupancy", {}, None, (None, 0)),
+    ("agent_online_time", {"available_seconds": 1.5, "busy_seconds": 2.0, "away_seconds": 0.5}, None, (4.0, 4)),
+    ("contacts_per_online_hour", {"resolved": 3, "available_seconds": 1800.0, "busy_seconds": 1800.0}, None,
+     (3.0, 3)),
+    ("contacts_per_online_hour", {"resolved": 3}, None, (None, 0)),
+    ("average_agents_online", {"available_seconds": 7200.0}, 3600.0, (2.0, 7200)),
+    ("average_agents_online", {"available_seconds": 7200.0}, 0.0, (None, 0)),
+    ("talk_time", {"handle_seconds_sum": 90.5, "handles": 2}, None, (90.5, 2)),
+])
+def test_formula_evaluate_time_and_share_kinds_hand_computed(key, totals, span, expected):
+    assert KPIS[key].formula.evaluate(totals, span) == expected
+
+
+def _formula_reference(kind: str, v: list, span):
+    """Each additive formula as the catalog's docstring defines it, over the parts' values in order."""
+    if kind == "count":
+        return int(v[0]), int(v[0])
+    if kind == "total":
+        return float(v[0]), int(v[1])
+    if kind == "seconds":
+        return float(sum(v)), int(sum(v))
+    if kind == "share":
+        return (100 * v[0] / sum(v), int(sum(v))) if sum(v) > 0 else (None, 0)
+    if kind == "per_hour":
+        return (v[0] / (sum(v[1:]) / 3600), int(v[0])) if sum(v[1:]) > 0 else (None, 0)
+    if kind == "per_span":
+        return (sum(v) / span, int(sum(v))) if span else (None, 0)
+    n = int(v[-1])
+    if n == 0:
+        return None, 0
+    return {"ratio": 100 * v[0] / n, "mean": v[0] / n, "nps": 100 * (v[0] - v[1]) / n}[kind], n
+
+
+def test_formula_evaluate_and_on_values_match_a_reference_for_every_additive_kpi():
+    """Random states, missing parts included: the mapping path and the reader's fast path (the parts'
+    values in order) both give the definition's value and sample size."""
+    rng = random.Random(7)
+    additive = [k for k in KPIS.values() if k.formula.on_values is not None]
+    assert {k.formula.kind for k in additive} == {
+        "count", "ratio", "mean", "nps", "total", "seconds", "share", "per_hour", "per_span"}
+    for kpi in additive:
+        for _ in range(200):
+            states = {p: rng.choice([0, 0.0, rng.randint(0, 50), rng.uniform(0, 1e5)])
+                      for p in kpi.formula.parts if rng.random() < 0.9}
+            span = rng.choice([None, 0.0, 900.0, rng.uniform(1, 1e6)])
+            values = [states.get(p, 0) for p in kpi.formula.parts]
+            if kpi.formula.kind == "per_span" and span is None:
+                span = 0.0
+            expected_value, expected_sample = _formula_reference(kpi.formula.kind, values, span)
+            for value, sample in (kpi.formula.evaluate(states, span), kpi.formula.on_values(tuple(values), span)):
+                assert sample == expected_sample, (kpi.key, states)
+                if expected_value is None:
+                    assert value is None, (kpi.key, states)
+                else:
+                    assert math.isclose(value, expected_value, rel_tol=1e-12, abs_tol=1e-12), (kpi.key, states)
 
 
 def test_bucket_columns_are_the_catalog_measures():
