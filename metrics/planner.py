@@ -3,6 +3,7 @@
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
+from math import gcd
 from zoneinfo import ZoneInfo
 
 from cskpi.models import Department
@@ -145,6 +146,7 @@ def cube_choose(*, needed: set[str], boundaries: list[datetime], department_zone
     each boundary is checked.
     """
     dept_tz = ZoneInfo(department_zone)
+    step = None  # the largest UTC grain every boundary is a multiple of (0: some boundary has microseconds)
     for cube in CUBES:
         if not needed <= cube.dims or (kept is not None and cube.key not in kept):
             continue
@@ -155,6 +157,12 @@ def cube_choose(*, needed: set[str], boundaries: list[datetime], department_zone
         if cube.local and query_zone == department_zone and granularity in (
                 (Granularity.MONTH,) if cube.monthly else Granularity.DAILY):
             if cube.aligned(boundaries[0], dept_tz) and cube.aligned(boundaries[-1], dept_tz):
+                return cube
+            continue
+        if cube.seconds is not None:  # one gcd over the epochs instead of a check per boundary per cube
+            if step is None:
+                step = 0 if any(b.microsecond for b in boundaries) else gcd(*(int(b.timestamp()) for b in boundaries))
+            if step and step % cube.seconds == 0:
                 return cube
             continue
         if all(cube.aligned(b, dept_tz) for b in boundaries):

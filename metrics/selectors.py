@@ -200,13 +200,18 @@ class _RangeRead:
         bounds = self.boundaries
         return tuple(self._elapsed(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1))
 
+    def spans_for(self, formula) -> tuple[float | None, ...]:
+        """`spans` for a formula that reads them (per span), else Nones: the zone-aware arithmetic
+        of 744 hours cost more than the rest of an hourly series' cells."""
+        return self.spans if formula.kind == "per_span" else (None,) * (len(self.boundaries) - 1)
+
     def evaluate(self, kpi, by_period: dict[int, States]) -> tuple:
         """(value over the range, its sample size, the series or None) of one KPI for one group."""
         evaluate = kpi.formula.evaluator
         # Over the range: the periods' states of this KPI's measures only (a read of four KPIs holds
         # the states of all of them; merging every one for each KPI was half of a grouped answer's time).
         value, sample = evaluate(_merge_states(list(by_period.values()), kpi.formula.parts) if by_period else {},
-                                 self._elapsed(self.start, self.end))
+                                 self._elapsed(self.start, self.end) if kpi.formula.kind == "per_span" else None)
         if self.starts is None:
             return value, sample, None
         get = by_period.get
@@ -214,7 +219,7 @@ class _RangeRead:
         if on_values is None:
             empty: States = {}
             series = [SeriesPoint(start, *evaluate(get(i, empty), span))
-                      for i, (start, span) in enumerate(zip(self.starts, self.spans, strict=True))]
+                      for i, (start, span) in enumerate(zip(self.starts, self.spans_for(kpi.formula), strict=True))]
             return value, sample, series
         # Additive parts: each period's values picked from its row at C speed (rows of one read share
         # their measure positions), no mapping asked per part per cell.
@@ -223,7 +228,7 @@ class _RangeRead:
         positions, pick = None, None
         series = []
         append = series.append
-        for i, (start, span) in enumerate(zip(self.starts, self.spans, strict=True)):
+        for i, (start, span) in enumerate(zip(self.starts, self.spans_for(kpi.formula), strict=True)):
             row = get(i)
             if row is None:
                 values = zeros
