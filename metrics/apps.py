@@ -1,3 +1,4 @@
+from celery.signals import worker_init
 from django.apps import AppConfig
 from django.db.backends.signals import connection_created
 
@@ -45,3 +46,4 @@ class MetricsConfig(AppConfig):
         record_changes_marked.connect(receivers.recompute_kick_on_commit, dispatch_uid="metrics-recompute-kick")
         department_timezone_changed.connect(receivers.department_zone_changed, dispatch_uid="metrics-zone-change")
         health_collected.connect(receivers.recompute_backlog, dispatch_uid="metrics-recompute-backlog")
+        worker_init.connect(receivers.recompute_sql_warm_before_fork, dispatch_uid="metrics-recompute-sql-warm")

@@ -8,11 +8,11 @@ import logging
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connections, transaction
 
 from ingestion.models import RecordChange
 from metrics import tasks
-from metrics.services import KICK_FLAG, department_buckets_invalidate
+from metrics.services import KICK_FLAG, department_buckets_invalidate, recompute_sql_warm
 
 logger = logging.getLogger(__name__)
 
@@ -47,3 +47,18 @@ def department_zone_changed(*, department, **kwargs) -> None:
 def recompute_backlog(**kwargs) -> dict:
     """Receiver of `cskpi.signals.health_collected`: the marks waiting for a recompute."""
     return {"pending_buckets": RecordChange.objects.count()}
+
+
+def recompute_sql_warm_before_fork(**kwargs) -> None:
+    """Receiver of Celery's `worker_init` (the worker's main process, before its pool forks): compile
+    the recompute's SQL once, so every pool process, one restarted after a kill included, inherits it.
+    The main process's database connection is closed afterwards: a forked child must not share it."""
+    if connections["default"].vendor != "postgresql":  # SQLite: the embedded default has no worker pool
+        return
+    try:
+        shapes = recompute_sql_warm()
+        logger.info("recompute SQL compiled ahead: %d statement shapes", shapes)
+    except Exception:  # noqa: BLE001 - no database yet: each pool process compiles on demand
+        logger.warning("could not compile the recompute SQL ahead", exc_info=True)
+    finally:
+        connections.close_all()
