@@ -20,7 +20,7 @@ import logging
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
@@ -117,7 +117,6 @@ class _Table:
         self.time_columns = spec.time_columns
         self.quarters_touched = spec.quarters_touched
         self.holds = spec.holds
-        self.span_quarters = spec.span_quarters
         self.series = spec.series
         self.lock_namespace = spec.lock_namespace
         self.columns = [f.column for f in model._meta.concrete_fields if f.column != "id"]
@@ -216,6 +215,7 @@ def _upsert(table: _Table, rows: Sequence[dict], department_ids: set[int] | None
     _check_stored_departments(stored, groups, department_ids)
     updates: list[dict] = []
     marks: list[tuple[int, datetime]] = []
+    spans: list[tuple[int, datetime, datetime]] = []  # (department id, first, last moment) of state records
     places: list[tuple] = []  # (department id, series values, anchor) of every place written to or left
     pending = sorted(groups)
     for _ in range(MAX_RACE_ROUNDS):
@@ -228,7 +228,8 @@ def _upsert(table: _Table, rows: Sequence[dict], department_ids: set[int] | None
                 continue
             if changed:
                 marks += _marks(table, current.department_id, current.place)
-                marks += _row_marks(table, [final])
+                spans += _row_spans(table, [final]) if table.holds else []
+                marks += [] if table.holds else _row_marks(table, [final])
                 if table.series:
                     places.append((current.department_id, current.series, current.place[0]))
                     places.append(_series_place(table, final))
@@ -238,7 +239,10 @@ def _upsert(table: _Table, rows: Sequence[dict], department_ids: set[int] | None
         inserted = _insert(table, inserts)
         pending = sorted({(r["source"], r["external_id"]) for r in inserts} - inserted)
         created = [r for r in inserts if (r["source"], r["external_id"]) in inserted]
-        marks += _row_marks(table, created)
+        if table.holds:
+            spans += _row_spans(table, created)
+        else:
+            marks += _row_marks(table, created)
         if table.series:
             places += [_series_place(table, r) for r in created]
         if not pending:
@@ -253,8 +257,8 @@ def _upsert(table: _Table, rows: Sequence[dict], department_ids: set[int] | None
     _update(table, updates)
     if places:
         marks += _successor_marks(table, places)
-    if marks:
-        record_changes_mark(record_type=table.record_type, marks=marks)
+    if marks or spans:
+        record_changes_mark(record_type=table.record_type, marks=marks, spans=spans)
     return results
 
 
@@ -326,25 +330,19 @@ def _marks(table: _Table, department_id: int, place: tuple) -> list[tuple[int, d
     return [(department_id, moment) for moment in table.quarters_touched(place)]
 
 
+def _row_spans(table: _Table, rows: list[dict]) -> list[tuple[int, datetime, datetime]]:
+    """(department id, first, last moment) of the quarters state records decide (each up to its
+    presence timeout): the database lists their quarters (`record_changes_mark`)."""
+    now = timezone.now()
+    anchor = table.time_columns[0]
+    spans = []
+    for r in rows:
+        start, end = presence_span(r[anchor], now=now)
+        spans.append((r["department_id"], start, end - timedelta(microseconds=1) if end > start else start))
+    return spans
+
+
 def _row_marks(table: _Table, rows: list[dict]) -> list[tuple[int, datetime]]:
-    if table.holds:  # many events, overlapping spans: merged per department before the quarters are listed
-        now = timezone.now()
-        spans: dict[int, list[tuple[datetime, datetime]]] = {}
-        anchor = table.time_columns[0]
-        for r in rows:
-            spans.setdefault(r["department_id"], []).append(presence_span(r[anchor], now=now))
-        marks = []
-        for department_id, department_spans in spans.items():
-            department_spans.sort()
-            start, end = department_spans[0]
-            for s, e in [*department_spans[1:], (None, None)]:
-                if s is not None and s <= end:
-                    end = max(end, e)
-                    continue
-                marks += [(department_id, m) for m in table.span_quarters(start, end)]
-                if s is not None:
-                    start, end = s, e
-        return marks
     if len(table.time_columns) == 1:  # a point in time: its anchor's quarter (the hot path, kept lean)
         anchor = table.time_columns[0]
         return [(r["department_id"], r[anchor]) for r in rows]
