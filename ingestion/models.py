@@ -189,7 +189,9 @@ class RecordChange(models.Model):
     """
 
     record_type = models.CharField(max_length=16, choices=RecordType.choices)
-    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: every batch writes thousands of marks (each index is a write per mark), and
+    # the key below serves the lookups by department of each record type; the table is a queue, short.
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="+", db_index=False)
     quarter_start = models.DateTimeField(help_text="UTC start of the 15-minute bucket.")
     scope = models.CharField(max_length=16, choices=ChangeScope.choices, default=ChangeScope.ALL,
                              db_default=ChangeScope.ALL)

@@ -99,7 +99,8 @@ def _table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query:
                                       start=start, end=end, boundaries=boundaries, names=names)
         loads = [_loaded for _ in measures]
     elif names:
-        loads = [m.kind.load for m in measures]
+        # Every group read has cube rows: a kind whose `read` gives the state needs no load per value.
+        loads = None if all(m.kind.read_is_state for m in measures) else [m.kind.load for m in measures]
         fetched = _grouped_read(model=model, measures=measures, cube=cube, query=query, scope=scope,
                                 start=start, end=end, boundaries=boundaries, names=names)
     else:
@@ -124,7 +125,7 @@ def _table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query:
         else:
             key = tuple(slug if i is None else (None if row[i] == "" else row[i]) for i in key_parts)
         # SQL grouped by (period, dimensions): each (key, period) arrives once per table.
-        states = StateRow(positions, tuple(map(_apply, loads, row[first_state:])))
+        states = StateRow(positions, row[first_state:] if loads is None else tuple(map(_apply, loads, row[first_state:])))
         period = row[0] - 1 if series else 0
         periods = out[key]
         if period in periods:  # another table's measures for the same group and period
