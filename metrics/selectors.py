@@ -207,39 +207,45 @@ class _RangeRead:
 
     def evaluate(self, kpi, by_period: dict[int, States]) -> tuple:
         """(value over the range, its sample size, the series or None) of one KPI for one group."""
-        evaluate = kpi.formula.evaluator
+        formula = kpi.formula
+        range_span = self._elapsed(self.start, self.end) if formula.kind == "per_span" else None
+        if formula.on_values is not None:
+            return self._evaluate_additive(formula, by_period, range_span)
+        evaluate = formula.evaluator
         # Over the range: the periods' states of this KPI's measures only (a read of four KPIs holds
         # the states of all of them; merging every one for each KPI was half of a grouped answer's time).
-        value, sample = evaluate(_merge_states(list(by_period.values()), kpi.formula.parts) if by_period else {},
-                                 self._elapsed(self.start, self.end) if kpi.formula.kind == "per_span" else None)
+        value, sample = evaluate(_merge_states(list(by_period.values()), formula.parts) if by_period else {},
+                                 range_span)
         if self.starts is None:
             return value, sample, None
-        get = by_period.get
-        on_values = kpi.formula.on_values
-        if on_values is None:
-            empty: States = {}
-            series = [SeriesPoint(start, *evaluate(get(i, empty), span))
-                      for i, (start, span) in enumerate(zip(self.starts, self.spans_for(kpi.formula), strict=True))]
-            return value, sample, series
-        # Additive parts: each period's values picked from its row at C speed (rows of one read share
-        # their measure positions), no mapping asked per part per cell.
-        parts = kpi.formula.parts
-        zeros = (0,) * len(parts)
+        get, empty = by_period.get, {}
+        series = [SeriesPoint(start, *evaluate(get(i, empty), span))
+                  for i, (start, span) in enumerate(zip(self.starts, self.spans_for(formula), strict=True))]
+        return value, sample, series
+
+    def _evaluate_additive(self, formula, by_period: dict[int, States], range_span: float | None) -> tuple:
+        """`evaluate` for a formula over additive parts: each period's values picked from its row at C
+        speed (rows of one read share their measure positions), the range's values their column sums
+        (what merging the periods' states gives), no mapping asked per part per cell."""
+        on_values, parts = formula.on_values, formula.parts
         positions, pick = None, None
-        series = []
-        append = series.append
-        for i, (start, span) in enumerate(zip(self.starts, self.spans_for(kpi.formula), strict=True)):
-            row = get(i)
-            if row is None:
-                values = zeros
-            elif type(row) is StateRow:
+        picked: dict[int, tuple] = {}
+        for i, row in by_period.items():
+            if type(row) is StateRow:
                 if row.positions is not positions:
                     positions = row.positions
                     pick = _picker(positions, parts)
-                values = pick(row.values) if pick else tuple([row.get(p, 0) for p in parts])
+                picked[i] = pick(row.values) if pick else tuple([row.get(p, 0) for p in parts])
             else:
-                values = tuple([row.get(p, 0) for p in parts])
-            append(SeriesPoint(start, *on_values(values, span)))
+                picked[i] = tuple([row.get(p, 0) for p in parts])
+        totals = tuple(map(sum, zip(*picked.values(), strict=True))) if picked else (0,) * len(parts)
+        value, sample = on_values(totals, range_span)
+        if self.starts is None:
+            return value, sample, None
+        zeros = (0,) * len(parts)
+        get = picked.get
+        series = [SeriesPoint(start, *on_values(get(i, zeros), span))
+                  for i, (start, span) in enumerate(zip(self.starts, self.spans_for(formula), strict=True))]
         return value, sample, series
 
 
