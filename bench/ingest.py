@@ -1,6 +1,10 @@
 """Ingestion benchmark: HTTP bulk upserts of interactions (batches of 1000) against PostgreSQL.
 
-    .venv/bin/python bench/ingest.py [--records 200000] [--clients 3] [--workers 2]
+    .venv/bin/python bench/ingest.py [--records 200000] [--clients 3] [--workers 2] [--kind agent-events]
+
+`--kind agent-events` posts agent status events instead (500 agents of the department, each with an
+event every 24 minutes; every event marks the quarters its status can decide, up to the presence
+timeout ahead).
 
 Creates (or reuses) the PostgreSQL database `cskpi_bench` on 127.0.0.1 (user postgres, trust auth),
 migrates it, empties the record tables, creates a department and an ingest token, starts gunicorn
@@ -62,11 +66,12 @@ def fixtures_reset() -> str:
     from django.db import connection
 
     from cskpi.services import department_upsert, token_issue, user_grants_upsert
-    from ingestion.models import Interaction, RecordChange
+    from ingestion.models import AgentEvent, Interaction, RecordChange
 
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {Interaction._meta.db_table}, {RecordChange._meta.db_table}")
+        cursor.execute(f"TRUNCATE {Interaction._meta.db_table}, {AgentEvent._meta.db_table}, "
+                       f"{RecordChange._meta.db_table}")
     department_upsert(slug="bench-hn", name="Bench HN")
     user = user_grants_upsert(username="bench-ingest", grants=[("bench-hn", "ingest")])
     return token_issue(user=user, name="bench")
@@ -90,6 +95,20 @@ def interaction(n: int, rng: random.Random | None = None, version: int = 0) -> d
     if status == "resolved":
         item["resolved_at"] = (created + timedelta(minutes=5 + n % 50)).isoformat()
     return item
+
+
+AGENT_STATUSES = ["available", "busy", "away", "offline"]
+
+
+def agent_event(n: int, rng: random.Random | None = None, version: int = 0) -> dict:
+    """Event n of 500 agents, one each every 24 minutes per agent; (n, version) gives the same content."""
+    at = BASE + timedelta(seconds=(n // 500) * 1440 + (n % 500) * 2)
+    return {"external_id": f"E-{n}", "source": "bench", "department": "bench-hn", "agent": f"agent-{n % 500}",
+            "status": AGENT_STATUSES[(n + version) % len(AGENT_STATUSES)], "at": at.isoformat(),
+            "updated_at": (at + timedelta(hours=1 + version)).isoformat()}
+
+
+KINDS = {"interactions": interaction, "agent-events": agent_event}
 
 
 def free_port() -> int:
@@ -119,7 +138,8 @@ def gunicorn_start(port: int, workers: int, threads: int, redis_url: str) -> sub
     raise SystemExit("gunicorn did not start")
 
 
-def post_all(port: int, token: str, bodies: list[bytes], clients: int) -> tuple[float, list[float], dict]:
+def post_all(port: int, token: str, bodies: list[bytes], clients: int,
+             path: str = "/api/v1/interactions") -> tuple[float, list[float], dict]:
     """Post every body once, spread over `clients` keep-alive connections; -> (seconds, latencies, counts)."""
     queue = list(enumerate(bodies))
     lock = threading.Lock()
@@ -136,7 +156,7 @@ def post_all(port: int, token: str, bodies: list[bytes], clients: int) -> tuple[
                     break
                 _, body = queue.pop()
             started = time.perf_counter()
-            conn.request("POST", "/api/v1/interactions", body=body, headers=headers)
+            conn.request("POST", path, body=body, headers=headers)
             response = conn.getresponse()
             payload = response.read()
             elapsed = time.perf_counter() - started
@@ -258,44 +278,46 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="gunicorn gthread threads per worker")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/1"))
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--kind", choices=sorted(KINDS), default="interactions")
     args = parser.parse_args()
+    build, path = KINDS[args.kind], f"/api/v1/{args.kind}"
 
     database_ensure()
     django_setup(args.redis_url)
     token = fixtures_reset()
     rng = random.Random(7)
     batches = args.records // BATCH
-    print(f"building {batches} batches of {BATCH} interactions ...", flush=True)
-    new = [json.dumps([interaction(b * BATCH + i, rng) for i in range(BATCH)]).encode() for b in range(batches)]
+    print(f"building {batches} batches of {BATCH} {args.kind} ...", flush=True)
+    new = [json.dumps([build(b * BATCH + i, rng) for i in range(BATCH)]).encode() for b in range(batches)]
 
     port = free_port()
     server = gunicorn_start(port, args.workers, args.threads, args.redis_url)
     try:
         print(f"gunicorn: {args.workers} workers x {args.threads} threads on 127.0.0.1:{port}; "
               f"{args.clients} client threads; {os.cpu_count()} CPUs\n")
-        post_all(port, token, [json.dumps([interaction(-1 - i, rng) for i in range(BATCH)]).encode()],
-                 1)  # warm-up
-        seconds, latencies, totals = post_all(port, token, new, args.clients)
+        post_all(port, token, [json.dumps([build(-1 - i, rng) for i in range(BATCH)]).encode()],
+                 1, path)  # warm-up
+        seconds, latencies, totals = post_all(port, token, new, args.clients, path)
         report("new", batches * BATCH, seconds, latencies, totals)
-        seconds, latencies, totals = post_all(port, token, new, args.clients)
+        seconds, latencies, totals = post_all(port, token, new, args.clients, path)
         report("repeat", batches * BATCH, seconds, latencies, totals)
 
         mixed = []
         offset = batches * BATCH
         for b in range(batches):
             third = BATCH // 3
-            items = [interaction(offset + b * third + i, rng) for i in range(third)]  # new
-            items += [interaction(b * BATCH + i, rng, version=1) for i in range(third)]  # changed
-            items += [interaction(b * BATCH + third + i, rng) for i in range(BATCH - 2 * third - 10)]  # same
-            items += [interaction(b * BATCH + i, rng) for i in range(10)]  # stale (older than version 1)
+            items = [build(offset + b * third + i, rng) for i in range(third)]  # new
+            items += [build(b * BATCH + i, rng, version=1) for i in range(third)]  # changed
+            items += [build(b * BATCH + third + i, rng) for i in range(BATCH - 2 * third - 10)]  # same
+            items += [build(b * BATCH + i, rng) for i in range(10)]  # stale (older than version 1)
             rng.shuffle(items)
             mixed.append(json.dumps(items).encode())
-        seconds, latencies, totals = post_all(port, token, mixed, args.clients)
+        seconds, latencies, totals = post_all(port, token, mixed, args.clients, path)
         report("mixed", batches * BATCH, seconds, latencies, totals)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    if not args.no_profile:
+    if not args.no_profile and args.kind == "interactions":
         profile_one_batch(token)
 
 
