@@ -71,13 +71,22 @@ class CsvNegotiationMixin:
 # JSON has no NaN or Infinity; a stored value that produced one (or an overflow) must not make the
 # answer unparseable or a 500. orjson writes NaN, Infinity and -Infinity as `null` (the API's "no
 # value"); types orjson does not know (Decimal, lazy translations, datetimes) go through DRF's
-# encoder, so the text is the same as DRF's JSONRenderer would write.
+# encoder, so the text is the same as DRF's JSONRenderer would write, unless they offer `as_json()`.
 _encoder = JSONEncoder()
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
+def _default(obj):
+    """A type orjson does not know: one that offers `as_json()` (a compact structure that writes as
+    plain JSON, e.g. a KPI series held column by column) gives that; anything else goes to DRF's encoder."""
+    as_json = getattr(type(obj), "as_json", None)
+    if as_json is not None:
+        return as_json(obj)
+    return _encoder.default(obj)
+
+
 def json_dumps(data) -> bytes:
-    return orjson.dumps(data, default=_encoder.default, option=_OPTIONS)
+    return orjson.dumps(data, default=_default, option=_OPTIONS)
 
 
 class FiniteJSONRenderer(renderers.JSONRenderer):

@@ -6,7 +6,7 @@ across departments, record types and periods with each measure's kind, and evalu
 """
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -219,9 +219,8 @@ class _RangeRead:
         if self.starts is None:
             return value, sample, None
         get, empty = by_period.get, {}
-        series = [SeriesPoint(start, *evaluate(get(i, empty), span))
-                  for i, (start, span) in enumerate(zip(self.starts, self.spans_for(formula), strict=True))]
-        return value, sample, series
+        return value, sample, self._series([evaluate(get(i, empty), span)
+                                            for i, span in enumerate(self.spans_for(formula))])
 
     def _evaluate_additive(self, formula, by_period: dict[int, States], range_span: float | None) -> tuple:
         """`evaluate` for a formula over additive parts: each period's values picked from its row at C
@@ -244,9 +243,12 @@ class _RangeRead:
             return value, sample, None
         zeros = (0,) * len(parts)
         get = picked.get
-        series = [SeriesPoint(start, *on_values(get(i, zeros), span))
-                  for i, (start, span) in enumerate(zip(self.starts, self.spans_for(formula), strict=True))]
-        return value, sample, series
+        return value, sample, self._series([on_values(get(i, zeros), span)
+                                            for i, span in enumerate(self.spans_for(formula))])
+
+    def _series(self, cells: list[tuple]) -> "Series":
+        """The series of (value, sample size) cells, one per period in order."""
+        return Series(self.starts, [cell[0] for cell in cells], [cell[1] for cell in cells])
 
 
 def _picker(positions: dict[str, int], parts: tuple[str, ...]):
@@ -271,16 +273,50 @@ def _range_read(*, query: KpiQuery, start: datetime, end: datetime) -> _RangeRea
 _POINT = ("start", "value", "sample_size")
 
 
+class Series(Sequence):
+    """A KPI's series, column by column: the periods' starts (one tuple shared by every series of the
+    answer), the values and the sample sizes.
+
+    Read as the list of points it stands for (`series[i]["value"]`, iteration, slices, equal to that
+    list of dicts). The JSON renderer writes it through `as_json`, a list of plain dicts made while it
+    writes: orjson wrote the slotted point objects this replaced at ~0.75 µs each (5.4 ms for 7,200
+    points, more than building them), plain dicts at ~0.1 µs. Held between the read and the renderer,
+    two list slots per period take less than a point object did.
+    """
+
+    __slots__ = ("starts", "values", "samples")
+
+    def __init__(self, starts: tuple[str, ...], values: list, samples: list):
+        self.starts, self.values, self.samples = starts, values, samples
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [SeriesPoint(*point) for point in zip(self.starts[index], self.values[index], self.samples[index],
+                                                         strict=True)]
+        return SeriesPoint(self.starts[index], self.values[index], self.samples[index])
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and len(self) == len(other) and all(
+            mine == theirs for mine, theirs in zip(self, other, strict=True))
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"Series({list(map(dict, self))!r})"
+
+    def as_json(self) -> list[dict]:
+        return [{"start": start, "value": value, "sample_size": sample}
+                for start, value, sample in zip(self.starts, self.values, self.samples, strict=True)]
+
+
 @dataclass(slots=True, eq=False)
 class SeriesPoint(Mapping):
-    """One period of a series: `{"start", "value", "sample_size"}`.
-
-    A slotted object (56 bytes) where a dict takes about 200: the largest answer the cell cap allows
-    holds 40,000 of them, and the dicts were a quarter of a worker's growth serving it. It reads as
-    the mapping it stands for (`point["value"]`, `dict(point)`, equal to that dict), and orjson
-    writes a dataclass as the JSON object of its fields, in this order, without a dict in between.
-    `start` is the period's ISO string, shared by every group's point of that period.
-    """
+    """One period of a series as `Series` hands it out: `{"start", "value", "sample_size"}`, a view
+    made on demand (a series holds its periods column by column). It reads as the mapping it stands
+    for (`point["value"]`, `dict(point)`, equal to that dict)."""
 
     start: str
     value: float | int | None
