@@ -115,6 +115,15 @@ def _table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query:
     # (a month by agent × channel folds 1,800 rows a department; this loop is most of its Python time).
     sliced = key_parts == list(range(offset, first_state))
     slug = scope.department.slug
+    if series and not dims:  # one group (the department's, or none): a series by period, the commonest read
+        periods = None
+        for row in fetched:
+            if periods is None:  # the group exists once a row does
+                periods = out[tuple(slug for _ in key_parts)]
+            states = StateRow(positions, row[1:] if loads is None else tuple(map(_apply, loads, row[1:])))
+            period = row[0] - 1
+            periods[period] = {**periods[period], **states} if period in periods else states
+        return
     for row in fetched:
         if not names and all(v is None for v in row):
             continue  # no rows at all
