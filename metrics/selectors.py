@@ -5,7 +5,7 @@ The planner (`metrics.planner`) picks a cube per record type and department; the
 across departments, record types and periods with each measure's kind, and evaluates the formulas.
 """
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +24,7 @@ from metrics.catalog import KPIS, MEASURES_BY_KEY
 from metrics.models import RecomputeStamp
 from metrics.periods import Granularity, boundaries_get, period_starts_iso, previous_range
 from metrics.planner import DEPARTMENT, GROUP_DIMENSIONS, DepartmentScope, KpiQuery, query_plan
-from metrics.reader import GroupKey, Read, StateRow, States, department_states_read, measure_states_read
+from metrics.reader import GroupKey, Read, StateRow, States, department_states_read, measure_states_read_many
 
 __all__ = ["GROUP_DIMENSIONS", "DepartmentScope", "KpiQuery", "kpi_catalog_list", "kpi_series_get", "query_plan",
            "recompute_status_get"]
@@ -41,11 +41,8 @@ def _states_read(*, query: KpiQuery, start: datetime, end: datetime, granularity
     for record_type, keys in by_type.items():
         measures = [MEASURES_BY_KEY[k] for k in keys]
         grouped = [m for m in measures if not m.kind.department_wide]
-        reads = [
-            measure_states_read(measures=grouped, query=query, scope=scope, start=start,
-                                end=end, granularity=granularity, boundaries=boundaries)
-            for scope in query.scopes
-        ]
+        reads = measure_states_read_many(measures=grouped, query=query, scopes=query.scopes, start=start, end=end,
+                                         granularity=granularity, boundaries=boundaries)
         merged[record_type] = reads[0] if len(reads) == 1 else _merge_reads(reads)
         wide = [m for m in measures if m.kind.department_wide]
         if wide:
@@ -81,14 +78,21 @@ def _department_states_spread(read: Read, *, query: KpiQuery, measures, start: d
 
 
 def _merge_reads(reads: list[Read]) -> Read:
-    """One read from several departments' (the same group and period merged with each measure's kind)."""
+    """One read from several departments' (the same group and period merged with each measure's kind).
+    A group only one department has (every group, grouped by department) is taken as it is."""
+    seen = Counter(key for read in reads for key in read)
+    merged: Read = {}
     collected: dict[GroupKey, dict[int, list[States]]] = defaultdict(lambda: defaultdict(list))
     for read in reads:
         for key, periods in read.items():
+            if seen[key] == 1:
+                merged[key] = periods
+                continue
             for index, states in periods.items():
                 collected[key][index].append(states)
-    return {key: {index: _merge_states(many) for index, many in periods.items()}
-            for key, periods in collected.items()}
+    merged.update({key: {index: _merge_states(many) for index, many in periods.items()}
+                   for key, periods in collected.items()})
+    return merged
 
 
 def _merge_states(many: list[States], keys=None) -> States:
