@@ -7,7 +7,7 @@ across departments, record types and periods with each measure's kind, and evalu
 
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from operator import itemgetter
@@ -142,7 +142,7 @@ def kpi_series_get(*, query: KpiQuery) -> dict:
         keys = sorted(groups, key=_sort_key) if query.group_by else [()]
         p_groups = _kpi_read(kpi, previous.reads) if previous else {}
         for key in keys:
-            value, sample, series = current.evaluate(kpi, groups.get(key, {}))
+            value, sample, series = current.evaluate(kpi, groups.get(key, {}), key)
             result = {
                 "kpi": kpi.key,
                 "unit": kpi.unit,
@@ -153,7 +153,7 @@ def kpi_series_get(*, query: KpiQuery) -> dict:
             if series is not None:
                 result["series"] = series
             if previous is not None:
-                p_value, p_sample, p_series = previous.evaluate(kpi, p_groups.get(key, {}))
+                p_value, p_sample, p_series = previous.evaluate(kpi, p_groups.get(key, {}), key)
                 result["previous"] = {"start": _iso(previous.start, tz), "end": _iso(previous.end, tz),
                                       "value": p_value, "sample_size": p_sample}
                 if p_series is not None:  # period by period: the i-th previous period beside the i-th
@@ -193,6 +193,13 @@ class _RangeRead:
     reads: dict[str, Read]
     boundaries: tuple[datetime, ...]
     now: datetime
+    totals: dict[str, Read] | None = None  # the range's own states of the _RANGE_READ_KINDS formulas' measures
+
+    def range_states(self, kpi, key: GroupKey) -> States | None:
+        """The group's states over the whole range when they were read on their own, else None."""
+        if self.totals is None or kpi.formula.kind not in _RANGE_READ_KINDS:
+            return None
+        return _kpi_read(kpi, self.totals).get(key, {}).get(0, {})
 
     def _elapsed(self, start: datetime, end: datetime) -> float:
         """Seconds of [start, end) up to now: what a formula per second of the period divides by."""
@@ -209,17 +216,20 @@ class _RangeRead:
         of 744 hours cost more than the rest of an hourly series' cells."""
         return self.spans if formula.kind == "per_span" else (None,) * (len(self.boundaries) - 1)
 
-    def evaluate(self, kpi, by_period: dict[int, States]) -> tuple:
+    def evaluate(self, kpi, by_period: dict[int, States], key: GroupKey = ()) -> tuple:
         """(value over the range, its sample size, the series or None) of one KPI for one group."""
         formula = kpi.formula
         range_span = self._elapsed(self.start, self.end) if formula.kind == "per_span" else None
         if formula.on_values is not None:
             return self._evaluate_additive(formula, by_period, range_span)
         evaluate = formula.evaluator
-        # Over the range: the periods' states of this KPI's measures only (a read of four KPIs holds
-        # the states of all of them; merging every one for each KPI was half of a grouped answer's time).
-        value, sample = evaluate(_merge_states(list(by_period.values()), formula.parts) if by_period else {},
-                                 range_span)
+        # Over the range: the range's own states, or the periods' states of this KPI's measures only (a
+        # read of four KPIs holds the states of all of them; merging every one for each KPI was half of a
+        # grouped answer's time).
+        whole = self.range_states(kpi, key)
+        if whole is None:
+            whole = _merge_states(list(by_period.values()), formula.parts) if by_period else {}
+        value, sample = evaluate(whole, range_span)
         if self.starts is None:
             return value, sample, None
         get, empty = by_period.get, {}
@@ -266,12 +276,25 @@ def _picker(positions: dict[str, int], parts: tuple[str, ...]):
     return itemgetter(*(positions[p] for p in parts))
 
 
+# Formula kinds whose range value is read on its own, from the coarsest cube that fits the range, when
+# the query has a series: merging a year of day sketches in Python (~50,000 bins) cost more than the
+# rest of the answer, where the range's month sketches merge in SQL in a millisecond. (Counts and
+# sums add up in no time; sets union in C.)
+_RANGE_READ_KINDS = frozenset({"quantile"})
+
+
 def _range_read(*, query: KpiQuery, start: datetime, end: datetime) -> _RangeRead:
     tz = query.tz
     boundaries = boundaries_get(start=start, end=end, zone=tz, granularity=query.granularity)
     reads = _states_read(query=query, start=start, end=end, granularity=query.granularity, boundaries=boundaries)
     starts = None if query.granularity == Granularity.TOTAL else period_starts_iso(tuple(boundaries), tz)
-    return _RangeRead(start, end, starts, reads, tuple(boundaries), timezone.now())
+    totals = None
+    ranged = tuple(k for k in query.kpis if k.formula.kind in _RANGE_READ_KINDS)
+    if starts is not None and ranged:
+        total = replace(query, kpis=ranged, granularity=Granularity.TOTAL)
+        totals = _states_read(query=total, start=start, end=end, granularity=Granularity.TOTAL,
+                              boundaries=[start, end])
+    return _RangeRead(start, end, starts, reads, tuple(boundaries), timezone.now(), totals)
 
 
 _POINT = ("start", "value", "sample_size")
