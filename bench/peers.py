@@ -296,6 +296,11 @@ def run_size(records: int, runs: int) -> None:
         compared = check(shape, response.json(), rows)
         cases.append((shape, params, sql, duck_params, compared))
 
+    # The process tuned as gunicorn's workers and Celery's pool processes are (cskpi/gunicorn_conf.py):
+    # what is loaded is frozen out of the cyclic collector's walks.
+    from cskpi.runtime import gc_tune
+
+    gc_tune()
     timings = {shape["name"]: ([], []) for shape, *_ in cases}
     for round_ in range(runs + 2):  # two warm-up rounds
         for shape, params, sql, duck_params, _ in cases:

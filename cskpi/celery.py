@@ -1,10 +1,21 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init
+
+from cskpi.runtime import gc_tune
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cskpi.settings")
 
 app = Celery("cskpi")
+
+
+@worker_process_init.connect
+def _gc_tune(**kwargs):
+    """Each pool process, once started: the cyclic collector tuned as in the web workers (cskpi.runtime)."""
+    gc_tune()
+
+
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 app.autodiscover_tasks(["metrics.alerting"])

@@ -5,6 +5,8 @@
 
 import os
 
+from cskpi.runtime import gc_tune
+
 worker_class = "cskpi.gunicorn_worker.HardenedThreadWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # A slow client holds one thread (until CSKPI_CLIENT_READ_SECONDS), never a whole worker.
@@ -24,3 +26,9 @@ raw_env = ["DJANGO_DEBUG=false"]
 accesslog = "-"
 # No control socket: its default path is per user, shared by every gunicorn the user starts.
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    """Each worker, once the application is loaded: what it loaded is frozen out of the cyclic
+    collector's walks and the young generation is collected less often (cskpi.runtime)."""
+    gc_tune()

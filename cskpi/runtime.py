@@ -1,0 +1,25 @@
+"""Process tuning for the long-lived processes that serve the API and run the tasks.
+
+A large `/metrics` answer allocates a few hundred thousand objects. Python's cyclic collector then runs
+its young generation dozens of times per request and, every so often, a full collection that walks
+every object the process has: Django's app registry, URL patterns, DRF, psycopg and everything else
+loaded at start. Measured on a year by day of 20 departments: a 32 ms median with a p95 of 85 ms, every
+slow request holding a full collection of 50–70 ms. `gc_tune` freezes what is loaded at start (moved
+to a permanent generation the collector never walks) and runs the young generation less often
+(`CSKPI_GC_THRESHOLD` objects); memory is still freed by reference counting as before, the collector
+only finds cycles, which the request path does not make.
+"""
+
+import gc
+
+from django.conf import settings
+
+
+def gc_tune() -> None:
+    """Freeze the objects loaded so far out of the collector's walks, and collect less often."""
+    gc.collect()
+    gc.freeze()
+    threshold = settings.CSKPI_GC_THRESHOLD
+    if threshold:
+        _, second, third = gc.get_threshold()
+        gc.set_threshold(threshold, second, third)
