@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init
 
 from cskpi.runtime import gc_tune
 
@@ -10,9 +10,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cskpi.settings")
 app = Celery("cskpi")
 
 
-@worker_process_init.connect
+@worker_init.connect
 def _gc_tune(**kwargs):
-    """Each pool process, once started: the cyclic collector tuned as in the web workers (cskpi.runtime)."""
+    """The worker's main process, before its pool forks: the cyclic collector tuned as in the web workers
+    (cskpi.runtime); every pool process, one started again after a kill too, inherits it without a
+    collection of its own on the way to its first task."""
     gc_tune()
 
 

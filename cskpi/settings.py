@@ -146,7 +146,7 @@ CSKPI_MAX_BATCH = env.int("CSKPI_MAX_BATCH", default=1000)
 CSKPI_MAX_PAGE_SIZE = env.int("CSKPI_MAX_PAGE_SIZE", default=1000)
 # Most entries listed in an error's `errors` (the rest are counted in `errors_not_listed`).
 CSKPI_MAX_ERRORS = env.int("CSKPI_MAX_ERRORS", default=100)
-# Young-generation threshold of Python's cyclic collector in gunicorn workers and Celery pool processes
+# Young-generation threshold of Python's cyclic collector in gunicorn workers and Celery workers
 # (cskpi.runtime.gc_tune; 0 keeps Python's 700).
 CSKPI_GC_THRESHOLD = env.int("CSKPI_GC_THRESHOLD", default=50_000)
 # Most cells (KPIs x groups x periods) one /metrics answer may hold.
