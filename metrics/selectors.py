@@ -233,8 +233,8 @@ class _RangeRead:
         if self.starts is None:
             return value, sample, None
         get, empty = by_period.get, {}
-        return value, sample, self._series([evaluate(get(i, empty), span)
-                                            for i, span in enumerate(self.spans_for(formula))])
+        return value, sample, self._series(evaluate(get(i, empty), span)
+                                           for i, span in enumerate(self.spans_for(formula)))
 
     def _evaluate_additive(self, formula, by_period: dict[int, States], range_span: float | None) -> tuple:
         """`evaluate` for a formula over additive parts: each period's values picked from its row at C
@@ -257,12 +257,17 @@ class _RangeRead:
             return value, sample, None
         zeros = (0,) * len(parts)
         get = picked.get
-        return value, sample, self._series([on_values(get(i, zeros), span)
-                                            for i, span in enumerate(self.spans_for(formula))])
+        return value, sample, self._series(on_values(get(i, zeros), span)
+                                           for i, span in enumerate(self.spans_for(formula)))
 
-    def _series(self, cells: list[tuple]) -> "Series":
+    def _series(self, cells) -> "Series":
         """The series of (value, sample size) cells, one per period in order."""
-        return Series(self.starts, [cell[0] for cell in cells], [cell[1] for cell in cells])
+        values, samples = [], []
+        add_value, add_sample = values.append, samples.append
+        for value, sample in cells:
+            add_value(value)
+            add_sample(sample)
+        return Series(self.starts, values, samples)
 
 
 def _picker(positions: dict[str, int], parts: tuple[str, ...]):
