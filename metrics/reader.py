@@ -75,7 +75,7 @@ def measure_states_read_many(*, measures: list[Measure], query: KpiQuery, scopes
                     together[cubes[i]].append(i)
         done: set[int] = set()
         for cube, members in together.items():
-            if len(members) > 1:
+            if len(members) > 1 and len({scopes[i].department.id for i in members}) == len(members):
                 _table_read_many([outs[i] for i in members], model=table.model, measures=table_measures,
                                  cube=cube, query=query, scopes=[scopes[i] for i in members], start=start,
                                  end=end, granularity=granularity, boundaries=boundaries)
