@@ -147,8 +147,8 @@ CSKPI_MAX_PAGE_SIZE = env.int("CSKPI_MAX_PAGE_SIZE", default=1000)
 # Most entries listed in an error's `errors` (the rest are counted in `errors_not_listed`).
 CSKPI_MAX_ERRORS = env.int("CSKPI_MAX_ERRORS", default=100)
 # Young-generation threshold of Python's cyclic collector in gunicorn workers and Celery workers
-# (cskpi.runtime.gc_tune; 0 keeps Python's 700).
-CSKPI_GC_THRESHOLD = env.int("CSKPI_GC_THRESHOLD", default=50_000)
+# (cskpi.runtime.gc_tune; 0 keeps Python's 700: 50,000 halved the ingest of unchanged batches).
+CSKPI_GC_THRESHOLD = env.int("CSKPI_GC_THRESHOLD", default=0)
 # Most cells (KPIs x groups x periods) one /metrics answer may hold.
 CSKPI_MAX_RESULT_CELLS = env.int("CSKPI_MAX_RESULT_CELLS", default=40_000)
 # Most local-day aggregate rows (days x groups) a /metrics query grouped by agent or channel may read.
