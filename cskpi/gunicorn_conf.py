@@ -30,5 +30,5 @@ control_socket_disable = True
 
 def post_worker_init(worker):
     """Each worker, once the application is loaded: what it loaded is frozen out of the cyclic
-    collector's walks and the young generation is collected less often (cskpi.runtime)."""
+    collector's walks (cskpi.runtime)."""
     gc_tune()

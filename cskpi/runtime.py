@@ -16,7 +16,8 @@ from django.conf import settings
 
 
 def gc_tune() -> None:
-    """Freeze the objects loaded so far out of the collector's walks, and collect less often."""
+    """Freeze the objects loaded so far out of the collector's walks; with CSKPI_GC_THRESHOLD, also
+    collect the young generation less often."""
     gc.collect()
     gc.freeze()
     threshold = settings.CSKPI_GC_THRESHOLD
