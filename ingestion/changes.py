@@ -21,8 +21,12 @@ from ingestion.signals import record_changes_marked
 
 def quarter_floor(moment: datetime) -> datetime:
     """The UTC start of the 15-minute bucket holding `moment` (aware)."""
-    ts = int(moment.timestamp()) // QUARTER_SECONDS * QUARTER_SECONDS
-    return datetime.fromtimestamp(ts, tz=UTC)
+    return datetime.fromtimestamp(_quarter_epoch(moment), tz=UTC)
+
+
+def _quarter_epoch(moment: datetime) -> int:
+    """The epoch second where the quarter-hour holding `moment` starts."""
+    return int(moment.timestamp()) // QUARTER_SECONDS * QUARTER_SECONDS
 
 
 _TABLE = RecordChange._meta.db_table
@@ -35,11 +39,6 @@ _ON_MARKED = (
     f"ELSE '{ChangeScope.ALL.value}' END"
 )
 _COLUMNS = "(record_type, department_id, quarter_start, scope, version, first_marked_at, marked_at, attempts, last_error)"
-
-
-def _quarter_epoch(moment: datetime) -> int:
-    """`quarter_floor` as epoch seconds."""
-    return int(moment.timestamp()) // QUARTER_SECONDS * QUARTER_SECONDS
 
 
 def quarter_ranges(marks: Iterable[tuple[int, datetime]] = (),

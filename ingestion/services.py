@@ -227,9 +227,8 @@ def _upsert(table: _Table, rows: Sequence[dict], department_ids: set[int] | None
                 inserts.append(final)
                 continue
             if changed:
-                marks += _marks(table, current.department_id, current.place)
-                spans += _row_spans(table, [final]) if table.holds else []
-                marks += [] if table.holds else _row_marks(table, [final])
+                _place_marked(table, current.department_id, current.place, marks, spans)
+                _rows_marked(table, [final], marks, spans)
                 if table.series:
                     places.append((current.department_id, current.series, current.place[0]))
                     places.append(_series_place(table, final))
@@ -239,10 +238,7 @@ def _upsert(table: _Table, rows: Sequence[dict], department_ids: set[int] | None
         inserted = _insert(table, inserts)
         pending = sorted({(r["source"], r["external_id"]) for r in inserts} - inserted)
         created = [r for r in inserts if (r["source"], r["external_id"]) in inserted]
-        if table.holds:
-            spans += _row_spans(table, created)
-        else:
-            marks += _row_marks(table, created)
+        _rows_marked(table, created, marks, spans)
         if table.series:
             places += [_series_place(table, r) for r in created]
         if not pending:
@@ -330,16 +326,29 @@ def _marks(table: _Table, department_id: int, place: tuple) -> list[tuple[int, d
     return [(department_id, moment) for moment in table.quarters_touched(place)]
 
 
-def _row_spans(table: _Table, rows: list[dict]) -> list[tuple[int, datetime, datetime]]:
-    """(department id, first, last moment) of the quarters state records decide (each up to its
-    presence timeout): the database lists their quarters (`record_changes_mark`)."""
-    now = timezone.now()
-    anchor = table.time_columns[0]
-    spans = []
-    for r in rows:
-        start, end = presence_span(r[anchor], now=now)
-        spans.append((r["department_id"], start, end - timedelta(microseconds=1) if end > start else start))
-    return spans
+def _held_span(department_id: int, at: datetime, now: datetime | None = None) -> tuple[int, datetime, datetime]:
+    """(department id, first, last moment) of the quarters a state record at `at` decides: up to its
+    presence timeout, not past now (`ingestion.presence.presence_span`)."""
+    start, end = presence_span(at, now=now)
+    return department_id, start, end - timedelta(microseconds=1) if end > start else start
+
+
+def _place_marked(table: _Table, department_id: int, place: tuple, marks: list, spans: list) -> None:
+    """Add the quarters a record at `place` (the one it leaves) counts in: a state record's as a span."""
+    if table.holds:
+        spans.append(_held_span(department_id, place[0]))
+    else:
+        marks += _marks(table, department_id, place)
+
+
+def _rows_marked(table: _Table, rows: list[dict], marks: list, spans: list) -> None:
+    """Add the quarters `rows` count in: state records' as spans, whose quarters the database lists
+    (`record_changes_mark`; a batch of 1000 events decides ~2,500 quarters), other records' as marks."""
+    if table.holds:
+        now, anchor = timezone.now(), table.time_columns[0]
+        spans += [_held_span(r["department_id"], r[anchor], now) for r in rows]
+    else:
+        marks += _row_marks(table, rows)
 
 
 def _row_marks(table: _Table, rows: list[dict]) -> list[tuple[int, datetime]]:
