@@ -122,10 +122,7 @@ def _table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query:
                 boundaries: list[datetime]) -> None:
     """Add one cube table's merged states to `out` (several tables: the same group and period gather
     the states of each)."""
-    dims = [d for d in query.group_by if d in DIMENSIONS or d in TIME_DIMENSIONS]
-    series = granularity != Granularity.TOTAL
-    names = (["k_period"] if series else []) + [DIMENSION_COLUMNS.get(d, d) for d in dims]
-    positions = {m.key: i for i, m in enumerate(measures)}
+    dims, series, names, positions = _read_layout(query, granularity, measures)
     if not measures[0].kind.sql_merge:
         fetched = _python_merged_read(model=model, measures=measures, cube=cube, query=query, scope=scope,
                                       start=start, end=end, boundaries=boundaries, names=names)
@@ -147,10 +144,7 @@ def _table_read_many(outs: list[Read], *, model, measures: list[Measure], cube: 
                      scopes: list[DepartmentScope], start: datetime, end: datetime, granularity: str,
                      boundaries: list[datetime]) -> None:
     """`_table_read` of several departments from one query: its rows carry the department, in order."""
-    dims = [d for d in query.group_by if d in DIMENSIONS or d in TIME_DIMENSIONS]
-    series = granularity != Granularity.TOTAL
-    names = (["k_period"] if series else []) + [DIMENSION_COLUMNS.get(d, d) for d in dims]
-    positions = {m.key: i for i, m in enumerate(measures)}
+    dims, series, names, positions = _read_layout(query, granularity, measures)
     loads = None if all(m.kind.read_is_state for m in measures) else [m.kind.load for m in measures]
     by_id = {scope.department.id: (out, scope) for out, scope in zip(outs, scopes, strict=True)}
     fetched = _grouped_read(model=model, measures=measures, cube=cube, query=query, scope=scopes[0], start=start,
@@ -159,6 +153,15 @@ def _table_read_many(outs: list[Read], *, model, measures: list[Measure], cube: 
         out, scope = by_id[department_id]
         _rows_fold(out, (row[1:] for row in rows), query=query, scope=scope, dims=dims, series=series, names=names,
                    positions=positions, loads=loads)
+
+
+def _read_layout(query: KpiQuery, granularity: str, measures: list[Measure]):
+    """(the group_by entries read from cube columns, whether a series, the fetched key columns, each
+    measure's position among the fetched states) of a table read."""
+    dims = [d for d in query.group_by if d in DIMENSIONS or d in TIME_DIMENSIONS]
+    series = granularity != Granularity.TOTAL
+    names = (["k_period"] if series else []) + [DIMENSION_COLUMNS.get(d, d) for d in dims]
+    return dims, series, names, {m.key: i for i, m in enumerate(measures)}
 
 
 def _rows_fold(out: Read, fetched, *, query: KpiQuery, scope: DepartmentScope, dims: list[str], series: bool,

@@ -211,10 +211,14 @@ class _RangeRead:
         bounds = self.boundaries
         return tuple(self._elapsed(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1))
 
+    @cached_property
+    def _no_spans(self) -> tuple[None, ...]:
+        return (None,) * (len(self.boundaries) - 1)
+
     def spans_for(self, formula) -> tuple[float | None, ...]:
         """`spans` for a formula that reads them (per span), else Nones: the zone-aware arithmetic
         of 744 hours cost more than the rest of an hourly series' cells."""
-        return self.spans if formula.kind == "per_span" else (None,) * (len(self.boundaries) - 1)
+        return self.spans if formula.kind == "per_span" else self._no_spans
 
     def evaluate(self, kpi, by_period: dict[int, States], key: GroupKey = ()) -> tuple:
         """(value over the range, its sample size, the series or None) of one KPI for one group."""
