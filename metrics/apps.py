@@ -8,7 +8,7 @@ from metrics.cubes import sqlite_bucket_start, sqlite_local_part, sqlite_period_
 
 # SQLite twins of the PostgreSQL SQL, registered on every connection: (name, arity, callable). The
 # sketch ones come from metrics.measures, which reads models: added in ready().
-SQLITE_FUNCTIONS = [("cskpi_bucket_start", 3, sqlite_bucket_start), ("cskpi_period_index", 2, sqlite_period_index),
+SQLITE_FUNCTIONS = [("cskpi_bucket_start", 4, sqlite_bucket_start), ("cskpi_period_index", 2, sqlite_period_index),
                     ("cskpi_local_part", 3, sqlite_local_part)]
 SQLITE_AGGREGATES: list[tuple[str, int, type]] = []
 

@@ -53,10 +53,13 @@ class Cube:
     seconds: int | None
     description: str
     monthly: bool = False  # local months of the department (seconds None)
-    # The cube whose rows this one is merged from (None: the exact layer; a table that does not keep it
-    # merges from that one's source, metrics.cubes.cube_source). A month cube sums ~30 rows of its day
-    # cube per group, where the exact layer would give it ~3,000 quarters; the day cube sums its day
-    # by channel, which sums its day by agent × channel (~5× fewer rows than the exact layer's).
+    # A UTC grain's buckets start this many seconds past a multiple of `seconds` (hours from :30, for
+    # half-hour zones such as Asia/Kolkata, whose local hours and days start at :30 UTC).
+    offset: int = 0
+    # The cube whose rows this one is merged from (None: the exact layer — the raw records themselves
+    # for a table that stores none; a table that does not keep the source merges from that one's
+    # source, metrics.cubes.cube_source). A month cube sums ~30 rows of its day cube per group; the
+    # day cube sums its day by channel (6 rows where the day has ~700 records).
     source: str | None = None
 
     @property
@@ -70,12 +73,16 @@ class Cube:
 
     def bucket_start(self, expression, zone: str) -> "BucketStart":
         """SQL for the start of this cube's bucket holding `expression` (a timestamp column)."""
-        return BucketStart(expression, seconds=self.seconds, zone=zone, month=self.monthly)
+        return BucketStart(expression, seconds=self.seconds, zone=zone, month=self.monthly, offset=self.offset)
+
+    def on_grain(self, boundary: datetime) -> bool:
+        """Whether `boundary` is a bucket start of this UTC grain."""
+        return boundary.microsecond == 0 and (int(boundary.timestamp()) - self.offset) % self.seconds == 0
 
     def bucket_span(self, moment: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
         """[start, end) of the bucket holding `moment` for a department in `zone`."""
         if self.seconds is not None:
-            ts = int(moment.timestamp()) // self.seconds * self.seconds
+            ts = (int(moment.timestamp()) - self.offset) // self.seconds * self.seconds + self.offset
             start = datetime.fromtimestamp(ts, tz=UTC)
             return start, start + timedelta(seconds=self.seconds)
         day = moment.astimezone(zone).date()
@@ -92,12 +99,12 @@ class Cube:
             return False
         if self.local_day:
             return local_grain == "day" and query_zone == department_zone
-        return all(b.microsecond == 0 and int(b.timestamp()) % self.seconds == 0 for b in boundaries)
+        return all(self.on_grain(b) for b in boundaries)
 
     def aligned(self, boundary: datetime, zone: ZoneInfo) -> bool:
         """Whether `boundary` is a bucket start of this cube for a department in `zone`."""
         if self.seconds is not None:
-            return boundary.microsecond == 0 and int(boundary.timestamp()) % self.seconds == 0
+            return self.on_grain(boundary)
         if self.monthly:
             return boundary == local_midnight(boundary.astimezone(zone).date().replace(day=1), zone)
         return is_local_midnight(boundary, zone)
@@ -124,12 +131,18 @@ def merge_intervals(intervals) -> list[tuple[datetime, datetime]]:
 
 
 # Cheapest first. The month cubes serve month/total queries whose ends are local month starts in
-# the department's zone (a year by month, by agent × channel: 12 rows per group where the day cube
-# reads 365); each is merged from its day cube. The quarter-hour cube is the exact layer: every period boundary of every zone
-# (half-hour and 45-minute offsets included) is a UTC quarter-hour, so it answers any query. The hour
-# cube serves hour granularity and whole-hour zones without agents. The day cubes are cut at the
-# department's local midnights: the default query (department zone, day/week/month/total) reads ~1/96
-# of the quarter cube's rows, and the commonest dashboard (a department's KPI by day) one row per day.
+# the department's zone (a year by month, by agent × channel: 12 rows per group where a day cube
+# would read 365); each is merged from its day cube, or built from the raw records when no day cube
+# keeps its dimensions (agent × channel). The day cubes are cut at the department's local midnights:
+# the default query (department zone, day/week/month/total) reads one row per day and group. The
+# hour cubes serve hour granularity and the other zones, without a dimension: `hour` whole-hour zones
+# (UTC, New York), `hour_30` the hours from half past of half-hour zones (Asia/Kolkata): 24 rows a day. The quarter-hour cube is the exact layer: every
+# period boundary of every zone (45-minute offsets included) is a UTC quarter-hour, so it answers any
+# query. A table whose kinds are all aggregates of each record on its own (`MeasureKind.raw_readable`:
+# counts, sums, sketches, sets) does not store it: the raw records are its exact layer, read on demand
+# for a query no smaller cube fits (agent × channel by day, channel by hour, any dimension in another
+# zone), and its finest cubes are built from them. No cube is as large as the raw rows: a day × agent
+# × channel or hour × channel cube held ~0.2 rows per record even at 5M interactions a year.
 CUBES: tuple[Cube, ...] = (
     Cube("month", frozenset(), None, "local month × department", monthly=True, source="day"),
     Cube("month_channel", frozenset({CHANNEL}), None, "local month × department × channel", monthly=True,
@@ -139,20 +152,16 @@ CUBES: tuple[Cube, ...] = (
     Cube("month_agent", frozenset({AGENT}), None, "local month × department × agent", monthly=True,
          source="day_agent"),
     Cube("month_agent_channel", frozenset({AGENT, CHANNEL}), None, "local month × department × agent × channel",
-         monthly=True, source="day_agent_channel"),
+         monthly=True),
     Cube("day", frozenset(), None, "local day × department", source="day_channel"),
-    Cube("day_channel", frozenset({CHANNEL}), None, "local day × department × channel", source="day_agent_channel"),
+    Cube("day_channel", frozenset({CHANNEL}), None, "local day × department × channel"),
     Cube("day_topic", frozenset({TOPIC}), None, "local day × department × topic"),
     Cube("day_check", frozenset({CHECK}), None, "local day × department × check"),
     Cube("day_region_segment", frozenset({CUSTOMER_REGION, SEGMENT}), None,
          "local day × department × customer region × segment"),
-    Cube("day_agent", frozenset({AGENT}), None, "local day × department × agent", source="day_agent_channel"),
-    # Without a dimension, for the other zones: whole-hour zones (UTC, New York) read 24 rows a day,
-    # half-hour zones (Asia/Kolkata) 48, where the exact layer holds a row per quarter × agent × channel.
-    Cube("hour", frozenset(), 3600, "UTC hour × department", source="half_hour"),
-    Cube("hour_channel", frozenset({CHANNEL}), 3600, "UTC hour × department × channel"),
-    Cube("half_hour", frozenset(), 1800, "UTC half-hour × department"),
-    Cube("day_agent_channel", frozenset({AGENT, CHANNEL}), None, "local day × department × agent × channel"),
+    Cube("day_agent", frozenset({AGENT}), None, "local day × department × agent"),
+    Cube("hour", frozenset(), 3600, "UTC hour × department"),
+    Cube("hour_30", frozenset(), 3600, "UTC hour from half past × department", offset=1800),
     # The key predates the later dimensions (renaming it would rewrite every exact-layer row for a
     # name): it keeps every dimension.
     Cube("quarter_agent_channel_topic", frozenset(DIMENSIONS), QUARTER_SECONDS,
@@ -178,8 +187,9 @@ def cube_source(cube: Cube, kept) -> Cube:
     while key is not None and key not in kept:
         key = CUBES_BY_KEY[key].source
     return CUBES_BY_KEY[key] if key else EXACT_CUBE
-# Built from the raw records; every other cube is merged from it. Keeping every dimension costs it
-# little: a quarter-hour × agent × channel rarely holds more than one record.
+# Built from the raw records where a table stores it (time in state, stocks, gaps: what is not an
+# aggregate of each record on its own); every other cube of such a table is merged from it. Keeping
+# every dimension costs it little: a quarter-hour × agent × channel rarely holds more than one record.
 EXACT_CUBE = CUBES_BY_KEY["quarter_agent_channel_topic"]
 CUBE_CHOICES = [(c.key, c.description) for c in CUBES]
 
@@ -199,26 +209,26 @@ class BucketStart(Func):
 
     output_field = DateTimeField()
 
-    def __init__(self, expression, *, seconds: int | None, zone: str, month: bool = False):
+    def __init__(self, expression, *, seconds: int | None, zone: str, month: bool = False, offset: int = 0):
         if not _ZONE_NAME.match(zone):
             raise ValueError(f"bad zone name {zone!r}")
         if month and seconds is not None:
             raise ValueError("a month is a local grain")
-        self.seconds, self.zone, self.month = seconds, zone, month
+        self.seconds, self.zone, self.month, self.offset = seconds, zone, month, int(offset)
         super().__init__(expression)
 
     def as_postgresql(self, compiler, connection, **extra):
         sql, params = compiler.compile(self.source_expressions[0])
         if self.seconds is not None:
-            return (f"date_bin(INTERVAL '{int(self.seconds)} seconds', {sql}, "
-                    f"TIMESTAMPTZ '2000-01-01 00:00:00+00')"), params
+            origin = (datetime(2000, 1, 1, tzinfo=UTC) + timedelta(seconds=self.offset)).isoformat(sep=" ")
+            return f"date_bin(INTERVAL '{int(self.seconds)} seconds', {sql}, TIMESTAMPTZ '{origin}')", params
         unit = "month" if self.month else "day"
         return f"(date_trunc('{unit}', ({sql}) AT TIME ZONE '{self.zone}') AT TIME ZONE '{self.zone}')", params
 
     def as_sqlite(self, compiler, connection, **extra):
         sql, params = compiler.compile(self.source_expressions[0])
         grain = _SQLITE_MONTH if self.month else int(self.seconds or 0)
-        return f"cskpi_bucket_start({sql}, {grain}, '{self.zone}')", params
+        return f"cskpi_bucket_start({sql}, {grain}, '{self.zone}', {self.offset})", params
 
     def as_sql(self, compiler, connection, **extra):  # pragma: no cover - other vendors unsupported
         raise NotImplementedError(f"BucketStart has no SQL for {connection.vendor}")
@@ -263,8 +273,9 @@ class PeriodIndex(Func):
 
     output_field = IntegerField()
 
-    def __init__(self, expression, *, boundaries: list[datetime]):
-        self.boundaries = boundaries
+    def __init__(self, expression, *, boundaries: list[datetime], exact: bool = False):
+        # `exact`: the expression is any instant (a raw record's time), not a whole second: floored.
+        self.boundaries, self.exact = boundaries, exact
         super().__init__(expression)
 
     @staticmethod
@@ -281,7 +292,8 @@ class PeriodIndex(Func):
         # (binding 366 array items client-side costs more), so the SQL text does not depend on the
         # range and metrics.selectors can reuse it across queries of the same shape.
         sql, params = compiler.compile(self.source_expressions[0])
-        return (f"width_bucket(CAST(EXTRACT(EPOCH FROM {sql}) AS bigint), CAST(%s AS bigint[]))",
+        epoch = f"floor(EXTRACT(EPOCH FROM {sql}))" if self.exact else f"EXTRACT(EPOCH FROM {sql})"
+        return (f"width_bucket(CAST({epoch} AS bigint), CAST(%s AS bigint[]))",
                 [*params, self.param(connection, tuple(self.boundaries))])
 
     def as_sqlite(self, compiler, connection, **extra):
@@ -310,14 +322,15 @@ def sqlite_period_index(stored: str | None, encoded: str) -> int | None:
     return bisect_right(_stored_boundaries(encoded), stored)
 
 
-def sqlite_bucket_start(stored: str | None, seconds: int, zone: str) -> str | None:
+def sqlite_bucket_start(stored: str | None, seconds: int, zone: str, offset: int = 0) -> str | None:
     """SQLite twin of BucketStart: takes and returns Django's stored UTC text form. `seconds`: a UTC
-    grain; 0 a local day, -1 a local month of `zone`."""
+    grain (its buckets starting `offset` seconds past its multiples); 0 a local day, -1 a local month
+    of `zone`."""
     if stored is None:
         return None
     moment = datetime.fromisoformat(stored).replace(tzinfo=UTC)
     if seconds > 0:
-        start = datetime.fromtimestamp(int(moment.timestamp()) // seconds * seconds, tz=UTC)
+        start = datetime.fromtimestamp((int(moment.timestamp()) - offset) // seconds * seconds + offset, tz=UTC)
     else:
         tz = ZoneInfo(zone)
         day = moment.astimezone(tz).date()

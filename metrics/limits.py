@@ -23,10 +23,10 @@ from metrics.cubes import (
     DIMENSIONS,
     EXACT_CUBE,
 )
-from metrics.models import BUCKET_MODELS, MEASURE_TABLES
+from metrics.models import BUCKET_MODELS, CUBE_TABLES, MEASURE_TABLES
 from metrics.periods import boundaries_get
 from metrics.planner import DEPARTMENT, HOUR_OF_DAY, RECORD_DIMENSIONS, WEEKDAY, cubes_kept, scope_cube_choose
-from metrics.reader import cube_rows
+from metrics.reader import cube_rows, from_raw, raw_dimension, raw_rows
 
 RESULT_TOO_LARGE = "result_too_large"
 
@@ -85,8 +85,12 @@ def merged_rows_check(*, query) -> None:
             cube = scope_cube_choose(query=table_query, scope=scope, record_type=table.measures[0].record_type,
                                      boundaries=boundaries,
                                      granularity=query.granularity, kept=table.cubes)
-            read = cube_rows(model=table.model, cube=cube, query=table_query, scope=scope, start=query.start,
-                             end=query.end)
+            if from_raw(table, cube):  # every raw record's element is fetched
+                read = raw_rows(record_type=table.measures[0].record_type, query=table_query, scope=scope,
+                                start=query.start, end=query.end)
+            else:
+                read = cube_rows(model=table.model, cube=cube, query=table_query, scope=scope, start=query.start,
+                                 end=query.end)
             rows += read.order_by()[: read_cap + 1 - rows].count()
             if rows > read_cap:
                 _too_large(f"The distinct customers would be merged from more than {read_cap} aggregate rows "
@@ -122,6 +126,9 @@ def groups_count(*, query, record_type: str, dims: list[str], by_department: boo
     else:
         cube = next((c for c in cubes_kept(record_type) if c.local_day and needed <= c.dims), EXACT_CUBE)
     model = BUCKET_MODELS[record_type][0]  # every table of a record type holds the same keys: the counts one
+    if from_raw(CUBE_TABLES[record_type][0], cube):
+        return _raw_groups_count(query=query, record_type=record_type, dims=dims, by_department=by_department,
+                                 row_limit=row_limit)
     keys = [*(["department_id"] if by_department else []), *(DIMENSION_COLUMNS[d] for d in dims)]
     db = router.db_for_read(model)
     connection = connections[db]
@@ -156,3 +163,28 @@ def groups_count(*, query, record_type: str, dims: list[str], by_department: boo
             _COUNT_SQL[shape] = sql
     [(found, groups)] = hot_rows(connection, sql, [*params, *params])
     return found, groups
+
+
+def _raw_groups_count(*, query, record_type: str, dims: list[str], by_department: bool,
+                      row_limit: int) -> tuple[int, int]:
+    """`groups_count` from the raw records, where no cube keeps the dimensions (the exact layer is the raw
+    records): each record is a row read, at most `row_limit` + 1 of them."""
+    keys = {f"g_{d}": raw_dimension(record_type, DIMENSION_COLUMNS[d]) for d in dims}
+    found = groups = 0
+    seen: set = set()
+    low, high = query.start - timedelta(days=1), query.end + timedelta(days=1)
+    for scope in query.scopes:
+        rows = raw_rows(record_type=record_type, query=query, scope=scope, start=low, end=high).order_by()
+        bounded = rows[: row_limit + 1 - found]
+        found += bounded.count()
+        if found > row_limit:
+            return found, max(groups, 1)
+        if keys:
+            values = set(rows.annotate(**keys).values_list(*keys).distinct())
+        else:
+            values = {()} if rows.exists() else set()
+        if by_department:
+            groups += len(values)
+        else:
+            seen |= values
+    return found, groups if by_department else len(seen)

@@ -42,13 +42,13 @@ import math
 from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from itertools import accumulate
 
 from django.db import models
-from django.db.models import Case, Expression, F, Func, OuterRef, Q, Subquery, Value, When
+from django.db.models import Case, Expression, F, FloatField, Func, OuterRef, Q, Subquery, Value, When
 from django.db.models import Count as CountAgg
 from django.db.models import Sum as SumAgg
 from django.db.models.constants import LOOKUP_SEP
@@ -56,7 +56,7 @@ from django.db.models.functions import Cast
 from pyroaring import BitMap
 
 from ingestion.fields import SPEC_BY_TYPE
-from metrics.cubes import EXACT_CUBE
+from metrics.cubes import CUBES, EXACT_CUBE
 from metrics.customer_models import CustomerFirstContact, CustomerKey
 from metrics.customers import customer_first_contacts_refresh, customer_keys_assign
 
@@ -103,6 +103,14 @@ class MeasureKind(ABC):
     # Whether what `read` returns for a group that has cube rows is the state itself (no `load` per
     # value: a large grouped answer loads ~300,000 of them).
     read_is_state: bool = False
+    # Whether a bucket's state is an aggregate of each raw record on its own (`build`), so the exact
+    # layer need not be stored: a table whose kinds all are keeps no quarter-hour rows, builds its
+    # finest cubes from the raw records and answers a query no cube fits from the raw records
+    # (metrics.reader). False: time in state (intervals between records), stocks (a level before the
+    # range), gaps to the predecessor (a probe per record: kept, not recomputed per query).
+    raw_readable: bool = True
+    # Whether `prepare` reads `previous` (what the replaced rows held: read only for kinds that use it).
+    prepare_previous: bool = False
 
     @abstractmethod
     def columns(self, measure: Measure) -> dict[str, models.Field]:
@@ -203,6 +211,29 @@ class Sum(_Additive):
         return 0.0
 
 
+# No stored value can stop a recompute: every raw value a measure reads is clamped to ±this before
+# it is aggregated (ingestion keeps durations within 10 years, so valid records are never changed;
+# a value stored before that bound, e.g. 1e308, can no longer overflow a sum).
+SUMMED_VALUE_BOUND = 315_576_000.0
+
+
+def bounded_source(source, measures):
+    """`source` with each raw field the measures read clamped (as `bounded_<field>`), and the
+    measures reading those instead."""
+    # CASE, not LEAST/GREATEST: those skip NULLs on PostgreSQL (a missing value must stay missing).
+    # PostgreSQL sorts NaN above every number, so a stored NaN becomes the bound too.
+    bound = SUMMED_VALUE_BOUND
+
+    def clamp(name: str):
+        return Case(When(**{f"{name}__gt": bound}, then=Value(bound)),
+                    When(**{f"{name}__lt": -bound}, then=Value(-bound)),
+                    default=F(name), output_field=FloatField())
+
+    fields = sorted({m.field for m in measures if m.field})
+    source = source.annotate(**{f"bounded_{f}": clamp(f) for f in fields})
+    return source, [replace(m, field=f"bounded_{m.field}") if m.field else m for m in measures]
+
+
 # --- gaps between consecutive records of a series ---------------------------------------------
 class SecondsBetween(Func):
     """SQL for (later − earlier) in seconds, NULL when either is NULL (PostgreSQL: the exact epoch of
@@ -250,6 +281,8 @@ def predecessor_gap(*, model: type[models.Model], anchor: str, series: tuple[str
 class _Series:
     """The series a gap kind reads: the record model, its anchor and its series columns (as the record
     type declares them: `RecordSpec.model`, `.anchor`, `.series`)."""
+
+    raw_readable = False
 
     def __init__(self, *, model: type[models.Model], anchor: str, series: tuple[str, ...]):
         if not series:
@@ -385,8 +418,8 @@ class _SketchBin(Func):
 
 
 class _SketchBuild(models.Aggregate):
-    """Bucket state from raw values: one entry (bin << 32 | 1) per record (exact-layer rows hold
-    one or a few records; the roll-ups merge equal bins)."""
+    """Bucket state from raw values: the packed sketch, equal bins counted once (a day built from its
+    raw records holds ~130 bins for ~700 values)."""
 
     function = "cskpi_sketch_build"  # SQLite: a Python aggregate
     output_field = SketchField()
@@ -395,10 +428,12 @@ class _SketchBuild(models.Aggregate):
         super().__init__(_SketchBin(expression), **extra)
 
     def as_postgresql(self, compiler, connection, **extra):
+        # One entry (bin << 32 | 1) per value, then equal bins folded (migration 0003's function).
         native = self.copy()
         native.function = "array_agg"
         native.template = f"%(function)s((%(expressions)s << {COUNT_BITS}) | 1)"
-        return super(_SketchBuild, native).as_sql(compiler, connection, **extra)
+        sql, params = super(_SketchBuild, native).as_sql(compiler, connection, **extra)
+        return f"cskpi_sketch_regroup({sql})", params
 
 
 class _SketchMerge(models.Aggregate):
@@ -414,6 +449,10 @@ class Quantile(MeasureKind):
 
     name = "quantile"
     store = "sketch"
+    # Sketches are the widest states (~130 bins × 4 durations in a busy day): kept in the local-day and
+    # local-month cubes the dashboards read. Percentiles by hour or in another zone are aggregated from
+    # the raw records (the exact layer) by the database, in the same bins.
+    cubes = frozenset({c.key for c in CUBES if c.local} | {EXACT_CUBE.key})
 
     def columns(self, measure):
         return {measure.key: SketchField(null=True, blank=True)}
@@ -450,6 +489,7 @@ class TimeInState(_Additive):
 
     name = "time_in_state"
     intervals = True  # built from state intervals, not from an aggregate over the records
+    raw_readable = False
 
     def __init__(self, *states: str):
         self.states = frozenset(states)
@@ -490,11 +530,10 @@ class DistinctSet(MeasureKind):
     store = "set"
     sql_merge = False
     # A set row costs what a count row does plus the bitmap; the cubes kept serve the dashboards'
-    # groupings (department, channel, agent, region) by day and by month, and the department in other
-    # zones (UTC hours, half-hours); anything else reads the exact layer.
+    # groupings (department, channel, agent, region) by day and by month, and the department in
+    # whole-hour zones (UTC hours); anything else reads the raw records (the exact layer).
     cubes = frozenset({"month", "month_channel", "month_agent", "month_region_segment",
-                       "day", "day_channel", "day_agent", "day_region_segment", "hour", "half_hour",
-                       EXACT_CUBE.key})
+                       "day", "day_channel", "day_agent", "day_region_segment", "hour", EXACT_CUBE.key})
 
     def columns(self, measure):
         return {measure.key: models.BinaryField(null=True, blank=True)}
@@ -526,6 +565,10 @@ class DistinctSet(MeasureKind):
     def empty(self):
         return BitMap()
 
+    def of_elements(self, elements: list[int]) -> BitMap:
+        """The state of a bucket from its records' elements (`build`, one per record; repeats allowed)."""
+        return BitMap(elements)
+
     def prepare(self, measure, *, department, source, spans, previous):
         customer_keys_assign(source=source.filter(self.elements(measure)), field=measure.field)
         return []
@@ -540,9 +583,10 @@ class FirstContactSet(DistinctSet):
     leaves (a backfill of older history moves it earlier; both quarters are recomputed)."""
 
     name = "first_contact_set"
-    store = "first_contact"  # its own table: read department-wide, it keeps no dimension and five cubes
+    store = "first_contact"  # its own table: read department-wide, it keeps no dimension and three cubes
     department_wide = True
-    cubes = frozenset({"month", "day", "hour", "half_hour", EXACT_CUBE.key})
+    prepare_previous = True
+    cubes = frozenset({"month", "day", "hour", EXACT_CUBE.key})  # the exact layer: the raw records
 
     def build(self, measure):
         anchor = SPEC_BY_TYPE[measure.record_type].anchor
@@ -612,6 +656,7 @@ class Stock(MeasureKind):
 
     name = "stock"
     store = "stock"
+    raw_readable = False
 
     def columns(self, measure):
         field = (lambda: models.BigIntegerField(default=0)) if measure.field is None else (

@@ -5,7 +5,7 @@ from django.db import models
 from cskpi.models import Department
 from ingestion.choices import RecordType
 from metrics.catalog import MEASURES
-from metrics.cubes import CUBE_CHOICES, DIMENSION_COLUMNS, DIMENSIONS, Cube
+from metrics.cubes import CUBE_CHOICES, DIMENSION_COLUMNS, DIMENSIONS, EXACT_CUBE, Cube
 from metrics.customer_models import CustomerFirstContact, CustomerKey  # noqa: F401 - the app's models
 from metrics.measures import Measure, MeasureKind
 
@@ -52,11 +52,22 @@ class CubeTable:
         """The raw columns its measures depend on."""
         return frozenset().union(*(m.reads for m in self.measures))
 
+    @property
+    def exact_stored(self) -> bool:
+        """Whether the table stores the exact layer: False when every measure is an aggregate of each raw
+        record on its own (`MeasureKind.raw_readable`), whose raw records are the exact layer."""
+        return not all(m.kind.raw_readable for m in self.measures)
+
     def keeps(self, cube: Cube) -> bool:
+        """Whether the table stores rows of `cube`."""
+        if cube is EXACT_CUBE:
+            return self.exact_stored
         return self.kind.cubes is None or cube.key in self.kind.cubes
 
     @property
     def cubes(self) -> frozenset[str] | None:
+        """The cubes a read of the table may be served from (None: every one): those it stores, and the
+        exact layer, read from the raw records when not stored."""
         return self.kind.cubes
 
 

@@ -14,12 +14,14 @@ from itertools import groupby
 from operator import itemgetter
 
 from django.db import connections, router
-from django.db.models import F, Q, QuerySet, Sum
+from django.db.models import CharField, Count, F, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
 
 from cskpi.db import pg_cursor
-from metrics.cubes import DIMENSION_COLUMNS, DIMENSIONS, Cube, LocalPart, PeriodIndex
-from metrics.measures import Measure
-from metrics.models import MEASURE_TABLES
+from ingestion.fields import SPEC_BY_TYPE as RECORD_KINDS
+from metrics.cubes import AGENT, DIMENSION_COLUMNS, DIMENSIONS, EXACT_CUBE, Cube, LocalPart, PeriodIndex
+from metrics.measures import Measure, bounded_source
+from metrics.models import MEASURE_TABLES, CubeTable
 from metrics.periods import Granularity
 from metrics.planner import DEPARTMENT, TIME_DIMENSIONS, DepartmentScope, KpiQuery, scope_cube_choose
 
@@ -71,7 +73,7 @@ def measure_states_read_many(*, measures: list[Measure], query: KpiQuery, scopes
         together: dict[Cube, list[int]] = defaultdict(list)
         if table.kind.sql_merge and not stock:
             for i, scope in enumerate(scopes):
-                if not scope.agent:
+                if not scope.agent and not from_raw(table, cubes[i]):
                     together[cubes[i]].append(i)
         done: set[int] = set()
         for cube, members in together.items():
@@ -123,7 +125,11 @@ def _table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query:
     """Add one cube table's merged states to `out` (several tables: the same group and period gather
     the states of each)."""
     dims, series, names, positions = _read_layout(query, granularity, measures)
-    if not measures[0].kind.sql_merge:
+    if from_raw(MEASURE_TABLES[measures[0].key], cube):
+        fetched = _raw_read(measures=measures, query=query, scope=scope, start=start, end=end,
+                            boundaries=boundaries, names=names)
+        loads = [_loaded for _ in measures] if not measures[0].kind.sql_merge else [m.kind.load for m in measures]
+    elif not measures[0].kind.sql_merge:
         fetched = _python_merged_read(model=model, measures=measures, cube=cube, query=query, scope=scope,
                                       start=start, end=end, boundaries=boundaries, names=names)
         loads = [_loaded for _ in measures]
@@ -269,6 +275,76 @@ def _stock_table_read(out: Read, *, model, measures: list[Measure], cube: Cube, 
         for period in range(periods):
             states = {m.key: carried[n][period] for n, (m, _, _) in enumerate(sides)}
             out[key][period] = {**out[key].get(period, {}), **states}  # another table's may be a StateRow
+
+
+def from_raw(table: CubeTable, cube: Cube) -> bool:
+    """Whether a read of `table` served by `cube` reads the raw records: the exact layer of a table
+    that does not store it."""
+    return cube is EXACT_CUBE and not table.exact_stored
+
+
+def raw_rows(*, record_type: str, query: KpiQuery, scope: DepartmentScope, start: datetime,
+             end: datetime) -> QuerySet:
+    """The department's raw records of `record_type` in [start, end) that the query's filters and the
+    scope's agent keep — what the exact layer's rows of the same range and filters hold. A filter on a
+    dimension the type does not declare keeps none (its cube rows hold '' there)."""
+    spec = RECORD_KINDS[record_type]
+    rows = spec.model.objects.filter(department_id=scope.department.id,
+                                     **{f"{spec.anchor}__gte": start, f"{spec.anchor}__lt": end})
+    filters = [*([(DIMENSION_COLUMNS[AGENT], [scope.agent])] if scope.agent else []),
+               *((DIMENSION_COLUMNS[d], values) for d, values in query.dimension_filters() if values)]
+    for column, values in filters:
+        rows = rows.filter(**{f"{column}__in": values}) if column in spec.dimensions else rows.none()
+    return rows
+
+
+def raw_dimension(record_type: str, column: str):
+    """A dimension column of a raw record as the cubes hold it ('' for none, and for a dimension the
+    record type does not declare)."""
+    if column in RECORD_KINDS[record_type].dimensions:
+        return Coalesce(F(column), Value(""), output_field=CharField())
+    return Value("", output_field=CharField())
+
+
+def _raw_read(*, measures: list[Measure], query: KpiQuery, scope: DepartmentScope, start: datetime,
+              end: datetime, boundaries: list[datetime], names: list[str]) -> list[tuple]:
+    """Rows of (period index?, dimensions..., states...) like `_grouped_read`'s, from the raw records:
+    each kind's `build` aggregates them per group × period (the database folds the states of the kinds
+    it merges; a set's elements are fetched and folded here). What a query no cube fits reads."""
+    record_type = measures[0].record_type
+    kind = measures[0].kind
+    anchor = RECORD_KINDS[record_type].anchor
+    rows = raw_rows(record_type=record_type, query=query, scope=scope, start=start, end=end)
+    # Numbers clamped as the recompute clamps them (a set's field is an id string: read as it is).
+    rows, bounded = bounded_source(rows, measures) if kind.sql_merge else (rows, measures)
+    keys = {f"r_{name}": (PeriodIndex(F(anchor), boundaries=boundaries, exact=True) if name == "k_period"
+                          else LocalPart(F(anchor), part=name, zone=query.zone) if name in TIME_DIMENSIONS
+                          else raw_dimension(record_type, name))
+            for name in names}
+    rows = rows.annotate(**keys)
+    if not kind.sql_merge:  # one element per record (None: it adds none), folded per group × period here
+        collected: dict[tuple, list[list]] = {}
+        width = len(keys)
+        elements_of = rows.annotate(**{f"e_{m.key}": m.kind.build(m) for m in bounded}).order_by().values_list(
+            *keys, *(f"e_{m.key}" for m in measures))
+        for row in elements_of.iterator(chunk_size=10_000):
+            lists = collected.get(row[:width])
+            if lists is None:
+                lists = collected[row[:width]] = [[] for _ in measures]
+            for elements, element in zip(lists, row[width:], strict=True):
+                if element is not None:
+                    elements.append(element)
+        if not names and not collected:
+            return [tuple(None for _ in measures)]
+        return [(*key, *(kind.of_elements(elements) for elements in lists)) for key, lists in collected.items()]
+    states = {f"s_{m.key}": m.kind.build(m) for m in bounded}
+    if not names:  # no record: no group (as no cube row is)
+        *values, records = rows.aggregate(**states, records_=Count("pk")).values()
+        return [tuple(values) if records else tuple(None for _ in measures)]
+    # Grouped by constants only (a dimension the type lacks), the database returns one row even for no
+    # record: rows of no record are dropped, as there is no cube row for them.
+    grouped = rows.values(*keys).annotate(**states, records_=Count("pk")).order_by()
+    return [row[:-1] for row in grouped.values_list(*keys, *states, "records_").iterator() if row[-1]]
 
 
 def cube_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, start: datetime | None,

@@ -5,7 +5,7 @@ import logging
 from bisect import bisect_right
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import reduce
 from operator import or_
@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Case, CharField, DateTimeField, F, FloatField, Max, Min, Q, Value, When
+from django.db.models import CharField, DateTimeField, F, Max, Min, Q, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -41,6 +41,7 @@ from metrics.cubes import (
     local_midnight,
     merge_intervals,
 )
+from metrics.measures import bounded_source
 from metrics.models import BUCKET_MODELS, CUBE_TABLES, CubeTable, RecomputeStamp
 from metrics.planner import cubes_kept
 
@@ -104,11 +105,12 @@ def cube_buckets_rebuild(*, record_type: str, department, intervals: list[tuple[
     the record type).
 
     Each cube widens the intervals to its own buckets (a quarter, its UTC hour, its local day or
-    month), deletes those rows and inserts them again with INSERT ... SELECT ... GROUP BY. The quarter
-    cube is summed from the raw records; each coarser cube from its source (`Cube.source`: the finest
-    cube of its grain it can be merged from, the quarter cube at the end of the chain), so recomputing
-    a local day costs at most 96 quarters × agents × channels rows however busy the day was. Run
-    inside a transaction holding `_recompute_lock`, so the result is exact and idempotent.
+    month), deletes those rows and inserts them again with INSERT ... SELECT ... GROUP BY. A cube is
+    merged from its source (`Cube.source`: the finest cube of its grain it can be merged from; the
+    day cube sums 6 rows by channel where its day holds ~700 records) or, at the end of the chain,
+    built from the exact layer: the stored quarter-hour rows of a table that keeps them (time in
+    state, stocks, gaps), otherwise the raw records themselves. Run inside a transaction holding
+    `_recompute_lock`, so the result is exact and idempotent.
     """
     zone = ZoneInfo(department.timezone)
     type_cubes = cubes_kept(record_type)
@@ -119,85 +121,99 @@ def cube_buckets_rebuild(*, record_type: str, department, intervals: list[tuple[
         # The exact layer first, then each cube after the one it is merged from.
         cubes = sorted((c for c in type_cubes if c.key in kept), key=cube_depth)
         sources = {cube: cube_source(cube, kept) for cube in cubes if cube is not EXACT_CUBE}
-        from_exact = [cube for cube, source in sources.items() if source is EXACT_CUBE]
+        if not table.kind.sql_merge:
+            # The exact layer (if stored) and every cube built from it, from one read of the raw records.
+            from_raw = [cube for cube in cubes if cube is EXACT_CUBE or sources[cube] is EXACT_CUBE]
+            _sets_build(record_type=record_type, table=table, cubes=from_raw, department=department,
+                        intervals=intervals)
+            for cube in cubes:
+                if cube not in from_raw:
+                    _sets_merge(table=table, cubes=[cube], source=sources[cube], department=department,
+                                intervals=intervals)
+            continue
         for cube in cubes:
-            if not table.kind.sql_merge and cube is not EXACT_CUBE:
-                if cube in from_exact[1:]:
-                    continue  # folded with the first from one read of the exact layer
-                _sets_merge(table=table, cubes=from_exact if cube in from_exact else [cube], source=sources[cube],
-                            department=department, intervals=intervals)
-                continue
             source = sources.get(cube)
             spans = cube.spans(intervals, zone)
             for i in range(0, len(spans), _CHUNK_INTERVALS):
                 chunk = spans[i:i + _CHUNK_INTERVALS]
-                if table.kind.sql_merge:
-                    _cube_rows_delete(table=table, cube=cube, department=department, spans=chunk)
-                    _cube_rows_insert(record_type=record_type, table=table, cube=cube, source=source,
-                                      department=department, spans=chunk)
-                else:
-                    _exact_rows_merge(record_type=record_type, table=table, department=department, spans=chunk)
+                _cube_rows_delete(table=table, cube=cube, department=department, spans=chunk)
+                _cube_rows_insert(record_type=record_type, table=table, cube=cube, source=source,
+                                  department=department, spans=chunk)
+
+
+class _CubeFold:
+    """Values of fetched rows folded per bucket × kept dimensions of each of `cubes`, for one chunk of
+    spans (a cube's buckets lie wholly inside one span of the chunk's union: whole buckets are rebuilt).
+    A row is (moment, the values of `dims`..., anything); `add` gets its values to fold."""
+
+    def __init__(self, *, spans_by_cube: dict, chunk, zone: ZoneInfo, dims: tuple[str, ...], width: int):
+        lo, hi = chunk[0][0], chunk[-1][1]
+        self.inside = {cube: [(s, e) for s, e in spans if lo <= s and e <= hi] for cube, spans in spans_by_cube.items()}
+        self.starts = {cube: [s for s, _ in spans] for cube, spans in self.inside.items()}
+        self.kept = {cube: [d for d in dims if d in cube.dims] for cube in spans_by_cube}
+        self.places = {cube: [1 + dims.index(d) for d in kept] for cube, kept in self.kept.items()}
+        self.buckets: dict[Cube, dict[datetime, datetime | None]] = {cube: {} for cube in spans_by_cube}
+        self.collected: dict[Cube, dict[tuple, list[list]]] = {cube: {} for cube in spans_by_cube}
+        self.zone, self.width = zone, width
+
+    def add(self, moment: datetime, row: tuple, values) -> None:
+        for cube, collected in self.collected.items():
+            cached = self.buckets[cube]
+            bucket = cached.get(moment, False)
+            if bucket is False:  # the cube's bucket holding this moment, if it is rebuilt
+                start = cube.bucket_span(moment, self.zone)[0]
+                at = bisect_right(self.starts[cube], start) - 1
+                cached[moment] = bucket = start if at >= 0 and start < self.inside[cube][at][1] else None
+            if bucket is None:
+                continue
+            key = (bucket, *(row[p] for p in self.places[cube]))
+            lists = collected.get(key)
+            if lists is None:
+                lists = collected[key] = [[] for _ in range(self.width)]
+            for gathered, value in zip(lists, values, strict=True):
+                if value is not None:
+                    gathered.append(value)
+
+    def write(self, *, table: CubeTable, department, state_of) -> None:
+        """Replace each cube's rows of the chunk by the folded states (`state_of(values)` per measure). A
+        department-wide kind keeps no row without a state."""
+        kind, model = table.kind, table.model
+        columns = ["cube", "department_id", "bucket_start", *(DIMENSION_COLUMNS[d] for d in DIMENSIONS),
+                   *(m.key for m in table.measures)]
+        for cube, collected in self.collected.items():
+            if not self.inside[cube]:
+                continue
+            model.objects.filter(cube=cube.key, department_id=department.id).filter(
+                _span_filter("bucket_start", self.inside[cube])).delete()
+            kept = self.kept[cube]
+            states = ((key, [state_of(values) for values in lists]) for key, lists in collected.items())
+            _rows_write(model._meta.db_table, columns, [
+                (cube.key, department.id, key[0], *(key[1 + kept.index(d)] if d in kept else "" for d in DIMENSIONS),
+                 *(kind.dump(state) for state in merged))
+                for key, merged in states if not kind.department_wide or any(merged)
+            ])
 
 
 def _sets_merge(*, table: CubeTable, cubes: list[Cube], source: Cube, department, intervals) -> None:
-    """Replace the rows of `cubes` (each merged from `source`) over `intervals`, for a kind merged in
-    Python: the source's rows are read and loaded once for all of them (the cubes merged from the exact
-    layer read on their own loaded every state once per cube: a year of a busy department's
-    customers, 6 × 5M bitmaps)."""
+    """Replace the rows of `cubes` (each merged from `source`, a cube the table stores) over `intervals`,
+    for a kind merged in Python: the source's rows are read and loaded once for all of them."""
     zone = ZoneInfo(department.timezone)
     kind, model = table.kind, table.model
     keys = [m.key for m in table.measures]
     columns = [DIMENSION_COLUMNS[d] for d in DIMENSIONS]
+    dims = () if kind.department_wide else DIMENSIONS
     spans_by_cube = {cube: cube.spans(intervals, zone) for cube in cubes}
     union = merge_intervals(span for spans in spans_by_cube.values() for span in spans)
-    # Per cube: the positions of the dimensions it keeps in a fetched row (none for a department-wide kind).
-    places = {cube: [] if kind.department_wide else [1 + DIMENSIONS.index(d) for d in DIMENSIONS if d in cube.dims]
-              for cube in cubes}
     for i in range(0, len(union), _CHUNK_INTERVALS):
         chunk = union[i:i + _CHUNK_INTERVALS]
-        lo, hi = chunk[0][0], chunk[-1][1]
-        # A cube's buckets lie wholly inside one span of the union: each chunk rebuilds whole buckets.
-        inside = {cube: [(s, e) for s, e in spans if lo <= s and e <= hi] for cube, spans in spans_by_cube.items()}
-        starts = {cube: [s for s, _ in spans] for cube, spans in inside.items()}
-        buckets: dict[Cube, dict[datetime, datetime | None]] = {cube: {} for cube in cubes}
-        collected: dict[Cube, dict[tuple, list[list]]] = {cube: {} for cube in cubes}
+        fold = _CubeFold(spans_by_cube=spans_by_cube, chunk=chunk, zone=zone, dims=dims, width=len(keys))
         rows = (model.objects.filter(cube=source.key, department_id=department.id)
                 .filter(_span_filter("bucket_start", chunk)).order_by()
                 .values_list("bucket_start", *columns, *keys))
         width = 1 + len(columns)
         for row in rows.iterator(chunk_size=10_000):
-            states = [None if v is None else kind.load(v) for v in row[width:]]
-            moment = row[0]
-            for cube in cubes:
-                cached = buckets[cube]
-                bucket = cached.get(moment, False)
-                if bucket is False:
-                    start = cube.bucket_span(moment, zone)[0]
-                    at = bisect_right(starts[cube], start) - 1
-                    cached[moment] = bucket = start if at >= 0 and start < inside[cube][at][1] else None
-                if bucket is None:  # a bucket of this cube that is not rebuilt
-                    continue
-                key = (bucket, *(row[p] for p in places[cube]))
-                lists = collected[cube].get(key)
-                if lists is None:
-                    lists = collected[cube][key] = [[] for _ in keys]
-                for merged, state in zip(lists, states, strict=True):
-                    if state is not None:
-                        merged.append(state)
-        for cube in cubes:
-            if not inside[cube]:
-                continue
-            model.objects.filter(cube=cube.key, department_id=department.id).filter(
-                _span_filter("bucket_start", inside[cube])).delete()
-            kept = [d for d in DIMENSIONS if d in cube.dims and not kind.department_wide]
-            merged = ((key, [kind.merge(states) for states in lists]) for key, lists in collected[cube].items())
-            _rows_write(model._meta.db_table, ["cube", "department_id", "bucket_start", *columns, *keys], [
-                (cube.key, department.id, key[0],
-                 *(key[1 + kept.index(d)] if d in kept else "" for d in DIMENSIONS),
-                 *(kind.dump(state) for state in states))
-                for key, states in merged
-                if not kind.department_wide or any(states)  # a department-wide kind keeps no empty row
-            ])
+            fold.add(row[0], row, [None if v is None else kind.load(v) for v in row[width:]])
+        fold.write(table=table, department=department, state_of=kind.merge)
 
 
 def _span_filter(field_name: str, spans) -> Q:
@@ -289,29 +305,6 @@ def recompute_sql_warm() -> int:
     return len(_COMPILED) - before
 
 
-# No stored value can stop a recompute: every raw value a measure reads is clamped to ±this before
-# it is aggregated (ingestion keeps durations within 10 years, so valid records are never changed;
-# a value stored before that bound, e.g. 1e308, can no longer overflow a sum).
-SUMMED_VALUE_BOUND = 315_576_000.0
-
-
-def _bounded_source(source, measures):
-    """`source` with each raw field the measures read clamped (as `bounded_<field>`), and the
-    measures reading those instead."""
-    # CASE, not LEAST/GREATEST: those skip NULLs on PostgreSQL (a missing value must stay missing).
-    # PostgreSQL sorts NaN above every number, so a stored NaN becomes the bound too.
-    bound = SUMMED_VALUE_BOUND
-
-    def clamp(name: str):
-        return Case(When(**{f"{name}__gt": bound}, then=Value(bound)),
-                    When(**{f"{name}__lt": -bound}, then=Value(-bound)),
-                    default=F(name), output_field=FloatField())
-
-    fields = sorted({m.field for m in measures if m.field})
-    source = source.annotate(**{f"bounded_{f}": clamp(f) for f in fields})
-    return source, [replace(m, field=f"bounded_{m.field}") if m.field else m for m in measures]
-
-
 def _dimension(*, record_type: str, cube: Cube, name: str):
     """A dimension's value in a cube row: the record's (raw NULL and the cube's '' are the same "none"),
     or '' when the cube does not keep it or the record type does not declare it."""
@@ -337,8 +330,8 @@ def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, source:
         _interval_rows_insert(kind=kind, table=table, department=department, spans=spans)
         return
     source_key = None if source is None else source.key
-    if cube is EXACT_CUBE:
-        source, bounded = _bounded_source(kind.model.objects, measures)
+    if cube is EXACT_CUBE or (source is EXACT_CUBE and not table.exact_stored):  # from the raw records
+        source, bounded = bounded_source(kind.model.objects, measures)
         anchor = kind.anchor
         states = {f"c_{m.key}": m.kind.build(m) for m in bounded}
     else:
@@ -374,52 +367,44 @@ def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, source:
         )
 
 
-def _exact_rows_merge(*, record_type: str, table: CubeTable, department, spans) -> None:
-    """Replace one table's exact-layer rows for `spans`, for kinds the database cannot merge: the states
-    are folded in Python (each element added) from the raw records' elements, then inserted (the other
-    cubes: `_sets_merge`). A department-wide kind keeps no dimension and no row without a state."""
-    cube = EXACT_CUBE
+def _sets_build(*, record_type: str, table: CubeTable, cubes: list[Cube], department, intervals) -> None:
+    """Replace the rows of `cubes` over `intervals` from the raw records, for a kind the database cannot
+    merge: each raw record's element (None: it adds none) is added to its bucket of every cube, from one
+    read of the raw records of the union of the cubes' buckets (whole local days for the day cubes).
+    Before, the kind makes ready what its elements read (`prepare`: customer ids, first contacts)."""
+    zone = ZoneInfo(department.timezone)
     kind = RECORD_KINDS[record_type]
-    measures, measure_kind = table.measures, table.kind
-    dims = () if measure_kind.department_wide else tuple(d for d in DIMENSIONS if d in cube.dims)
-    model = table.model
+    measures, measure_kind, model = table.measures, table.kind, table.model
     keys = [m.key for m in measures]
-    source = kind.model.objects.filter(department_id=department.id).filter(_span_filter(kind.anchor, spans))
-    replaced = model.objects.filter(cube=cube.key, department_id=department.id).filter(
-        _span_filter("bucket_start", spans))
-    previous = measure_kind.merge([measure_kind.load(v) for row in replaced.values_list(*keys) for v in row])
-    moved = [moment for m in measures for moment in m.kind.prepare(
-        m, department=department, source=source, spans=spans, previous=previous)]
-    if moved:  # first contacts moved out of or into other quarters: those are recomputed too
-        record_changes_mark(record_type=record_type, marks=((department.id, moment) for moment in moved))
     raw_fields = {f.name for f in kind.model._meta.get_fields()}
-    rows = source.annotate(
-        k_bucket=cube.bucket_start(F(kind.anchor), department.timezone),
-        **{f"k_{d}": Coalesce(F(DIMENSION_COLUMNS[d]), Value(""), output_field=CharField())
-           for d in dims if DIMENSION_COLUMNS[d] in raw_fields},
-        **{f"e_{m.key}": m.kind.build(m) for m in measures},
-    ).order_by().values_list("k_bucket", *(f"k_{d}" for d in dims if DIMENSION_COLUMNS[d] in raw_fields),
-                             *(f"e_{m.key}" for m in measures))
-    dims = tuple(d for d in dims if DIMENSION_COLUMNS[d] in raw_fields)
-    folded: dict[tuple, list] = {}
-    for row in rows.iterator(chunk_size=10_000):
-        key = row[:1 + len(dims)]
-        states = folded.get(key)
-        if states is None:
-            states = folded[key] = [measure_kind.empty() for _ in measures]
-        for state, element in zip(states, row[1 + len(dims):], strict=True):
-            if element is not None:
-                state.add(element)
-    model.objects.filter(cube=cube.key, department_id=department.id).filter(_span_filter("bucket_start", spans)).delete()
-    # A dimension the rows do not keep is '' (a column default Django sets in Python, not in the table).
-    places = [dims.index(d) + 1 if d in dims else None for d in DIMENSIONS]
-    columns = ["cube", "department_id", "bucket_start", *(DIMENSION_COLUMNS[d] for d in DIMENSIONS), *keys]
-    _rows_write(model._meta.db_table, columns, [
-        (cube.key, department.id, key[0], *("" if i is None else key[i] for i in places),
-         *(measure_kind.dump(state) for state in states))
-        for key, states in folded.items()
-        if not measure_kind.department_wide or any(states)
-    ])
+    # The dimensions a raw row carries for these cubes (none for a department-wide kind).
+    dims = () if measure_kind.department_wide else tuple(
+        d for d in DIMENSIONS if DIMENSION_COLUMNS[d] in raw_fields and any(d in c.dims for c in cubes))
+    spans_by_cube = {cube: cube.spans(intervals, zone) for cube in cubes}
+    union = merge_intervals(span for spans in spans_by_cube.values() for span in spans)
+    quarter = Cube("", frozenset(), QUARTER_SECONDS, "")  # a cached key: every bucket is a union of quarters
+    for i in range(0, len(union), _CHUNK_INTERVALS):
+        chunk = union[i:i + _CHUNK_INTERVALS]
+        fold = _CubeFold(spans_by_cube=spans_by_cube, chunk=chunk, zone=zone, dims=dims, width=len(keys))
+        source = kind.model.objects.filter(department_id=department.id).filter(_span_filter(kind.anchor, chunk))
+        previous = measure_kind.empty()
+        if measure_kind.prepare_previous:  # what the replaced rows held (every cube covers the whole department)
+            replaced = model.objects.filter(cube__in=[c.key for c in cubes], department_id=department.id).filter(
+                _span_filter("bucket_start", chunk))
+            previous = measure_kind.merge([measure_kind.load(v) for row in replaced.values_list(*keys) for v in row])
+        moved = [moment for m in measures for moment in m.kind.prepare(
+            m, department=department, source=source, spans=chunk, previous=previous)]
+        if moved:  # first contacts moved out of or into other quarters: those are recomputed too
+            record_changes_mark(record_type=record_type, marks=((department.id, moment) for moment in moved))
+        rows = source.annotate(
+            k_quarter=quarter.bucket_start(F(kind.anchor), department.timezone),
+            **{f"k_{d}": Coalesce(F(DIMENSION_COLUMNS[d]), Value(""), output_field=CharField()) for d in dims},
+            **{f"e_{m.key}": m.kind.build(m) for m in measures},
+        ).order_by().values_list("k_quarter", *(f"k_{d}" for d in dims), *(f"e_{m.key}" for m in measures))
+        width = 1 + len(dims)
+        for row in rows.iterator(chunk_size=10_000):
+            fold.add(row[0], row, row[width:])
+        fold.write(table=table, department=department, state_of=measure_kind.of_elements)
 
 
 def _interval_rows_insert(*, kind, table: CubeTable, department, spans) -> None:

@@ -33,7 +33,7 @@ def _plan(department, *, zone="Asia/Ho_Chi_Minh", start="2026-03-01", end="2026-
     ({"granularity": "month", "group_by": ("topic",)}, "day_topic"),
     ({"granularity": "month", "start": "2026-03-05"}, "day"),
     ({"granularity": "month", "zone": "UTC"}, "hour"),
-    ({"granularity": "month", "zone": "UTC", "group_by": ("channel",)}, "hour_channel"),
+    ({"granularity": "month", "zone": "UTC", "group_by": ("channel",)}, "quarter_agent_channel_topic"),
     ({"granularity": "month", "group_by": ("weekday",)}, "day"),
     ({"granularity": "total", "end": "2026-03-15"}, "day"),
     ({"group_by": ("channel",)}, "day_channel"),
@@ -41,21 +41,26 @@ def _plan(department, *, zone="Asia/Ho_Chi_Minh", start="2026-03-01", end="2026-
     ({"group_by": ("agent",)}, "day_agent"),
     ({"agents": ("a-1",)}, "day_agent"),
     ({"agent_scope": "a-1"}, "day_agent"),
-    ({"group_by": ("agent",), "channels": ("phone",)}, "day_agent_channel"),
+    # No day × agent × channel cube: the raw records (the exact layer) answer it.
+    ({"group_by": ("agent",), "channels": ("phone",)}, "quarter_agent_channel_topic"),
+    ({"group_by": ("agent", "channel"), "granularity": "month"}, "month_agent_channel"),
     ({"granularity": "total"}, "month"),
     ({"granularity": "hour", "end": "2026-03-02"}, "hour"),
-    ({"granularity": "hour", "end": "2026-03-02", "channels": ("chat",)}, "hour_channel"),
+    ({"granularity": "hour", "end": "2026-03-02", "channels": ("chat",)}, "quarter_agent_channel_topic"),
     ({"zone": "UTC"}, "hour"),
     ({"zone": "America/New_York"}, "hour"),
-    ({"zone": "America/New_York", "group_by": ("channel",)}, "hour_channel"),
-    ({"zone": "Asia/Kolkata"}, "half_hour"),
-    ({"zone": "Asia/Kolkata", "granularity": "hour", "end": "2026-03-02"}, "half_hour"),
+    ({"zone": "America/New_York", "group_by": ("channel",)}, "quarter_agent_channel_topic"),
+    ({"zone": "Asia/Kolkata"}, "hour_30"),  # local midnights at 18:30 UTC
+    ({"zone": "Asia/Kolkata", "granularity": "hour", "end": "2026-03-02"}, "hour_30"),
     ({"zone": "Asia/Kolkata", "group_by": ("channel",)}, "quarter_agent_channel_topic"),
     ({"zone": "Asia/Kathmandu"}, "quarter_agent_channel_topic"),  # +05:45
     ({"zone": "UTC", "group_by": ("agent",)}, "quarter_agent_channel_topic"),
     ({"granularity": "total", "start": "2026-03-01T10:15:00+07:00"}, "quarter_agent_channel_topic"),
     ({"granularity": "total", "start": "2026-03-01T10:00:00+07:00"}, "hour"),
-    ({"granularity": "total", "start": "2026-03-01T10:30:00+07:00"}, "half_hour"),
+    # From 03:30 to 17:00 UTC: neither the hours nor the hours from half past fit both ends.
+    ({"granularity": "total", "start": "2026-03-01T10:30:00+07:00"}, "quarter_agent_channel_topic"),
+    ({"granularity": "total", "start": "2026-03-01T10:30:00+07:00", "end": "2026-03-01T22:30:00+07:00"},
+     "hour_30"),
     # Bangkok shares Ho Chi Minh City's midnights: the local-day cubes fit.
     ({"zone": "Asia/Bangkok"}, "day"),
     ({"zone": "Asia/Bangkok", "channels": ("chat",)}, "day_channel"),
@@ -67,13 +72,13 @@ def _plan(department, *, zone="Asia/Ho_Chi_Minh", start="2026-03-01", end="2026-
     ({"topics": ("card",), "group_by": ("channel",)}, "quarter_agent_channel_topic"),
     # A partial range: its clipped ends must be bucket starts.
     ({"start": "2026-03-01T10:00:00+07:00", "end": "2026-03-03"}, "hour"),
-    ({"start": "2026-03-01T10:30:00+07:00", "end": "2026-03-03"}, "half_hour"),
+    ({"start": "2026-03-01T10:30:00+07:00", "end": "2026-03-03"}, "quarter_agent_channel_topic"),
     ({"start": "2026-03-01T10:45:00+07:00", "end": "2026-03-03"}, "quarter_agent_channel_topic"),
     # Weekday × hour heatmaps: every bucket inside one local day and hour of the query zone.
     ({"group_by": ("weekday",)}, "day"),
     ({"group_by": ("weekday", "hour_of_day")}, "hour"),
     ({"group_by": ("hour_of_day", "agent")}, "quarter_agent_channel_topic"),
-    ({"zone": "Asia/Kolkata", "group_by": ("hour_of_day",)}, "half_hour"),
+    ({"zone": "Asia/Kolkata", "group_by": ("hour_of_day",)}, "hour_30"),
     ({"zone": "UTC", "group_by": ("weekday",)}, "hour"),
 ])
 def test_cheapest_fitting_cube(department, kwargs, cube):
@@ -103,8 +108,8 @@ def test_system_checks_by_check_read_the_day_check_cube_or_the_exact_layer(depar
     ({"agent_scope": "a-1"}, "day_agent", "day"),
     ({"group_by": ("topic",)}, "quarter_agent_channel_topic", "day"),  # the sets keep no day_topic
     ({"zone": "UTC"}, "hour", "hour"),
-    ({"zone": "UTC", "group_by": ("channel",)}, "quarter_agent_channel_topic", "hour"),  # no hour_channel
-    ({"zone": "Asia/Kolkata"}, "half_hour", "half_hour"),
+    ({"zone": "UTC", "group_by": ("channel",)}, "quarter_agent_channel_topic", "hour"),  # the raw records
+    ({"zone": "Asia/Kolkata"}, "quarter_agent_channel_topic", "quarter_agent_channel_topic"),  # no hour_30 sets
 ])
 def test_distinct_sets_read_the_cheapest_cube_they_keep(department, kwargs, cube, first_contact_cube):
     """The set tables keep fewer cubes; the first contacts are read department-wide (no dimension)."""
@@ -130,9 +135,9 @@ def test_distinct_sets_read_the_cheapest_cube_they_keep(department, kwargs, cube
 
 
 @pytest.mark.parametrize(("record_type", "copies"), [
-    ("cashout", {"day_agent", "day_agent_channel", "month_agent", "day_topic"}),
-    ("agent_event", {"day_channel", "hour_channel", "day_agent_channel"}),
-    ("customer", {"day_agent", "day_channel", "hour_channel"}),
+    ("cashout", {"day_agent", "month_agent_channel", "month_agent", "day_topic"}),
+    ("agent_event", {"day_channel", "month_channel", "month_agent_channel"}),
+    ("customer", {"day_agent", "day_channel", "month_agent"}),
 ])
 def test_a_record_type_keeps_no_cube_copying_another(record_type, copies):
     """A cube keeping a dimension the type lacks would hold '' there: the rows of the cube without it."""

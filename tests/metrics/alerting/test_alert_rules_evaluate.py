@@ -174,7 +174,7 @@ def test_a_recompute_evaluates_the_departments_rules(department, monkeypatch, se
 def test_beat_leaves_a_rule_with_changes_waiting_for_recompute_to_the_recompute(department):
     """An ingestion backlog is not an absence: beat does not read a window whose records are stored
     but not yet aggregated (the evaluation after their recompute does)."""
-    r = rule(department, kpi="interactions", window_seconds=900, condition="below", threshold=1)
+    r = rule(department, kpi="interactions", window_seconds=2700, condition="below", threshold=1)
     records_store([interaction_build(department=department, created_at=NOW - timedelta(minutes=2))], then=None)
     assert alert_rules_evaluate(now=NOW, defer_to_recompute=True) == 0
     r.refresh_from_db()
@@ -183,10 +183,12 @@ def test_beat_leaves_a_rule_with_changes_waiting_for_recompute_to_the_recompute(
     assert alert_rules_evaluate(now=NOW, defer_to_recompute=True) == 0
     r.refresh_from_db()
     assert (r.state, r.last_value) == ("ok", 1)
-    # Without the check the same kind of backlog reads as silence and fires.
-    records_store([interaction_build(department=department, created_at=NOW + timedelta(minutes=38))], then=None)
-    assert alert_rules_evaluate(now=NOW + timedelta(minutes=40), defer_to_recompute=True) == 0
-    assert alert_rules_evaluate(now=NOW + timedelta(minutes=40)) == 1
+    # Without the check the same kind of backlog reads as silence and fires, in a window read from the
+    # cubes: at 11:50:30 the window is 11:00-12:00 UTC, the hour cube. (A window no cube fits, such as
+    # 09:15-10:15 above, is read from the raw records, where stored records count at once.)
+    records_store([interaction_build(department=department, created_at=NOW + timedelta(minutes=98))], then=None)
+    assert alert_rules_evaluate(now=NOW + timedelta(minutes=103), defer_to_recompute=True) == 0
+    assert alert_rules_evaluate(now=NOW + timedelta(minutes=103)) == 1
     assert events(r)[0].value == 0
 
 
