@@ -40,12 +40,10 @@ from __future__ import annotations
 import json
 import math
 from abc import ABC, abstractmethod
-from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from itertools import accumulate
 
 from django.db import models
 from django.db.models import Case, Expression, F, FloatField, Func, OuterRef, Q, Subquery, Value, When
@@ -127,6 +125,10 @@ class MeasureKind(ABC):
     def read(self, measure: Measure) -> Expression:
         """An aggregate over cube rows giving the state of one group × period."""
         return self.rollup(measure)
+
+    def read_one(self, measure: Measure) -> Expression:
+        """What `read` gives for a group × period of exactly one cube row: its stored state."""
+        return F(measure.key)
 
     @abstractmethod
     def load(self, value):
@@ -357,16 +359,28 @@ def sketch_counts(packed: Iterable[int], into: dict[int, int] | None = None) -> 
 
 def sketch_quantile(packed: list[int], q: float) -> tuple[float | None, int]:
     """(nearest-rank q-quantile, n) of a packed sketch: the representative of the bin holding the
-    ⌈q·n⌉-th smallest value. `packed` may hold a bin more than once (exact-layer rows do)."""
+    ⌈q·n⌉-th smallest value. `packed` may hold a bin more than once (a read of several rows)."""
     if not packed:
         return None, 0
     entries = sorted(packed)  # stored sketches are in bin order already: a linear pass
-    cumulative = list(accumulate([e & COUNT_MASK for e in entries]))
-    n = cumulative[-1]
+    n = sum(map(COUNT_MASK.__and__, entries))
     if n == 0:
         return None, 0
     rank = max(math.ceil(q * n - 1e-9), 1)
-    return sketch_representative(entries[bisect_left(cumulative, rank)] >> COUNT_BITS), n
+    # Walked from the nearer end (a p90 passes ~10 % of the bins): the bin where the count of values
+    # up to it first reaches `rank`, i.e. where the count from the top first exceeds n − rank.
+    seen = 0
+    if 2 * rank > n:
+        above = n - rank
+        for entry in reversed(entries):
+            seen += entry & COUNT_MASK
+            if seen > above:
+                return sketch_representative(entry >> COUNT_BITS), n
+    for entry in entries:
+        seen += entry & COUNT_MASK
+        if seen >= rank:
+            return sketch_representative(entry >> COUNT_BITS), n
+    raise AssertionError("unreachable: the counts add up to n")  # pragma: no cover
 
 
 class SketchField(models.Field):

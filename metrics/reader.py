@@ -421,12 +421,27 @@ def _state_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, s
     return compiled_rows(db=db, shape=shape, queryset=queryset, params=params)
 
 
+def one_row_per_cell(*, cube: Cube, query: KpiQuery, scope: DepartmentScope, granularity: str) -> bool:
+    """Whether every group × period of the read is exactly one cube row: each period is one bucket of the
+    cube (a day of the day cube, an hour of the hour cube, a month of a month cube) and the groups keep
+    every dimension of the cube. Such a read needs no aggregate: each row's state is read as stored (a
+    year of day sketches skips 365 merges of one sketch each)."""
+    grain = (Granularity.DAY if cube.local_day else Granularity.MONTH if cube.monthly
+             else Granularity.HOUR if cube.seconds == 3600 and not cube.offset else None)
+    if grain != granularity or (cube.local and query.zone != scope.department.timezone):
+        return False
+    if any(d in TIME_DIMENSIONS for d in query.group_by):
+        return False
+    return cube.dims <= {*query.group_by, *([AGENT] if scope.agent else [])}
+
+
 def _grouped_read(*, model, measures: list[Measure], cube: Cube, query: KpiQuery,
                   scope: DepartmentScope, start: datetime, end: datetime, boundaries: list[datetime],
                   names: list[str], departments: list[int] | None = None) -> Iterator[tuple]:
     """Rows of (period index?, dimensions..., merged states...) as the ORM's values_list gives them;
     with `departments`, of those departments, each row led by its department id, in department order."""
     series = bool(names) and names[0] == "k_period"
+    direct = series and one_row_per_cell(cube=cube, query=query, scope=scope, granularity=query.granularity)
     db = router.db_for_read(model)
     connection = connections[db]
     ops = connection.ops
@@ -440,7 +455,7 @@ def _grouped_read(*, model, measures: list[Measure], cube: Cube, query: KpiQuery
     if series:
         params.insert(0, PeriodIndex.param(connection, tuple(boundaries)))
     shape = (db, model._meta.db_table, cube.key, tuple(m.key for m in measures), tuple(names), bool(scope.agent),
-             query.filter_lengths(), None if departments is None else len(departments))
+             query.filter_lengths(), None if departments is None else len(departments), direct)
     keys = names if departments is None else ["department_id", *names]
 
     def queryset() -> QuerySet:
@@ -450,8 +465,12 @@ def _grouped_read(*, model, measures: list[Measure], cube: Cube, query: KpiQuery
             rows = rows.annotate(k_period=PeriodIndex(F("bucket_start"), boundaries=boundaries))
         rows = rows.annotate(**{d: LocalPart(F("bucket_start"), part=d, zone=query.zone)
                                 for d in names if d in TIME_DIMENSIONS})
-        states = {f"s_{m.key}": m.kind.read(m) for m in measures}
-        grouped = rows.values(*keys).annotate(**states)
+        if direct:  # one cube row per group × period: its states as stored
+            states = {f"s_{m.key}": m.kind.read_one(m) for m in measures}
+            grouped = rows.annotate(**states)
+        else:
+            states = {f"s_{m.key}": m.kind.read(m) for m in measures}
+            grouped = rows.values(*keys).annotate(**states)
         return (grouped.order_by() if departments is None else grouped.order_by("department_id")).values_list(
             *keys, *states)
 
