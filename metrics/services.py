@@ -392,8 +392,12 @@ def _sets_build(*, record_type: str, table: CubeTable, cubes: list[Cube], depart
             replaced = model.objects.filter(cube__in=[c.key for c in cubes], department_id=department.id).filter(
                 _span_filter("bucket_start", chunk))
             previous = measure_kind.merge([measure_kind.load(v) for row in replaced.values_list(*keys) for v in row])
+        # Rebuilt in every cube are the changed intervals themselves (a cube rebuilds its buckets that
+        # hold them; the hour cube not the rest of the day): a first contact that moved anywhere else,
+        # even within the chunk, is marked for the next pass.
+        rebuilt = [(start, end) for start, end in intervals if chunk[0][0] <= start < chunk[-1][1]]
         moved = [moment for m in measures for moment in m.kind.prepare(
-            m, department=department, source=source, spans=chunk, previous=previous)]
+            m, department=department, source=source, spans=rebuilt, previous=previous)]
         if moved:  # first contacts moved out of or into other quarters: those are recomputed too
             record_changes_mark(record_type=record_type, marks=((department.id, moment) for moment in moved))
         rows = source.annotate(

@@ -182,6 +182,18 @@ def _series(department, kpi, *, start, end, granularity="day", group_by=(), **fi
             for r in kpi_series_get(query=query)["results"]}
 
 
+def test_a_first_contact_moved_within_its_day_leaves_no_stale_hour(department):
+    """A backfill earlier the same day moves the first contact to another hour: the day is rebuilt whole
+    from the raw records, the hour cube only where the change is; the hour it left is recomputed too."""
+    records_store([interaction_build(department=department, created_at=T0, customer="c-1")])  # 03:00 UTC
+    records_store([interaction_build(department=department, created_at=T0 - timedelta(hours=2), customer="c-1")])
+    day_start = datetime(2026, 5, 4, tzinfo=UTC)
+    hours = _series(department, "new_customers", start=day_start, end=day_start + timedelta(hours=6),
+                    granularity="hour")
+    # Queried in the department's zone by hour: the hour cube (UTC hours) of the first contacts.
+    assert hours == {(): (1, [0, 1, 0, 0, 0, 0])}
+
+
 def test_backfill_moves_a_customer_from_new_to_returning(department):
     records_store([interaction_build(department=department, created_at=T0 + timedelta(days=d), customer="c-1")
                    for d in (0, 1, 31)])
