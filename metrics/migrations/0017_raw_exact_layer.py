@@ -3,7 +3,7 @@
 """The raw records are the exact layer of the tables whose measures are aggregates of each record on
 its own (counts, sums, sketches, sets): their quarter-hour rows are dropped. So are the day × agent ×
 channel and hour × channel cubes (each held ~0.2 rows per record at 5M interactions a year), the
-sketches of the hour cube, and the half-hour cube, replaced by `hour_30` (UTC hours from half past:
+sketches of the hour and month × agent × channel cubes, and the half-hour cube, replaced by `hour_30` (UTC hours from half past:
 Asia/Kolkata's hours and days read half as many rows).
 
 The cubes that were merged from the dropped ones are now built from the raw records with the same
@@ -27,7 +27,8 @@ EXACT = "quarter_agent_channel_topic"
 # The tables that store no exact layer since this version (metrics.models.CubeTable.exact_stored).
 RAW_EXACT = ["InteractionBucket", "InteractionSketchBucket", "InteractionSetBucket",
              "InteractionFirstContactBucket", "SurveyBucket", "CashoutBucket", "CashoutSketchBucket"]
-SKETCH_TABLES = ["InteractionSketchBucket", "CashoutSketchBucket"]  # keep local-day and local-month cubes only
+# Keep the local-day cubes and the month cubes merged from them only.
+SKETCH_TABLES = ["InteractionSketchBucket", "CashoutSketchBucket"]
 TABLES = [*RAW_EXACT, "AgentEventBucket", "SystemCheckBucket", "CustomerStockBucket"]
 
 
@@ -70,7 +71,7 @@ def rows_drop(apps, schema_editor):
         dropped = [*DROPPED_CUBES, *([EXACT] if name in RAW_EXACT else [])]
         model.objects.filter(cube__in=dropped).delete()
         if name in SKETCH_TABLES:
-            model.objects.filter(cube="hour").delete()
+            model.objects.filter(cube__in=["hour", "month_agent_channel"]).delete()
 
 
 class Migration(migrations.Migration):

@@ -33,7 +33,7 @@ def test_dropped_rows_go_and_half_hours_are_marked():
         for cube, moment in [("half_hour", T0), ("half_hour", T0 + timedelta(hours=5)), (EXACT, T0),
                              ("day_agent_channel", T0), ("hour_channel", T0), ("day", T0), ("hour", T0)]:
             counts.objects.create(cube=cube, department_id=department.id, bucket_start=moment, interactions=1)
-        for cube in ("hour", "day", "half_hour"):
+        for cube in ("hour", "day", "half_hour", "month_agent_channel"):
             sketches.objects.create(cube=cube, department_id=department.id, bucket_start=T0)
         presence.objects.create(cube=EXACT, department_id=department.id, bucket_start=T0, agent="a-1")
 
