@@ -538,6 +538,27 @@ def _customer_id(field: str) -> Subquery:
     return Subquery(CustomerKey.objects.filter(customer=OuterRef(field)).values("id")[:1])
 
 
+class _ValueListField(models.Field):
+    """What `ElementList` returns: a list (PostgreSQL arrays come as lists; SQLite's JSON text is decoded)."""
+
+    def from_db_value(self, value, expression, connection):
+        return json.loads(value) if isinstance(value, str) else value
+
+
+class ElementList(models.Aggregate):
+    """The values of an expression over a group's rows, as a list (None for a null value: the caller
+    skips them, so a costly expression is evaluated once per row): PostgreSQL's array_agg, SQLite's
+    json_group_array."""
+
+    function = "array_agg"
+    output_field = _ValueListField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        native = self.copy()
+        native.function = "json_group_array"
+        return super(ElementList, native).as_sql(compiler, connection, **extra)
+
+
 class DistinctSet(MeasureKind):
     """The exact set of distinct values of a string field (`measure.field`, e.g. customer) of the
     records that match, as a roaring bitmap of their dense ids; value = its cardinality."""

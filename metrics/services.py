@@ -41,7 +41,7 @@ from metrics.cubes import (
     local_midnight,
     merge_intervals,
 )
-from metrics.measures import bounded_source
+from metrics.measures import ElementList, bounded_source
 from metrics.models import BUCKET_MODELS, CUBE_TABLES, CubeTable, RecomputeStamp
 from metrics.planner import cubes_kept
 
@@ -156,7 +156,9 @@ class _CubeFold:
         self.collected: dict[Cube, dict[tuple, list[list]]] = {cube: {} for cube in spans_by_cube}
         self.zone, self.width = zone, width
 
-    def add(self, moment: datetime, row: tuple, values) -> None:
+    def add(self, moment: datetime, row: tuple, values, *, many: bool = False) -> None:
+        """Fold one row's `values` (one per measure; None adds nothing; with `many`, each a list of
+        values, all added)."""
         for cube, collected in self.collected.items():
             cached = self.buckets[cube]
             bucket = cached.get(moment, False)
@@ -171,7 +173,9 @@ class _CubeFold:
             if lists is None:
                 lists = collected[key] = [[] for _ in range(self.width)]
             for gathered, value in zip(lists, values, strict=True):
-                if value is not None:
+                if many:
+                    gathered.extend(v for v in value if v is not None)
+                elif value is not None:
                     gathered.append(value)
 
     def write(self, *, table: CubeTable, department, state_of) -> None:
@@ -402,14 +406,17 @@ def _sets_build(*, record_type: str, table: CubeTable, cubes: list[Cube], depart
             m, department=department, source=source, spans=rebuilt, previous=previous)]
         if moved:  # first contacts moved out of or into other quarters: those are recomputed too
             record_changes_mark(record_type=record_type, marks=((department.id, moment) for moment in moved))
-        rows = source.annotate(
+        # The elements of each quarter × dimensions gathered by the database: one row per group, not per
+        # record (a busy day's 3,000 records were 3,000 rows parsed and folded per table).
+        keys_of = ["k_quarter", *(f"k_{d}" for d in dims)]
+        rows = (source.annotate(
             k_quarter=quarter.bucket_start(F(kind.anchor), department.timezone),
             **{f"k_{d}": Coalesce(F(DIMENSION_COLUMNS[d]), Value(""), output_field=CharField()) for d in dims},
-            **{f"e_{m.key}": m.kind.build(m) for m in measures},
-        ).order_by().values_list("k_quarter", *(f"k_{d}" for d in dims), *(f"e_{m.key}" for m in measures))
+        ).values(*keys_of).annotate(**{f"e_{m.key}": ElementList(m.kind.build(m)) for m in measures})
+            .order_by().values_list(*keys_of, *(f"e_{m.key}" for m in measures)))
         width = 1 + len(dims)
         for row in rows.iterator(chunk_size=10_000):
-            fold.add(row[0], row, row[width:])
+            fold.add(row[0], row, row[width:], many=True)
         fold.write(table=table, department=department, state_of=measure_kind.of_elements)
 
 
