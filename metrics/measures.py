@@ -602,9 +602,10 @@ class DistinctSet(MeasureKind):
     def empty(self):
         return BitMap()
 
-    def of_elements(self, elements: list[int]) -> BitMap:
-        """The state of a bucket from its records' elements (`build`, one per record; repeats allowed)."""
-        return BitMap(elements)
+    def of_elements(self, elements: Iterable[int | None]) -> BitMap:
+        """The state of a bucket from its records' elements (`build`, one per record; repeats allowed, None
+        adds nothing)."""
+        return BitMap(e for e in elements if e is not None)
 
     def prepare(self, measure, *, department, source, spans, previous):
         customer_keys_assign(source=source.filter(self.elements(measure)), field=measure.field)

@@ -20,7 +20,7 @@ from django.db.models.functions import Coalesce
 from cskpi.db import pg_cursor
 from ingestion.fields import SPEC_BY_TYPE as RECORD_KINDS
 from metrics.cubes import AGENT, DIMENSION_COLUMNS, DIMENSIONS, EXACT_CUBE, Cube, LocalPart, PeriodIndex
-from metrics.measures import Measure, bounded_source
+from metrics.measures import ElementList, Measure, bounded_source
 from metrics.models import MEASURE_TABLES, CubeTable
 from metrics.periods import Granularity
 from metrics.planner import DEPARTMENT, TIME_DIMENSIONS, DepartmentScope, KpiQuery, scope_cube_choose
@@ -310,7 +310,7 @@ def _raw_read(*, measures: list[Measure], query: KpiQuery, scope: DepartmentScop
               end: datetime, boundaries: list[datetime], names: list[str]) -> list[tuple]:
     """Rows of (period index?, dimensions..., states...) like `_grouped_read`'s, from the raw records:
     each kind's `build` aggregates them per group × period (the database folds the states of the kinds
-    it merges; a set's elements are fetched and folded here). What a query no cube fits reads."""
+    it merges and gathers a set's elements). What a query no cube fits reads."""
     record_type = measures[0].record_type
     kind = measures[0].kind
     anchor = RECORD_KINDS[record_type].anchor
@@ -322,29 +322,22 @@ def _raw_read(*, measures: list[Measure], query: KpiQuery, scope: DepartmentScop
                           else raw_dimension(record_type, name))
             for name in names}
     rows = rows.annotate(**keys)
-    if not kind.sql_merge:  # one element per record (None: it adds none), folded per group × period here
-        collected: dict[tuple, list[list]] = {}
-        width = len(keys)
-        elements_of = rows.annotate(**{f"e_{m.key}": m.kind.build(m) for m in bounded}).order_by().values_list(
-            *keys, *(f"e_{m.key}" for m in measures))
-        for row in elements_of.iterator(chunk_size=10_000):
-            lists = collected.get(row[:width])
-            if lists is None:
-                lists = collected[row[:width]] = [[] for _ in measures]
-            for elements, element in zip(lists, row[width:], strict=True):
-                if element is not None:
-                    elements.append(element)
-        if not names and not collected:
-            return [tuple(None for _ in measures)]
-        return [(*key, *(kind.of_elements(elements) for elements in lists)) for key, lists in collected.items()]
-    states = {f"s_{m.key}": m.kind.build(m) for m in bounded}
+    # A kind the database merges is aggregated by its build; a set's elements are gathered per group by
+    # the database (`ElementList`) and made into a state here.
+    states = {f"s_{m.key}": m.kind.build(m) if kind.sql_merge else ElementList(m.kind.build(m)) for m in bounded}
     if not names:  # no record: no group (as no cube row is)
         *values, records = rows.aggregate(**states, records_=Count("pk")).values()
-        return [tuple(values) if records else tuple(None for _ in measures)]
-    # Grouped by constants only (a dimension the type lacks), the database returns one row even for no
-    # record: rows of no record are dropped, as there is no cube row for them.
-    grouped = rows.values(*keys).annotate(**states, records_=Count("pk")).order_by()
-    return [row[:-1] for row in grouped.values_list(*keys, *states, "records_").iterator() if row[-1]]
+        fetched = [tuple(values) if records else tuple(None for _ in measures)]
+    else:
+        # Grouped by constants only (a dimension the type lacks), the database returns one row even for no
+        # record: rows of no record are dropped, as there is no cube row for them.
+        grouped = rows.values(*keys).annotate(**states, records_=Count("pk")).order_by()
+        fetched = [row[:-1] for row in grouped.values_list(*keys, *states, "records_").iterator() if row[-1]]
+    if kind.sql_merge:
+        return fetched
+    width = len(names)
+    return [(*row[:width], *(None if elements is None else kind.of_elements(elements) for elements in row[width:]))
+            for row in fetched]
 
 
 def cube_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, start: datetime | None,
@@ -424,11 +417,11 @@ def _state_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, s
 
 def one_row_per_cell(*, cube: Cube, query: KpiQuery, scope: DepartmentScope, granularity: str) -> bool:
     """Whether every group × period of the read is exactly one cube row: each period is one bucket of the
-    cube (a day of the day cube, an hour of the hour cube, a month of a month cube) and the groups keep
+    cube (a day of the day cube, an hour of an hour cube, a month of a month cube) and the groups keep
     every dimension of the cube. Such a read needs no aggregate: each row's state is read as stored (a
     year of day sketches skips 365 merges of one sketch each)."""
     grain = (Granularity.DAY if cube.local_day else Granularity.MONTH if cube.monthly
-             else Granularity.HOUR if cube.seconds == 3600 and not cube.offset else None)
+             else Granularity.HOUR if cube.seconds == 3600 else None)
     if grain != granularity or (cube.local and query.zone != scope.department.timezone):
         return False
     if any(d in TIME_DIMENSIONS for d in query.group_by):

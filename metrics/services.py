@@ -158,7 +158,7 @@ class _CubeFold:
 
     def add(self, moment: datetime, row: tuple, values, *, many: bool = False) -> None:
         """Fold one row's `values` (one per measure; None adds nothing; with `many`, each a list of
-        values, all added)."""
+        values, all added as they are)."""
         for cube, collected in self.collected.items():
             cached = self.buckets[cube]
             bucket = cached.get(moment, False)
@@ -174,7 +174,7 @@ class _CubeFold:
                 lists = collected[key] = [[] for _ in range(self.width)]
             for gathered, value in zip(lists, values, strict=True):
                 if many:
-                    gathered.extend(v for v in value if v is not None)
+                    gathered.extend(value)
                 elif value is not None:
                     gathered.append(value)
 
@@ -388,7 +388,6 @@ def _sets_build(*, record_type: str, table: CubeTable, cubes: list[Cube], depart
         d for d in DIMENSIONS if DIMENSION_COLUMNS[d] in raw_fields and any(d in c.dims for c in cubes))
     spans_by_cube = {cube: cube.spans(intervals, zone) for cube in cubes}
     union = merge_intervals(span for spans in spans_by_cube.values() for span in spans)
-    quarter = Cube("", frozenset(), QUARTER_SECONDS, "")  # a cached key: every bucket is a union of quarters
     for i in range(0, len(union), _CHUNK_INTERVALS):
         chunk = union[i:i + _CHUNK_INTERVALS]
         fold = _CubeFold(spans_by_cube=spans_by_cube, chunk=chunk, zone=zone, dims=dims, width=len(keys))
@@ -410,7 +409,8 @@ def _sets_build(*, record_type: str, table: CubeTable, cubes: list[Cube], depart
         # record (a busy day's 3,000 records were 3,000 rows parsed and folded per table).
         keys_of = ["k_quarter", *(f"k_{d}" for d in dims)]
         rows = (source.annotate(
-            k_quarter=quarter.bucket_start(F(kind.anchor), department.timezone),
+            # The quarter (the exact layer's bucket): a key cached per bucket, every bucket a union of them.
+            k_quarter=EXACT_CUBE.bucket_start(F(kind.anchor), department.timezone),
             **{f"k_{d}": Coalesce(F(DIMENSION_COLUMNS[d]), Value(""), output_field=CharField()) for d in dims},
         ).values(*keys_of).annotate(**{f"e_{m.key}": ElementList(m.kind.build(m)) for m in measures})
             .order_by().values_list(*keys_of, *(f"e_{m.key}" for m in measures)))
