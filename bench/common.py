@@ -44,12 +44,13 @@ def django_setup(name: str, *, statement_timeout_ms: int = 600_000, redis_url: s
 
 def celery_worker_start(log_path: str, *pool: str):
     """A real Celery worker of the project (subprocess, this process's environment: its database and
-    REDIS_URL), logging to `log_path`; `pool` are the pool options (e.g. "--concurrency", "2")."""
+    REDIS_URL), logging to `log_path` (at BENCH_WORKER_LOGLEVEL, WARNING unless set: INFO shows each
+    task and pool process); `pool` are the pool options (e.g. "--concurrency", "2")."""
     import subprocess
 
     log = open(log_path, "w")  # noqa: SIM115 - the worker writes to it until it stops
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "celery"), "-A", "cskpi", "worker", *pool, "--loglevel", "WARNING",
+        [str(Path(sys.executable).parent / "celery"), "-A", "cskpi", "worker", *pool, "--loglevel", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"),
          "--without-gossip", "--without-mingle", "--without-heartbeat"],
         cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
     )
