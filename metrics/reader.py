@@ -140,8 +140,8 @@ def _table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query:
                                 start=start, end=end, boundaries=boundaries, names=names)
     else:
         loads = [m.kind.load for m in measures]
-        rows = cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
-        fetched = [tuple(rows.aggregate(**{f"s_{m.key}": m.kind.read(m) for m in measures}).values())]
+        fetched = _total_read(model=model, measures=measures, cube=cube, query=query, scope=scope, start=start,
+                              end=end)
     _rows_fold(out, fetched, query=query, scope=scope, dims=dims, series=series, names=names, positions=positions,
                loads=loads)
 
@@ -413,6 +413,27 @@ def _state_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, s
 
     return compiled_rows(db=db, shape=shape, queryset=queryset, params=params,
                          few=all(n == "k_period" for n in names))
+
+
+def _total_read(*, model, measures: list[Measure], cube: Cube, query: KpiQuery, scope: DepartmentScope,
+                start: datetime, end: datetime) -> Iterator[tuple]:
+    """The merged states of the department's cube rows in [start, end): one row, none when the range has
+    no cube row. Grouped by the department the rows are filtered to, so it is a queryset whose SQL
+    `compiled_rows` keeps per shape, where `aggregate()` compiled on every call (a year's percentile
+    read its range total that way: ~1 ms of a 10 ms answer)."""
+    db = router.db_for_read(model)
+    ops = connections[db].ops
+    params = [ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end), cube.key, scope.department.id,
+              *([scope.agent] if scope.agent else []), *query.filter_values()]
+    shape = ("total", db, model._meta.db_table, cube.key, tuple(m.key for m in measures), bool(scope.agent),
+             query.filter_lengths())
+
+    def queryset() -> QuerySet:
+        states = {f"s_{m.key}": m.kind.read(m) for m in measures}
+        rows = cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
+        return rows.order_by().values("department_id").annotate(**states).values_list(*states)
+
+    return compiled_rows(db=db, shape=shape, queryset=queryset, params=params, few=True)
 
 
 def one_row_per_cell(*, cube: Cube, query: KpiQuery, scope: DepartmentScope, granularity: str) -> bool:
