@@ -404,6 +404,8 @@ class SketchField(models.Field):
 
 
 def _sketch_from_db(value) -> list[int]:
+    if type(value) is list:  # PostgreSQL's bigint[], loaded by psycopg: a fresh list already
+        return value
     if value is None:
         return []
     if isinstance(value, str):

@@ -829,6 +829,36 @@ def _chunk_mark_dirty(*, record_type: str, department, interval: tuple[datetime,
                                 marks=((department.id, q) for q in quarters.iterator()))
 
 
+def cube_tables_cluster() -> list[tuple[str, float]]:
+    """Rewrite every cube table in the order of its key (department, cube, bucket start, dimensions) and
+    analyze it; -> (table, seconds) of each. PostgreSQL only (elsewhere: nothing done, []).
+
+    Why: a read is one department's rows of one cube over a range, found by the key index; rows written
+    chunk by chunk (a rebuild) or as records arrive (the recompute) lie scattered among the other cubes'
+    and departments' rows, so a month by hour visited ~720 heap pages for 744 rows (0.73 ms), in key order
+    38 (0.29 ms), and an answer that reads cold pages pays it several times over. `CLUSTER` holds an
+    exclusive lock on each table while it rewrites it (reads and recomputes of that table wait): run it
+    after a full rebuild (`rebuild_aggregates` does) or in a quiet hour, when rows written since have
+    scattered again. It also returns the space of dead rows, as `VACUUM FULL` would.
+    """
+    if connection.vendor != "postgresql":
+        return []
+    done = []
+    for tables in CUBE_TABLES.values():
+        for table in tables:
+            started = monotonic()
+            name = table.model._meta.db_table
+            (key,) = (c.name for c in table.model._meta.constraints)  # the key's unique index
+            with transaction.atomic(), connection.cursor() as cursor:
+                quote = connection.ops.quote_name
+                # Deferred foreign-key checks pending in an enclosing transaction would refuse the CLUSTER.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                cursor.execute(f"CLUSTER {quote(name)} USING {quote(key)}")
+                cursor.execute(f"ANALYZE {quote(name)}")
+            done.append((name, monotonic() - started))
+    return done
+
+
 def department_cubes_rebuild(*, department, since: datetime | None = None, chunk_days: int = 7,
                              progress=None) -> int:
     """Rebuild the department's cubes from its raw records, one bounded transaction per chunk.
