@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from zoneinfo import ZoneInfo
 
 from django.db import connection
@@ -24,7 +24,7 @@ from metrics.catalog import KPIS, MEASURES_BY_KEY
 from metrics.models import RecomputeStamp
 from metrics.periods import Granularity, boundaries_get, period_starts_iso, previous_range
 from metrics.planner import DEPARTMENT, GROUP_DIMENSIONS, DepartmentScope, KpiQuery, query_plan
-from metrics.reader import GroupKey, Read, StateRow, States, department_states_read, measure_states_read_many
+from metrics.reader import GroupKey, Read, States, department_states_read, measure_states_read_many
 
 __all__ = ["GROUP_DIMENSIONS", "DepartmentScope", "KpiQuery", "kpi_catalog_list", "kpi_series_get", "query_plan",
            "recompute_status_get"]
@@ -241,28 +241,27 @@ class _RangeRead:
                                            for i, span in enumerate(self.spans_for(formula)))
 
     def _evaluate_additive(self, formula, by_period: dict[int, States], range_span: float | None) -> tuple:
-        """`evaluate` for a formula over additive parts: each period's values picked from its row at C
-        speed (rows of one read share their measure positions), the range's values their column sums
-        (what merging the periods' states gives), no mapping asked per part per cell."""
-        on_values, parts = formula.on_values, formula.parts
-        positions, pick = None, None
-        picked: dict[int, tuple] = {}
-        for i, row in by_period.items():
-            if type(row) is StateRow:
-                if row.positions is not positions:
-                    positions = row.positions
-                    pick = _picker(positions, parts)
-                picked[i] = pick(row.values) if pick else tuple([row.get(p, 0) for p in parts])
-            else:
-                picked[i] = tuple([row.get(p, 0) for p in parts])
-        totals = tuple(map(sum, zip(*picked.values(), strict=True))) if picked else (0,) * len(parts)
-        value, sample = on_values(totals, range_span)
+        """`evaluate` for a formula over additive parts: the parts' columns picked from the periods' rows at
+        C speed (rows of one read share their measure positions), the range's values their column sums
+        (what merging the periods' states gives), the series by the formula over columns; no mapping asked
+        per part per cell and no function called per cell."""
+        parts = formula.parts
+        periods, columns = _part_columns(by_period, parts)
+        totals = tuple(map(sum, columns))
+        value, sample = formula.on_values(totals, range_span)
         if self.starts is None:
             return value, sample, None
-        zeros = (0,) * len(parts)
-        get = picked.get
-        return value, sample, self._series(on_values(get(i, zeros), span)
-                                           for i, span in enumerate(self.spans_for(formula)))
+        spans = self.spans_for(formula)
+        if len(periods) != len(spans) or periods != range(len(spans)):  # periods missing or out of order
+            placed = []
+            for column in columns:
+                full = [0] * len(spans)
+                for i, v in zip(periods, column, strict=True):
+                    full[i] = v
+                placed.append(full)
+            columns = placed
+        values, samples = formula.on_columns(columns, spans)
+        return value, sample, Series(self.starts, values, samples)
 
     def _series(self, cells) -> "Series":
         """The series of (value, sample size) cells, one per period in order."""
@@ -274,15 +273,25 @@ class _RangeRead:
         return Series(self.starts, values, samples)
 
 
-def _picker(positions: dict[str, int], parts: tuple[str, ...]):
-    """The function taking a row's values to the parts' values (a tuple, in `parts` order), or None when
-    a part is not among the row's measures."""
-    if not all(p in positions for p in parts):
-        return None
-    if len(parts) == 1:
-        at = positions[parts[0]]
-        return lambda values: (values[at],)
-    return itemgetter(*(positions[p] for p in parts))
+_POSITIONS, _VALUES = attrgetter("positions"), attrgetter("values")
+
+
+def _part_columns(by_period: dict[int, States], parts: tuple[str, ...]) -> tuple[Sequence[int], list[list]]:
+    """(the period indexes of `by_period`, in its order; per part, its values in those periods)."""
+    periods = list(by_period)
+    if periods == list(range(len(periods))):
+        periods = range(len(periods))
+    rows = by_period.values()
+    try:  # every row a StateRow of one read (a dict, merged from several, has no positions)
+        shared = len(set(map(id, map(_POSITIONS, rows)))) == 1
+    except AttributeError:
+        shared = False
+    if shared:
+        positions = next(iter(rows)).positions
+        if all(p in positions for p in parts):
+            values = list(map(_VALUES, rows))
+            return periods, [list(map(itemgetter(positions[p]), values)) for p in parts]
+    return periods, [[row.get(p, 0) for row in rows] for p in parts]
 
 
 # Formula kinds whose range value is read on its own, from the coarsest cube that fits the range, when

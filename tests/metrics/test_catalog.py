@@ -103,6 +103,24 @@ def test_formula_evaluate_and_on_values_match_a_reference_for_every_additive_kpi
                     assert math.isclose(value, expected_value, rel_tol=1e-12, abs_tol=1e-12), (kpi.key, states)
 
 
+def test_formula_on_columns_equals_on_values_cell_by_cell_for_every_additive_kpi():
+    """The series path (the formula over the periods' columns) gives exactly what the per-cell path gives,
+    period by period, zeros and empty periods included."""
+    rng = random.Random(11)
+    for kpi in (k for k in KPIS.values() if k.formula.on_values is not None):
+        formula = kpi.formula
+        for periods in (0, 1, 5, 48):
+            rows = [tuple(rng.choice([0, 0.0, rng.randint(0, 50), rng.uniform(0, 1e5)]) for _ in formula.parts)
+                    for _ in range(periods)]
+            spans = tuple(rng.choice([0.0, 900.0, rng.uniform(1, 1e6)]) if formula.kind == "per_span" else None
+                          for _ in range(periods))
+            columns = [list(column) for column in zip(*rows, strict=True)] or [[] for _ in formula.parts]
+            values, samples = formula.on_columns(columns, spans)
+            cells = [formula.on_values(row, span) for row, span in zip(rows, spans, strict=True)]
+            assert list(zip(values, samples, strict=True)) == cells, kpi.key
+            assert all(type(v) is type(c[0]) for v, c in zip(values, cells, strict=True)), kpi.key
+
+
 def test_bucket_columns_are_the_catalog_measures():
     for record_type, models in BUCKET_MODELS.items():
         columns = {f.name for model in models for f in model._meta.get_fields()} - {
