@@ -39,7 +39,9 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from abc import ABC, abstractmethod
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -357,13 +359,26 @@ def sketch_counts(packed: Iterable[int], into: dict[int, int] | None = None) -> 
     return counts
 
 
+# Where each entry's count (its low 32 bits) lies among the entry's two 32-bit halves in memory.
+_COUNT_HALF = 0 if sys.byteorder == "little" else 1
+
+
+def sketch_size(packed: list[int]) -> int:
+    """How many values the packed sketch holds: its counts added up. The entries laid out as unsigned
+    64-bit integers, their count halves summed straight from that memory: exact, and about a third
+    faster than masking each entry in Python (a year of day percentiles sums ~73,000 entries)."""
+    if COUNT_BITS != 32:  # pragma: no cover - the layout below assumes 32-bit counts
+        return sum(entry & COUNT_MASK for entry in packed)
+    return sum(memoryview(array("Q", packed)).cast("B").cast("I")[_COUNT_HALF::2])
+
+
 def sketch_quantile(packed: list[int], q: float) -> tuple[float | None, int]:
     """(nearest-rank q-quantile, n) of a packed sketch: the representative of the bin holding the
     ⌈q·n⌉-th smallest value. `packed` may hold a bin more than once (a read of several rows)."""
     if not packed:
         return None, 0
     entries = sorted(packed)  # stored sketches are in bin order already: a linear pass
-    n = sum(map(COUNT_MASK.__and__, entries))
+    n = sketch_size(entries)
     if n == 0:
         return None, 0
     rank = max(math.ceil(q * n - 1e-9), 1)

@@ -9,6 +9,7 @@ import pytest
 from metrics.catalog import MEASURES_BY_KEY, quantile
 from metrics.measures import (
     COUNT,
+    COUNT_MASK,
     LINEAR_BINS,
     MAX_BIN,
     QUANTILE,
@@ -18,6 +19,7 @@ from metrics.measures import (
     sketch_pack,
     sketch_quantile,
     sketch_representative,
+    sketch_size,
 )
 
 
@@ -132,3 +134,13 @@ def test_stock_carry_and_merge_equal_the_plain_count_over_any_span_of_periods():
             assert (merged.opening, merged.ins, merged.outs, merged.outs_of_opening) == expected
             assert merged.closing == _stock_span(events, (last + 1) * width, (last + 2) * width)[0]
     assert stock.merge([]) == stock.empty() and stock.merge([stock.empty(), states[3]]) == states[3]
+
+
+def test_sketch_size_adds_the_counts_exactly_past_32_bits():
+    rng = random.Random(5)
+    for _ in range(200):
+        counts = {b: rng.choice([1, 2, rng.randint(1, 5000), COUNT_MASK]) for b in rng.sample(range(MAX_BIN), 40)}
+        packed = sketch_pack(counts)
+        assert sketch_size(packed) == sum(counts.values())
+    assert sketch_size([]) == 0
+    assert sketch_size(sketch_pack({MAX_BIN: COUNT_MASK, 0: COUNT_MASK})) == 2 * COUNT_MASK  # a carry in 64 bits
