@@ -1,5 +1,6 @@
 """dirty_buckets_recompute: exact, idempotent, safe twice and concurrently, failures parked."""
 
+import io
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -213,6 +214,20 @@ def test_a_full_rebuild_leaves_the_cube_tables_in_key_order(department, other_de
     call_command("rebuild_aggregates", "--no-progress")
     assert _cube_rows() == good
     assert all(_in_key_order(table.model) for tables in CUBE_TABLES.values() for table in tables)
+
+
+@pytest.mark.django_db
+def test_cluster_aggregates_puts_the_cube_tables_in_key_order(department, other_department):
+    records_store(_some_traffic(department, n=120) + _some_traffic(other_department, n=120))
+    good = _cube_rows()
+    out = io.StringIO()
+    call_command("cluster_aggregates", stdout=out)
+    assert _cube_rows() == good
+    if connection.vendor == "postgresql":
+        assert "clustered metrics_interactionbucket in" in out.getvalue()
+        assert all(_in_key_order(table.model) for tables in CUBE_TABLES.values() for table in tables)
+    else:
+        assert "nothing to do" in out.getvalue()
 
 
 @pytest.mark.postgres
