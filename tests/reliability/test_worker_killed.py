@@ -144,7 +144,9 @@ def test_a_killed_recompute_is_taken_over_within_seconds_not_at_the_lease_end(de
         beat.stop()
         worker.stop()
     assert backend_gone < 3, backend_gone
-    assert redone < 10, redone
+    # The freshness bound with the worker dying (p95 < 5 s): the backend's end (<= 1 s), the next sweep
+    # (every 2 s here) and the recompute itself; 0.2-2.0 s measured.
+    assert redone < 5, redone
     assert_cubes_equal_a_full_rebuild()
 
 
