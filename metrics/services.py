@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import CharField, DateTimeField, F, Max, Min, Q, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
@@ -829,9 +829,15 @@ def _chunk_mark_dirty(*, record_type: str, department, interval: tuple[datetime,
                                 marks=((department.id, q) for q in quarters.iterator()))
 
 
-def cube_tables_cluster() -> list[tuple[str, float]]:
+# A CLUSTER waits at most this long for its table's lock: queued behind a long transaction it would hold
+# every later reader of the table behind it.
+CLUSTER_LOCK_TIMEOUT_MS = 10_000
+
+
+def cube_tables_cluster() -> list[tuple[str, float, str | None]]:
     """Rewrite every cube table in the order of its key (department, cube, bucket start, dimensions) and
-    analyze it; -> (table, seconds) of each. PostgreSQL only (elsewhere: nothing done, []).
+    analyze it; -> (table, seconds, None or why it was skipped) of each. PostgreSQL only (elsewhere:
+    nothing done, []).
 
     Why: a read is one department's rows of one cube over a range, found by the key index; rows written
     chunk by chunk (a rebuild) or as records arrive (the recompute) lie scattered among the other cubes'
@@ -839,23 +845,34 @@ def cube_tables_cluster() -> list[tuple[str, float]]:
     38 (0.29 ms), and an answer that reads cold pages pays it several times over. `CLUSTER` holds an
     exclusive lock on each table while it rewrites it (reads and recomputes of that table wait): run it
     after a full rebuild (`rebuild_aggregates` does) or in a quiet hour, when rows written since have
-    scattered again. It also returns the space of dead rows, as `VACUUM FULL` would.
+    scattered again. It also returns the space of dead rows, as `VACUUM FULL` would. A table whose lock is
+    not granted within CLUSTER_LOCK_TIMEOUT_MS is skipped (left as it was); the statement timeout does not
+    apply to the rewrite itself.
     """
     if connection.vendor != "postgresql":
         return []
+    quote = connection.ops.quote_name
     done = []
     for tables in CUBE_TABLES.values():
         for table in tables:
             started = monotonic()
             name = table.model._meta.db_table
             (key,) = (c.name for c in table.model._meta.constraints)  # the key's unique index
-            with transaction.atomic(), connection.cursor() as cursor:
-                quote = connection.ops.quote_name
-                # Deferred foreign-key checks pending in an enclosing transaction would refuse the CLUSTER.
-                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-                cursor.execute(f"CLUSTER {quote(name)} USING {quote(key)}")
-                cursor.execute(f"ANALYZE {quote(name)}")
-            done.append((name, monotonic() - started))
+            try:
+                with transaction.atomic(), connection.cursor() as cursor:
+                    # Deferred foreign-key checks pending in an enclosing transaction would refuse the CLUSTER.
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                    cursor.execute(f"SET LOCAL lock_timeout = {int(CLUSTER_LOCK_TIMEOUT_MS)}")
+                    cursor.execute("SET LOCAL statement_timeout = 0")
+                    cursor.execute(f"CLUSTER {quote(name)} USING {quote(key)}")
+                    cursor.execute(f"ANALYZE {quote(name)}")
+            except OperationalError as exc:
+                if getattr(getattr(exc, "__cause__", None), "sqlstate", None) != "55P03":  # lock_not_available
+                    raise
+                done.append((name, monotonic() - started, "its lock was not granted within "
+                                                           f"{CLUSTER_LOCK_TIMEOUT_MS / 1000:g} s"))
+                continue
+            done.append((name, monotonic() - started, None))
     return done
 
 

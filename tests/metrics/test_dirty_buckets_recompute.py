@@ -231,6 +231,28 @@ def test_cluster_aggregates_puts_the_cube_tables_in_key_order(department, other_
 
 
 @pytest.mark.postgres
+@pytest.mark.django_db
+def test_cluster_aggregates_skips_a_table_whose_lock_it_does_not_get(department, monkeypatch):
+    """A long transaction reading a cube table: the rewrite of that table gives up after the lock timeout
+    (rather than queueing every later reader behind it) and the command says so; the others are done."""
+    import psycopg
+
+    records_store(_some_traffic(department, n=40))
+    monkeypatch.setattr(services, "CLUSTER_LOCK_TIMEOUT_MS", 200)
+    db = connection.settings_dict
+    reader = psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
+                             dbname=db["NAME"])
+    try:
+        reader.execute(f"LOCK TABLE {InteractionBucket._meta.db_table} IN ACCESS SHARE MODE")
+        out, err = io.StringIO(), io.StringIO()
+        call_command("cluster_aggregates", stdout=out, stderr=err)
+    finally:
+        reader.close()
+    assert f"skipped {InteractionBucket._meta.db_table}: its lock was not granted within 0.2 s" in err.getvalue()
+    assert "clustered metrics_interactionsketchbucket in" in out.getvalue()
+
+
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_recomputes_and_ingestion_converge(on_postgres):
     departments = [DepartmentFactory(slug=f"conc-{i}") for i in range(2)]

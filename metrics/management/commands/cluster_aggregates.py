@@ -14,5 +14,8 @@ class Command(BaseCommand):
         if connection.vendor != "postgresql":
             self.stdout.write("nothing to do: only PostgreSQL tables are clustered")
             return
-        for table, seconds in cube_tables_cluster():
-            self.stdout.write(f"clustered {table} in {seconds:.1f} s")
+        for table, seconds, skipped in cube_tables_cluster():
+            if skipped:
+                self.stderr.write(f"skipped {table}: {skipped}; run cluster_aggregates again later")
+            else:
+                self.stdout.write(f"clustered {table} in {seconds:.1f} s")

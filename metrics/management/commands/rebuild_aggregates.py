@@ -39,8 +39,11 @@ class Command(BaseCommand):
         if not (department or since or no_cluster):
             # A full rebuild wrote its rows chunk by chunk, every cube interleaved: in key order a read
             # touches a few pages instead of one per row.
-            for table, seconds in cube_tables_cluster():
-                self.stdout.write(f"clustered {table} in {seconds:.1f} s")
+            for table, seconds, skipped in cube_tables_cluster():
+                if skipped:
+                    self.stderr.write(f"skipped {table}: {skipped}; run cluster_aggregates again later")
+                else:
+                    self.stdout.write(f"clustered {table} in {seconds:.1f} s")
 
 
 def _parse_since(text: str) -> datetime:
