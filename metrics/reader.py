@@ -133,15 +133,11 @@ def _table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query:
         fetched = _python_merged_read(model=model, measures=measures, cube=cube, query=query, scope=scope,
                                       start=start, end=end, boundaries=boundaries, names=names)
         loads = [_loaded for _ in measures]
-    elif names:
+    else:
         # Every group read has cube rows: a kind whose `read` gives the state needs no load per value.
         loads = None if all(m.kind.read_is_state for m in measures) else [m.kind.load for m in measures]
         fetched = _grouped_read(model=model, measures=measures, cube=cube, query=query, scope=scope,
                                 start=start, end=end, boundaries=boundaries, names=names)
-    else:
-        loads = [m.kind.load for m in measures]
-        fetched = _total_read(model=model, measures=measures, cube=cube, query=query, scope=scope, start=start,
-                              end=end)
     _rows_fold(out, fetched, query=query, scope=scope, dims=dims, series=series, names=names, positions=positions,
                loads=loads)
 
@@ -390,16 +386,28 @@ def _python_merged_read(*, model, measures: list[Measure], cube: Cube, query: Kp
     return [(*key, *(kind.merge(states) for states in lists)) for key, lists in collected.items()]
 
 
+def _cube_read_params(connection, *, cube: Cube, query: KpiQuery, scope: DepartmentScope, start: datetime,
+                      end: datetime, boundaries: list[datetime] | None, names: list[str],
+                      departments: list[int] | None = None) -> list:
+    """The parameters of a read of `cube_rows` in the order its compiled SQL takes them: the period index's
+    boundaries (when `boundaries`, a series) and the zone of each local weekday/hour in the select list,
+    then the filters (filter(**kwargs) sorts its keyword arguments: bucket_start, cube, department), the
+    agent's restriction and the query's dimension filters."""
+    ops = connection.ops
+    return [
+        *([PeriodIndex.param(connection, tuple(boundaries))] if boundaries is not None else []),
+        *(query.zone for d in names if d in TIME_DIMENSIONS),
+        ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end), cube.key,
+        *([scope.department.id] if departments is None else departments),
+        *([scope.agent] if scope.agent else []), *query.filter_values(),
+    ]
+
+
 def _state_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, start: datetime, end: datetime,
                 boundaries: list[datetime], names: list[str], keys: list[str], series: bool) -> list[tuple]:
     db = router.db_for_read(model)
-    connection = connections[db]
-    ops = connection.ops
-    params = [ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end), cube.key, scope.department.id,
-              *([scope.agent] if scope.agent else []), *query.filter_values()]
-    params[:0] = [query.zone for d in names if d in TIME_DIMENSIONS]
-    if series:
-        params.insert(0, PeriodIndex.param(connection, tuple(boundaries)))
+    params = _cube_read_params(connections[db], cube=cube, query=query, scope=scope, start=start, end=end,
+                               boundaries=boundaries if series else None, names=names)
     shape = ("states", db, model._meta.db_table, cube.key, tuple(keys), tuple(names), bool(scope.agent),
              query.filter_lengths())
 
@@ -413,27 +421,6 @@ def _state_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, s
 
     return compiled_rows(db=db, shape=shape, queryset=queryset, params=params,
                          few=all(n == "k_period" for n in names))
-
-
-def _total_read(*, model, measures: list[Measure], cube: Cube, query: KpiQuery, scope: DepartmentScope,
-                start: datetime, end: datetime) -> Iterator[tuple]:
-    """The merged states of the department's cube rows in [start, end): one row, none when the range has
-    no cube row. Grouped by the department the rows are filtered to, so it is a queryset whose SQL
-    `compiled_rows` keeps per shape, where `aggregate()` compiled on every call (a year's percentile
-    read its range total that way: ~1 ms of a 10 ms answer)."""
-    db = router.db_for_read(model)
-    ops = connections[db].ops
-    params = [ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end), cube.key, scope.department.id,
-              *([scope.agent] if scope.agent else []), *query.filter_values()]
-    shape = ("total", db, model._meta.db_table, cube.key, tuple(m.key for m in measures), bool(scope.agent),
-             query.filter_lengths())
-
-    def queryset() -> QuerySet:
-        states = {f"s_{m.key}": m.kind.read(m) for m in measures}
-        rows = cube_rows(model=model, cube=cube, query=query, scope=scope, start=start, end=end)
-        return rows.order_by().values("department_id").annotate(**states).values_list(*states)
-
-    return compiled_rows(db=db, shape=shape, queryset=queryset, params=params, few=True)
 
 
 def one_row_per_cell(*, cube: Cube, query: KpiQuery, scope: DepartmentScope, granularity: str) -> bool:
@@ -458,17 +445,8 @@ def _grouped_read(*, model, measures: list[Measure], cube: Cube, query: KpiQuery
     series = bool(names) and names[0] == "k_period"
     direct = series and one_row_per_cell(cube=cube, query=query, scope=scope, granularity=query.granularity)
     db = router.db_for_read(model)
-    connection = connections[db]
-    ops = connection.ops
-    params = [  # filter(**kwargs) sorts the keyword arguments: bucket_start, cube, department
-        ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end), cube.key,
-        *([scope.department.id] if departments is None else departments),
-        *([scope.agent] if scope.agent else []), *query.filter_values(),
-    ]
-    # The select list (period index, then local weekday/hour) comes before the WHERE clause.
-    params[:0] = [query.zone for d in names if d in TIME_DIMENSIONS]
-    if series:
-        params.insert(0, PeriodIndex.param(connection, tuple(boundaries)))
+    params = _cube_read_params(connections[db], cube=cube, query=query, scope=scope, start=start, end=end,
+                               boundaries=boundaries if series else None, names=names, departments=departments)
     shape = (db, model._meta.db_table, cube.key, tuple(m.key for m in measures), tuple(names), bool(scope.agent),
              query.filter_lengths(), None if departments is None else len(departments), direct)
     keys = names if departments is None else ["department_id", *names]
@@ -485,7 +463,10 @@ def _grouped_read(*, model, measures: list[Measure], cube: Cube, query: KpiQuery
             grouped = rows.annotate(**states)
         else:
             states = {f"s_{m.key}": m.kind.read(m) for m in measures}
-            grouped = rows.values(*keys).annotate(**states)
+            # No key (a range total): grouped by the one department the rows are filtered to, so the range
+            # with no row gives none, and the SQL is kept per shape as every read's is (aggregate()
+            # compiled it on every call: ~1 ms of a year's percentile by day).
+            grouped = rows.values(*(keys or ["department_id"])).annotate(**states)
         return (grouped.order_by() if departments is None else grouped.order_by("department_id")).values_list(
             *keys, *states)
 
