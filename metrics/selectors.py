@@ -246,13 +246,14 @@ class _RangeRead:
         (what merging the periods' states gives), the series by the formula over columns; no mapping asked
         per part per cell and no function called per cell."""
         parts = formula.parts
-        periods, columns = _part_columns(by_period, parts)
+        columns = _part_columns(by_period.values(), parts)
         totals = tuple(map(sum, columns))
         value, sample = formula.on_values(totals, range_span)
         if self.starts is None:
             return value, sample, None
         spans = self.spans_for(formula)
-        if len(periods) != len(spans) or periods != range(len(spans)):  # periods missing or out of order
+        periods = list(by_period)
+        if periods != list(range(len(spans))):  # periods missing or out of order: each value to its period
             placed = []
             for column in columns:
                 full = [0] * len(spans)
@@ -276,12 +277,8 @@ class _RangeRead:
 _POSITIONS, _VALUES = attrgetter("positions"), attrgetter("values")
 
 
-def _part_columns(by_period: dict[int, States], parts: tuple[str, ...]) -> tuple[Sequence[int], list[list]]:
-    """(the period indexes of `by_period`, in its order; per part, its values in those periods)."""
-    periods = list(by_period)
-    if periods == list(range(len(periods))):
-        periods = range(len(periods))
-    rows = by_period.values()
+def _part_columns(rows, parts: tuple[str, ...]) -> list[list]:
+    """Per part, its values in `rows` (the periods' states), in their order."""
     try:  # every row a StateRow of one read (a dict, merged from several, has no positions)
         shared = len(set(map(id, map(_POSITIONS, rows)))) == 1
     except AttributeError:
@@ -290,8 +287,8 @@ def _part_columns(by_period: dict[int, States], parts: tuple[str, ...]) -> tuple
         positions = next(iter(rows)).positions
         if all(p in positions for p in parts):
             values = list(map(_VALUES, rows))
-            return periods, [list(map(itemgetter(positions[p]), values)) for p in parts]
-    return periods, [[row.get(p, 0) for row in rows] for p in parts]
+            return [list(map(itemgetter(positions[p]), values)) for p in parts]
+    return [[row.get(p, 0) for row in rows] for p in parts]
 
 
 # Formula kinds whose range value is read on its own, from the coarsest cube that fits the range, when
