@@ -739,7 +739,12 @@ class Stock(MeasureKind):
             return 0 if measure.field is None else Decimal(0)
         if measure.field is None:
             return int(value)
-        return value if isinstance(value, Decimal) else Decimal(repr(float(value))).quantize(STOCK_PLACES)
+        if not isinstance(value, Decimal):
+            return Decimal(repr(float(value))).quantize(STOCK_PLACES)
+        # PostgreSQL's numeric sums keep 6 places. SQLite's converter makes a Decimal of a float sum's 15
+        # digits, unrounded: a level of 10.5 + 0.000001 in and out came back as -1.8E-15, not 0 (a rate
+        # of -0.0 where the definition has none). Back to 6 places (at most 15 digits: within precision).
+        return value.quantize(STOCK_PLACES) if value.as_tuple().exponent < -6 else value
 
     def load(self, value):
         return value if isinstance(value, StockState) else self.empty()
