@@ -361,14 +361,13 @@ def sketch_counts(packed: Iterable[int], into: dict[int, int] | None = None) -> 
 
 # Where each entry's count (its low 32 bits) lies among the entry's two 32-bit halves in memory.
 _COUNT_HALF = 0 if sys.byteorder == "little" else 1
+assert COUNT_BITS == 32, "sketch_size reads the counts as the entries' 32-bit halves"
 
 
 def sketch_size(packed: list[int]) -> int:
     """How many values the packed sketch holds: its counts added up. The entries laid out as unsigned
     64-bit integers, their count halves summed straight from that memory: exact, and about a third
     faster than masking each entry in Python (a year of day percentiles sums ~73,000 entries)."""
-    if COUNT_BITS != 32:  # pragma: no cover - the layout below assumes 32-bit counts
-        return sum(entry & COUNT_MASK for entry in packed)
     return sum(memoryview(array("Q", packed)).cast("B").cast("I")[_COUNT_HALF::2])
 
 
