@@ -27,7 +27,7 @@ from metrics.planner import DEPARTMENT, TIME_DIMENSIONS, DepartmentScope, KpiQue
 
 GroupKey = tuple
 States = Mapping[str, object]  # measure key -> state
-Read = dict[GroupKey, dict[int, States]]  # group key -> period index -> states
+Read = dict[GroupKey, Mapping[int, States]]  # group key -> period index -> states
 
 
 class StateRow(Mapping):
@@ -55,6 +55,53 @@ class StateRow(Mapping):
 
     def __len__(self) -> int:
         return len(self.positions)
+
+
+class PeriodRows(Mapping):
+    """One group's states per period index (0-based) as one table read fetched them: its rows of (period
+    number (1-based), states...), one per period, the measures' positions shared. A series of one group
+    (an hourly month: 744 rows) is kept as fetched instead of a StateRow and a dict slot per period; the
+    parts' columns come out at C speed (`columns`). Read-only: `periods_writable` turns it into a dict
+    where another table's states join the same group."""
+
+    __slots__ = ("positions", "rows", "_at")
+
+    def __init__(self, positions: dict[str, int], rows: list[tuple]):
+        self.positions, self.rows, self._at = positions, rows, None
+
+    def _index(self) -> dict[int, tuple]:
+        if self._at is None:
+            self._at = {row[0] - 1: row for row in self.rows}
+        return self._at
+
+    def __getitem__(self, period: int) -> StateRow:
+        return StateRow(self.positions, self._index()[period][1:])
+
+    def __contains__(self, period) -> bool:
+        return period in self._index()
+
+    def __iter__(self):
+        return (row[0] - 1 for row in self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def columns(self, parts: tuple[str, ...]) -> list[list] | None:
+        """Per part, its values over the rows in their order; None when a part is not read here."""
+        positions = self.positions
+        if not all(p in positions for p in parts):
+            return None
+        return [list(map(itemgetter(positions[p] + 1), self.rows)) for p in parts]
+
+
+def periods_writable(read: Read, key: GroupKey) -> dict[int, States]:
+    """The group's periods in `read` as a dict that takes more states (made when missing)."""
+    periods = read.get(key)
+    if periods is None:
+        periods = read[key] = {}
+    elif not isinstance(periods, dict):
+        periods = read[key] = dict(periods.items())
+    return periods
 
 
 def measure_states_read_many(*, measures: list[Measure], query: KpiQuery, scopes: tuple[DepartmentScope, ...],
@@ -178,10 +225,16 @@ def _rows_fold(out: Read, fetched, *, query: KpiQuery, scope: DepartmentScope, d
     sliced = key_parts == list(range(offset, first_state))
     slug = scope.department.slug
     if series and not dims:  # one group (the department's, or none): a series by period, the commonest read
+        key = tuple(slug for _ in key_parts)
+        if loads is None and key not in out:  # kept as fetched, one row per period
+            rows = list(fetched)
+            if rows:  # the group exists once a row does
+                out[key] = PeriodRows(positions, rows)
+            return
         periods = None
         for row in fetched:
-            if periods is None:  # the group exists once a row does
-                periods = out[tuple(slug for _ in key_parts)]
+            if periods is None:
+                periods = periods_writable(out, key)
             states = StateRow(positions, row[1:] if loads is None else tuple(map(_apply, loads, row[1:])))
             period = row[0] - 1
             periods[period] = {**periods[period], **states} if period in periods else states
@@ -198,7 +251,7 @@ def _rows_fold(out: Read, fetched, *, query: KpiQuery, scope: DepartmentScope, d
         # SQL grouped by (period, dimensions): each (key, period) arrives once per table.
         states = StateRow(positions, row[first_state:] if loads is None else tuple(map(_apply, loads, row[first_state:])))
         period = row[0] - 1 if series else 0
-        periods = out[key]
+        periods = periods_writable(out, key)
         if period in periods:  # another table's measures for the same group and period
             periods[period] = {**periods[period], **states}
         else:
@@ -268,9 +321,10 @@ def _stock_table_read(out: Read, *, model, measures: list[Measure], cube: Cube, 
         per_measure = read.get(key) or [({}, {}, {}) for _ in sides]
         carried = [m.kind.carry(opening=opening[n], periods=periods, ins=per_measure[n][0], outs=per_measure[n][1],
                                 outs_by_entry=per_measure[n][2]) for n, (m, _, _) in enumerate(sides)]
+        by_period = periods_writable(out, key)
         for period in range(periods):
             states = {m.key: carried[n][period] for n, (m, _, _) in enumerate(sides)}
-            out[key][period] = {**out[key].get(period, {}), **states}  # another table's may be a StateRow
+            by_period[period] = {**by_period.get(period, {}), **states}  # another table's may be a StateRow
 
 
 def from_raw(table: CubeTable, cube: Cube) -> bool:

@@ -24,7 +24,15 @@ from metrics.catalog import KPIS, MEASURES_BY_KEY
 from metrics.models import RecomputeStamp
 from metrics.periods import Granularity, boundaries_get, period_starts_iso, previous_range
 from metrics.planner import DEPARTMENT, GROUP_DIMENSIONS, DepartmentScope, KpiQuery, query_plan
-from metrics.reader import GroupKey, Read, States, department_states_read, measure_states_read_many
+from metrics.reader import (
+    GroupKey,
+    PeriodRows,
+    Read,
+    States,
+    department_states_read,
+    measure_states_read_many,
+    periods_writable,
+)
 
 __all__ = ["GROUP_DIMENSIONS", "DepartmentScope", "KpiQuery", "kpi_catalog_list", "kpi_series_get", "query_plan",
            "recompute_status_get"]
@@ -71,7 +79,7 @@ def _department_states_spread(read: Read, *, query: KpiQuery, measures, start: d
         merged = {index: _merge_states(many) for index, many in collected.items()}
         spread = {key: merged for key in (list(read) or ([()] if not query.group_by else []))}
     for key, periods in spread.items():
-        by_period = read.setdefault(key, {})
+        by_period = periods_writable(read, key)
         for index, states in periods.items():
             # The group's own states may be a read-only StateRow: a new mapping with both.
             by_period[index] = {**by_period.get(index, {}), **states}
@@ -246,7 +254,7 @@ class _RangeRead:
         (what merging the periods' states gives), the series by the formula over columns; no mapping asked
         per part per cell and no function called per cell."""
         parts = formula.parts
-        columns = _part_columns(by_period.values(), parts)
+        columns = _part_columns(by_period, parts)
         totals = tuple(map(sum, columns))
         value, sample = formula.on_values(totals, range_span)
         if self.starts is None:
@@ -277,8 +285,11 @@ class _RangeRead:
 _POSITIONS, _VALUES = attrgetter("positions"), attrgetter("values")
 
 
-def _part_columns(rows, parts: tuple[str, ...]) -> list[list]:
-    """Per part, its values in `rows` (the periods' states), in their order."""
+def _part_columns(by_period: Mapping[int, States], parts: tuple[str, ...]) -> list[list]:
+    """Per part, its values in the periods' states, in their order."""
+    if isinstance(by_period, PeriodRows) and (columns := by_period.columns(parts)) is not None:
+        return columns
+    rows = by_period.values()
     try:  # every row a StateRow of one read (a dict, merged from several, has no positions)
         shared = len(set(map(id, map(_POSITIONS, rows)))) == 1
     except AttributeError:
