@@ -73,7 +73,11 @@ class CsvNegotiationMixin:
 # value"); types orjson does not know (Decimal, lazy translations, datetimes) go through DRF's
 # encoder, so the text is the same as DRF's JSONRenderer would write, unless they offer `as_json()`.
 _encoder = JSONEncoder()
-_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_SERIALIZE_NUMPY
+# A mapping key that is not a string (DRF's encoder writes it as one) needs this option, which makes
+# orjson write every mapping slower (a series' 744 points: 48 µs instead of 28): only an answer that
+# holds such a key is written with it.
+_NON_STR_KEYS = _OPTIONS | orjson.OPT_NON_STR_KEYS
 
 
 def _default(obj):
@@ -86,7 +90,10 @@ def _default(obj):
 
 
 def json_dumps(data) -> bytes:
-    return orjson.dumps(data, default=_default, option=_OPTIONS)
+    try:
+        return orjson.dumps(data, default=_default, option=_OPTIONS)
+    except orjson.JSONEncodeError:  # a key that is not a string (or a type nothing writes: raised again)
+        return orjson.dumps(data, default=_default, option=_NON_STR_KEYS)
 
 
 class FiniteJSONRenderer(renderers.JSONRenderer):

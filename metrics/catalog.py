@@ -241,11 +241,11 @@ def _on_columns(kind: str):
     """The function of (columns, spans) for an additive formula `kind`, else None (see `on_values`)."""
     if kind == "count":
         def count_columns(columns, spans):
-            counts = [int(v) for v in columns[0]]
+            counts = list(map(int, columns[0]))
             return counts, list(counts)
         return count_columns
     if kind == "total":
-        return lambda columns, spans: ([float(v) for v in columns[0]], [int(n) for n in columns[1]])
+        return lambda columns, spans: (list(map(float, columns[0])), list(map(int, columns[1])))
     if kind in ("seconds", "share", "per_hour", "per_span"):
         scalar = _on_values(kind)
 
@@ -257,7 +257,7 @@ def _on_columns(kind: str):
         return None
 
     def denominator_columns(columns, spans):  # over the last part, a count: null when zero
-        denominators = [int(d) for d in columns[-1]]
+        denominators = list(map(int, columns[-1]))
         if kind == "ratio":
             values = [a / d * 100 if d else None for a, d in zip(columns[0], denominators, strict=True)]
         elif kind == "mean":

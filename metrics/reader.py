@@ -57,6 +57,9 @@ class StateRow(Mapping):
         return len(self.positions)
 
 
+_FIRST, _PRECEDING = itemgetter(0), (-1).__add__
+
+
 class PeriodRows(Mapping):
     """One group's states per period index (0-based) as one table read fetched them: its rows of (period
     number (1-based), states...), one per period, the measures' positions shared. A series of one group
@@ -81,7 +84,7 @@ class PeriodRows(Mapping):
         return period in self._index()
 
     def __iter__(self):
-        return (row[0] - 1 for row in self.rows)
+        return map(_PRECEDING, map(_FIRST, self.rows))  # period numbers - 1, in C
 
     def __len__(self) -> int:
         return len(self.rows)

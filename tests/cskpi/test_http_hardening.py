@@ -95,6 +95,14 @@ def test_the_renderer_never_writes_a_non_finite_number():
         "value": None, "series": [None, None, 1.5], "n": 3}
 
 
+def test_the_renderer_writes_keys_that_are_not_strings_as_drf_does():
+    data = {"counts": {1: "one", 2.5: None, None: 0}, "series": {"a": 1}}
+    assert json.loads(FiniteJSONRenderer().render(data)) == {
+        "counts": {"1": "one", "2.5": None, "null": 0}, "series": {"a": 1}}
+    with pytest.raises(TypeError):
+        FiniteJSONRenderer().render({"unwritable": object()})
+
+
 def test_a_non_finite_kpi_value_is_answered_as_null(staff_client, department, monkeypatch):
     from metrics import apis
 
