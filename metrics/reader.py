@@ -61,16 +61,17 @@ _FIRST, _PRECEDING = itemgetter(0), (-1).__add__
 
 
 class PeriodRows(Mapping):
-    """One group's states per period index (0-based) as one table read fetched them: its rows of (period
-    number (1-based), states...), one per period, the measures' positions shared. A series of one group
-    (an hourly month: 744 rows) is kept as fetched instead of a StateRow and a dict slot per period; the
-    parts' columns come out at C speed (`columns`). Read-only: `periods_writable` turns it into a dict
-    where another table's states join the same group."""
+    """One group's states per period index (0-based) as one table read fetched them: its rows, one per
+    period, each (period number (1-based), [dimensions...,] states...) with the states from `first` on,
+    the measures' positions shared. A group's series is kept as fetched instead of a StateRow and a dict
+    slot per period (an hourly month: 744 of them; a month by agent × channel: 1,800 rows in 150
+    groups); the parts' columns come out at C speed (`columns`). Read-only: `periods_writable` turns it
+    into a dict where another table's states join the same group."""
 
-    __slots__ = ("positions", "rows", "_at")
+    __slots__ = ("positions", "rows", "first", "_at")
 
-    def __init__(self, positions: dict[str, int], rows: list[tuple]):
-        self.positions, self.rows, self._at = positions, rows, None
+    def __init__(self, positions: dict[str, int], rows: list[tuple], first: int = 1):
+        self.positions, self.rows, self.first, self._at = positions, rows, first, None
 
     def _index(self) -> dict[int, tuple]:
         if self._at is None:
@@ -78,7 +79,7 @@ class PeriodRows(Mapping):
         return self._at
 
     def __getitem__(self, period: int) -> StateRow:
-        return StateRow(self.positions, self._index()[period][1:])
+        return StateRow(self.positions, self._index()[period][self.first:])
 
     def __contains__(self, period) -> bool:
         return period in self._index()
@@ -91,10 +92,10 @@ class PeriodRows(Mapping):
 
     def columns(self, parts: tuple[str, ...]) -> list[list] | None:
         """Per part, its values over the rows in their order; None when a part is not read here."""
-        positions = self.positions
+        positions, first = self.positions, self.first
         if not all(p in positions for p in parts):
             return None
-        return [list(map(itemgetter(positions[p] + 1), self.rows)) for p in parts]
+        return [list(map(itemgetter(positions[p] + first), self.rows)) for p in parts]
 
 
 def periods_writable(read: Read, key: GroupKey) -> dict[int, States]:
@@ -241,6 +242,25 @@ def _rows_fold(out: Read, fetched, *, query: KpiQuery, scope: DepartmentScope, d
             states = StateRow(positions, row[1:] if loads is None else tuple(map(_apply, loads, row[1:])))
             period = row[0] - 1
             periods[period] = {**periods[period], **states} if period in periods else states
+        return
+    if series and loads is None:  # each group's rows kept as fetched (SQL grouped by period and dimensions)
+        by_key: dict[GroupKey, list[tuple]] = defaultdict(list)
+        for row in fetched:
+            if sliced:
+                key = row[1:first_state]
+                if "" in key:
+                    key = tuple(None if v == "" else v for v in key)
+            else:
+                key = tuple(slug if i is None else (None if row[i] == "" else row[i]) for i in key_parts)
+            by_key[key].append(row)
+        for key, rows in by_key.items():
+            if key not in out:
+                out[key] = PeriodRows(positions, rows, first_state)
+                continue
+            periods = periods_writable(out, key)  # another table's measures for the same group
+            for row in rows:
+                states, period = StateRow(positions, row[first_state:]), row[0] - 1
+                periods[period] = {**periods[period], **states} if period in periods else states
         return
     for row in fetched:
         if not names and all(v is None for v in row):

@@ -39,3 +39,12 @@ def test_periods_writable_turns_period_rows_into_a_dict_with_the_same_states():
     periods[2] = {"abandoned": 1}
     assert periods_writable(read, ("bench-03",)) is periods
     assert periods_writable(read, ("other",)) == {} and ("other",) in read
+
+
+def test_period_rows_of_a_grouped_read_skip_the_dimensions():
+    # (period number, agent, channel, states...): the states from position 3 on, periods out of order.
+    rows = [(3, "a-1", "chat", 7, 9), (1, "a-1", "chat", 4, 5)]
+    periods = PeriodRows(POSITIONS, rows, first=3)
+    assert list(periods) == [2, 0] and dict(periods[2]) == {"resolved_first_contact": 7, "resolved": 9}
+    assert periods.columns(("resolved", "resolved_first_contact")) == [[9, 5], [7, 4]]
+    assert _part_columns(periods, ("abandoned", "resolved")) == [[0, 0], [9, 5]]
