@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test install lint schema clients bench-ingest bench-query bench-freshness bench-alerts bench-result-size bench-peers bench-agents bench-customers bench-sla bench-registry clean
+.PHONY: run test install lint schema clients bench-ingest bench-query bench-freshness bench-alerts bench-result-size bench-peers bench-instructions bench-agents bench-customers bench-sla bench-registry clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,12 @@ bench-result-size: install
 ## The API against DuckDB over the same raw rows, every dashboard shape, at 1M and 5M interactions.
 bench-peers: install
 	$(BIN)/python bench/peers.py --records 1000000,5000000 --runs 30
+
+## Instructions per /metrics request under valgrind (repeatable on a loaded machine): each peers shape, 5M.
+bench-instructions: install
+	for shape in "by day, a year (dept" "year total" "agent, by month" "UTC" "Kolkata" "hour" "channel by month" \
+		"20 departments" "p90" "distinct" "SLA" "time in state"; do \
+		$(BIN)/python bench/instructions.py --shape "$$shape" --requests 5 || exit 1; done
 
 bench-customers: install
 	$(BIN)/python bench/customers.py
