@@ -44,9 +44,11 @@ def _counted(args) -> None:
     if args.params:
         params = json.loads(args.params)
     else:
-        [shape] = [s for s in shapes(department.id) if args.shape in s["name"]] or [None]
-        if shape is None:
-            raise SystemExit(f"no single shape named like {args.shape!r}")
+        found = [s for s in shapes(department.id) if args.shape in s["name"]]
+        if len(found) != 1:
+            names = "; ".join(s["name"] for s in shapes(department.id))
+            raise SystemExit(f"{len(found)} shapes named like {args.shape!r}; the shapes: {names}")
+        [shape] = found
         params = {"start": YEAR[0], "end": YEAR[1], "department": department.slug, **shape["params"]}
         if params["department"] == "*":
             params["department"] = ",".join(Department.objects.filter(slug__startswith="bench-")
