@@ -47,3 +47,53 @@ def test_other_database_errors_are_not_retried(department, monkeypatch):
         services.record_batch_upsert(spec=INTERACTION, rows=rows)
     assert calls["n"] == 1
     assert Interaction.objects.count() == 0
+
+
+def _upsert(items):
+    rows = services.record_batch_validate(spec=INTERACTION, items=items)
+    return services.record_batch_upsert(spec=INTERACTION, rows=rows)
+
+
+@pytest.mark.postgres
+def test_the_lock_and_update_plans_do_not_scan_the_record_table(department):
+    """A table the planner knows nothing of (never analysed, as after a truncate) is not scanned whole
+    per batch: the keys are looked up one by one and the changed rows found where they lie."""
+    from django.db import connection
+
+    for start in range(0, 20_000, 1000):
+        _upsert([interaction_payload(external_id=f"P-{i}") for i in range(start, start + 1000)])
+    table = services._table(INTERACTION)
+    rows = list(Interaction.objects.order_by("id").values()[5000:5300])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [table.name])
+        assert cursor.fetchone()[0] < 0  # never analysed
+        cursor.execute(f"SELECT ctid::text FROM {table.name} WHERE id = ANY(%s) ORDER BY id", [[r["id"] for r in rows]])
+        ctids = [c for (c,) in cursor.fetchall()]
+        cursor.execute("EXPLAIN " + table.pg_lock_sql.replace("%b", "%s"),
+                       [[r["source"] for r in rows], [r["external_id"] for r in rows]])
+        lock_plan = "\n".join(line for (line,) in cursor.fetchall())
+        cursor.execute(f"SET LOCAL random_page_cost = {services.UPDATE_RANDOM_PAGE_COST}")
+        cursor.execute("EXPLAIN " + table.pg_update_sql.replace("%b", "%s"),
+                       [*[[r[c] for r in rows] for c in ["id"] + table.update_columns], ctids])
+        update_plan = "\n".join(line for (line,) in cursor.fetchall())
+    assert "Index Scan using interaction_key" in lock_plan and "Seq Scan" not in lock_plan, lock_plan
+    assert "Tid Scan on ingestion_interaction" in update_plan and "Seq Scan on ingestion_interaction" not in update_plan
+
+
+@pytest.mark.postgres
+def test_a_changed_row_not_where_it_was_read_is_updated_by_id(department, monkeypatch, caplog):
+    _upsert([interaction_payload(external_id="M-1"), interaction_payload(external_id="M-2")])
+    real = services._select_for_update
+
+    def misplaced(table, keys):
+        found = real(table, keys)
+        for stored in found.values():
+            stored.ctid = "(0,0)"  # no row lies there
+        return found
+
+    monkeypatch.setattr(services, "_select_for_update", misplaced)
+    outcome = _upsert([interaction_payload(external_id="M-1", handle_seconds=500),
+                       interaction_payload(external_id="M-2", handle_seconds=500)])
+    assert outcome["updated"] == 2
+    assert set(Interaction.objects.values_list("handle_seconds", flat=True)) == {500}
+    assert "2 of 2 locked rows not where they were read" in caplog.text
