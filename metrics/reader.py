@@ -240,28 +240,10 @@ def _rows_fold(out: Read, fetched, *, query: KpiQuery, scope: DepartmentScope, d
             if periods is None:
                 periods = periods_writable(out, key)
             states = StateRow(positions, row[1:] if loads is None else tuple(map(_apply, loads, row[1:])))
-            period = row[0] - 1
-            periods[period] = {**periods[period], **states} if period in periods else states
+            _states_join(periods, row[0] - 1, states)
         return
-    if series and loads is None:  # each group's rows kept as fetched (SQL grouped by period and dimensions)
-        by_key: dict[GroupKey, list[tuple]] = defaultdict(list)
-        for row in fetched:
-            if sliced:
-                key = row[1:first_state]
-                if "" in key:
-                    key = tuple(None if v == "" else v for v in key)
-            else:
-                key = tuple(slug if i is None else (None if row[i] == "" else row[i]) for i in key_parts)
-            by_key[key].append(row)
-        for key, rows in by_key.items():
-            if key not in out:
-                out[key] = PeriodRows(positions, rows, first_state)
-                continue
-            periods = periods_writable(out, key)  # another table's measures for the same group
-            for row in rows:
-                states, period = StateRow(positions, row[first_state:]), row[0] - 1
-                periods[period] = {**periods[period], **states} if period in periods else states
-        return
+    # A series whose states need no load: each group's rows are kept as fetched (PeriodRows).
+    kept: dict[GroupKey, list[tuple]] | None = defaultdict(list) if series and loads is None else None
     for row in fetched:
         if not names and all(v is None for v in row):
             continue  # no rows at all
@@ -271,14 +253,24 @@ def _rows_fold(out: Read, fetched, *, query: KpiQuery, scope: DepartmentScope, d
                 key = tuple(None if v == "" else v for v in key)
         else:
             key = tuple(slug if i is None else (None if row[i] == "" else row[i]) for i in key_parts)
+        if kept is not None:
+            kept[key].append(row)
+            continue
         # SQL grouped by (period, dimensions): each (key, period) arrives once per table.
         states = StateRow(positions, row[first_state:] if loads is None else tuple(map(_apply, loads, row[first_state:])))
-        period = row[0] - 1 if series else 0
-        periods = periods_writable(out, key)
-        if period in periods:  # another table's measures for the same group and period
-            periods[period] = {**periods[period], **states}
-        else:
-            periods[period] = states
+        _states_join(periods_writable(out, key), row[0] - 1 if series else 0, states)
+    for key, rows in (kept or {}).items():
+        if key not in out:
+            out[key] = PeriodRows(positions, rows, first_state)
+            continue
+        periods = periods_writable(out, key)  # another table's measures for the same group
+        for row in rows:
+            _states_join(periods, row[0] - 1, StateRow(positions, row[first_state:]))
+
+
+def _states_join(periods: dict[int, States], period: int, states: States) -> None:
+    """Put a period's states in; another table's states for the same group and period stay beside them."""
+    periods[period] = {**periods[period], **states} if period in periods else states
 
 
 def _stock_table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query: KpiQuery,
