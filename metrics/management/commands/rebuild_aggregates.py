@@ -7,7 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from cskpi.models import Department
-from metrics.services import cube_tables_cluster, department_chunks, department_cubes_rebuild
+from metrics.management.commands.cluster_aggregates import cluster_reported
+from metrics.services import department_chunks, department_cubes_rebuild
 
 
 class Command(BaseCommand):
@@ -39,11 +40,7 @@ class Command(BaseCommand):
         if not (department or since or no_cluster):
             # A full rebuild wrote its rows chunk by chunk, every cube interleaved: in key order a read
             # touches a few pages instead of one per row.
-            for table, seconds, skipped in cube_tables_cluster():
-                if skipped:
-                    self.stderr.write(f"skipped {table}: {skipped}; run cluster_aggregates again later")
-                else:
-                    self.stdout.write(f"clustered {table} in {seconds:.1f} s")
+            cluster_reported(self)
 
 
 def _parse_since(text: str) -> datetime:
