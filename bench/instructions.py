@@ -30,7 +30,7 @@ def _counted(args) -> None:
     os.environ.setdefault("BENCH_QUERY_DB", "cskpi_bench_q" if args.records == 5_000_000
                           else f"cskpi_bench_q_{args.records}")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from peers import YEAR, shapes
+    from peers import shape_params, shapes
     from query_data import bench_data_ensure
 
     bench_data_ensure()
@@ -49,12 +49,8 @@ def _counted(args) -> None:
             names = "; ".join(s["name"] for s in shapes(department.id))
             raise SystemExit(f"{len(found)} shapes named like {args.shape!r}; the shapes: {names}")
         [shape] = found
-        params = {"start": YEAR[0], "end": YEAR[1], "department": department.slug, **shape["params"]}
-        if params["department"] == "*":
-            params["department"] = ",".join(Department.objects.filter(slug__startswith="bench-")
-                                            .order_by("slug").values_list("slug", flat=True))
-        if shape["zone"] == "UTC":
-            params.update(start=f"{YEAR[0]}T00:00:00Z", end=f"{YEAR[1]}T00:00:00Z")
+        params = shape_params(shape, department.slug, list(
+            Department.objects.filter(slug__startswith="bench-").order_by("slug").values_list("slug", flat=True)))
     user = user_grants_upsert(username="bench-peers", staff=True, grants=[], agent="")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_issue(user=user)}")

@@ -124,6 +124,17 @@ def shapes(department_id: int) -> list[dict]:
     ]
 
 
+def shape_params(shape: dict, department: str, slugs: list[str]) -> dict:
+    """The /api/v1/metrics query string of a shape: a year of `department` unless the shape says
+    otherwise (`*`: every department of `slugs`; UTC: a year of UTC days)."""
+    params = {"start": YEAR[0], "end": YEAR[1], "department": department, **shape["params"]}
+    if params["department"] == "*":
+        params["department"] = ",".join(slugs)
+    if shape["zone"] == "UTC":  # a year of UTC days
+        params.update(start=f"{YEAR[0]}T00:00:00Z", end=f"{YEAR[1]}T00:00:00Z")
+    return params
+
+
 def duckdb_ensure(path: Path, raw_rows: int):
     """The DuckDB copy of the raw interactions, sorted by department and time."""
     import duckdb
@@ -278,11 +289,7 @@ def run_size(records: int, runs: int) -> None:
 
     cases = []
     for shape in shapes(department.id):
-        params = {"start": YEAR[0], "end": YEAR[1], "department": department.slug, **shape["params"]}
-        if params["department"] == "*":
-            params["department"] = ",".join(slugs)
-        if shape["zone"] == "UTC":  # a year of UTC days
-            params.update(start=f"{YEAR[0]}T00:00:00Z", end=f"{YEAR[1]}T00:00:00Z")
+        params = shape_params(shape, department.slug, slugs)
         response = client.get("/api/v1/metrics", params)
         assert response.status_code == 200, response.content[:400]
         from zoneinfo import ZoneInfo
