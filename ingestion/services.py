@@ -440,7 +440,6 @@ def _select_for_update(table: _Table, keys: list[tuple[str, str]]) -> dict[tuple
     found: dict[tuple[str, str], _Stored] = {}
     if not keys:
         return found
-    columns = ", ".join(table.lock_names)
     if connection.vendor == "postgresql":
         with _pg_cursor() as cursor:
             # One index lookup per key, in a nested loop over the keys in order (a subquery that locks is
@@ -452,6 +451,7 @@ def _select_for_update(table: _Table, keys: list[tuple[str, str]]) -> dict[tuple
                            binary=True)  # binary timestamptz results load ~10x faster than text ones
             fetched = cursor.fetchall()
     else:  # SQLite: the IMMEDIATE transaction already holds the write lock
+        columns = ", ".join(table.lock_names)
         with connection.cursor() as cursor:
             fetched = []
             step = MAX_PARAMS // 2
