@@ -21,7 +21,9 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
+import orjson
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
@@ -46,6 +48,11 @@ MAX_TRANSACTION_ATTEMPTS = 3
 MAX_PARAMS = 30_000
 _RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock, serialization failure
 UPDATE_RANDOM_PAGE_COST = 1.1  # the rows a batch updates are in memory (see _update)
+# A content digest's bytes (30 hex digits). Digests of the earlier scheme have 32 digits: a stored one is
+# told apart by its length and compared in its own scheme (_stored_digest), so a record stored before
+# this scheme and sent again unchanged is still `unchanged`.
+CONTENT_DIGEST_BYTES = 15
+LEGACY_DIGEST_LENGTH = 32
 
 
 # --- validation and access -------------------------------------------------------------------
@@ -186,10 +193,38 @@ def _table(spec: RecordSpec) -> _Table:
     return table
 
 
-def content_hash(row: dict, columns: Iterable[str]) -> str:
-    """Digest of the canonical content (typed values; times in UTC; `updated_at` not included)."""
+def content_hash(row: dict, columns: Sequence[str]) -> str:
+    """Digest of the canonical content (typed values; times in UTC; `updated_at` not included): blake2b
+    of the values as JSON (orjson: a record in 0.5 µs, where their repr took 4–8 µs), 30 hex digits."""
+    values = tuple(map(row.__getitem__, columns))
+    try:
+        canonical = orjson.dumps(values, default=_canonical_default)
+    except TypeError:  # no validated value is unwritable (ints ≤ 2**31, text without lone surrogates)
+        canonical = repr(values).encode()
+    return hashlib.blake2b(canonical, digest_size=CONTENT_DIGEST_BYTES).hexdigest()
+
+
+def content_hash_legacy(row: dict, columns: Iterable[str]) -> str:
+    """The digest records stored before had: blake2b of the values' repr, 32 hex digits."""
     canonical = repr(tuple(row[c] for c in columns)).encode()
     return hashlib.blake2b(canonical, digest_size=16).hexdigest()
+
+
+def _canonical_default(value):
+    if isinstance(value, Decimal):  # amounts: quantized to 6 places by the validator, so one text each
+        return str(value)
+    raise TypeError(f"no canonical form for {type(value).__name__}")
+
+
+def _stored_digest(stored: str, items: Iterable[dict], columns: Sequence[str]) -> str:
+    """A stored digest in the current scheme. A legacy one (32 digits, written before) is translated
+    through an item of the same content, when there is one; otherwise it matches no item, as it should."""
+    if len(stored) != LEGACY_DIGEST_LENGTH:
+        return stored
+    for item in items:
+        if content_hash_legacy(item, columns) == stored:
+            return item["content_hash"]
+    return stored
 
 
 def record_batch_upsert(*, spec: RecordSpec, rows: Sequence[dict], department_ids: set[int] | None = None) -> dict:
@@ -241,7 +276,7 @@ def _upsert(table: _Table, rows: Sequence[dict], department_ids: set[int] | None
         inserts: list[dict] = []
         for key in pending:
             current = stored.get(key)
-            final, changed = _fold(current, groups[key], rows, results)
+            final, changed = _fold(current, groups[key], rows, results, table.content_columns)
             if current is None:
                 inserts.append(final)
                 continue
@@ -378,12 +413,14 @@ def _row_marks(table: _Table, rows: list[dict]) -> list[tuple[int, datetime]]:
             for mark in _marks(table, r["department_id"], tuple(r[c] for c in table.time_columns))]
 
 
-def _fold(current: _Stored | None, indexes: list[int], rows: Sequence[dict], results: list[str]):
+def _fold(current: _Stored | None, indexes: list[int], rows: Sequence[dict], results: list[str],
+          columns: Sequence[str]):
     """Apply the items of one key in order; -> (row to write or None, content changed?)."""
     if current is None:
         content, version, row = None, None, None
     else:
-        content, version, row = current.content_hash, current.updated_at, None
+        content = _stored_digest(current.content_hash, (rows[i] for i in indexes), columns)
+        version, row = current.updated_at, None
     changed = bumped = False
     for index in indexes:
         item = rows[index]

@@ -4,9 +4,9 @@ import pytest
 from django.db import OperationalError
 
 import ingestion.services as services
-from ingestion.fields import INTERACTION
+from ingestion.fields import CASHOUT, INTERACTION
 from ingestion.models import Interaction
-from tests.ingestion.factories import interaction_payload
+from tests.ingestion.factories import cashout_payload, interaction_payload
 
 pytestmark = pytest.mark.django_db
 
@@ -52,6 +52,44 @@ def test_other_database_errors_are_not_retried(department, monkeypatch):
 def _upsert(items):
     rows = services.record_batch_validate(spec=INTERACTION, items=items)
     return services.record_batch_upsert(spec=INTERACTION, rows=rows)
+
+
+def _digest(spec, item) -> str:
+    [row] = services.record_batch_validate(spec=spec, items=[item])
+    return services.content_hash(row, services._table(spec).content_columns)
+
+
+def test_content_digests_tell_typed_values_apart(department):
+    base = cashout_payload(external_id="H")
+    digest = _digest(CASHOUT, base)
+    assert len(digest) == 30 and int(digest, 16) >= 0
+    assert _digest(CASHOUT, {**base, "amount": "1500000.500"}) == digest  # the same amount, quantized
+    assert _digest(CASHOUT, {**base, "requested_at": "2026-03-02T04:00:00Z"}) == digest  # the same instant
+    assert _digest(CASHOUT, {**base, "updated_at": "2026-03-03T00:00:00Z"}) == digest  # not content
+    for change in ({"amount": "1500000.51"}, {"requested_at": "2026-03-02T11:00:01+07:00"},
+                   {"completed_at": None, "status": "pending"}, {"customer": "C-2"}, {"channel": "web"}):
+        assert _digest(CASHOUT, {**base, **change}) != digest, change
+    item = interaction_payload(external_id="H")
+    assert _digest(INTERACTION, {**item, "wait_seconds": 30}) != _digest(INTERACTION, {**item, "wait_seconds": 31})
+    assert _digest(INTERACTION, {**item, "self_service": True}) != _digest(INTERACTION, {**item, "self_service": False})
+
+
+def test_a_record_stored_with_the_earlier_digest_is_unchanged_when_sent_again(department):
+    item = interaction_payload(external_id="L", updated_at="2026-03-02T10:00:00+07:00")
+    assert _upsert([item])["created"] == 1
+    [row] = services.record_batch_validate(spec=INTERACTION, items=[item])
+    legacy = services.content_hash_legacy(row, services._table(INTERACTION).content_columns)
+    assert len(legacy) == services.LEGACY_DIGEST_LENGTH
+    Interaction.objects.filter(external_id="L").update(content_hash=legacy)  # as the earlier scheme stored it
+
+    assert _upsert([item])["unchanged"] == 1
+    assert Interaction.objects.get(external_id="L").content_hash == legacy
+    changed = {**item, "topic": "billing", "updated_at": "2026-03-02T11:00:00+07:00"}
+    outcome = _upsert([item, changed])  # the stored content, then a change: compared in each scheme
+    assert [i["result"] for i in outcome["items"]] == ["unchanged", "updated"]
+    stored = Interaction.objects.get(external_id="L")
+    assert stored.topic == "billing" and stored.content_hash == _digest(INTERACTION, changed)
+    assert _upsert([changed])["unchanged"] == 1
 
 
 @pytest.mark.postgres
