@@ -111,6 +111,18 @@ def agent_event(n: int, rng: random.Random | None = None, version: int = 0) -> d
 KINDS = {"interactions": interaction, "agent-events": agent_event}
 
 
+def mixed_body(build, b: int, batches: int, rng: random.Random) -> bytes:
+    """Mixed batch b after `batches` new batches were posted: 1/3 new, 1/3 changed (records of new batch b
+    again as version 1), 1/3 the same, and 10 stale (older than version 1), shuffled."""
+    third = BATCH // 3
+    items = [build(batches * BATCH + b * third + i, rng) for i in range(third)]  # new
+    items += [build(b * BATCH + i, rng, version=1) for i in range(third)]  # changed
+    items += [build(b * BATCH + third + i, rng) for i in range(BATCH - 2 * third - 10)]  # same
+    items += [build(b * BATCH + i, rng) for i in range(10)]  # stale (older than version 1)
+    rng.shuffle(items)
+    return json.dumps(items).encode()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -302,16 +314,7 @@ def main() -> None:
         seconds, latencies, totals = post_all(port, token, new, args.clients, path)
         report("repeat", batches * BATCH, seconds, latencies, totals)
 
-        mixed = []
-        offset = batches * BATCH
-        for b in range(batches):
-            third = BATCH // 3
-            items = [build(offset + b * third + i, rng) for i in range(third)]  # new
-            items += [build(b * BATCH + i, rng, version=1) for i in range(third)]  # changed
-            items += [build(b * BATCH + third + i, rng) for i in range(BATCH - 2 * third - 10)]  # same
-            items += [build(b * BATCH + i, rng) for i in range(10)]  # stale (older than version 1)
-            rng.shuffle(items)
-            mixed.append(json.dumps(items).encode())
+        mixed = [mixed_body(build, b, batches, rng) for b in range(batches)]
         seconds, latencies, totals = post_all(port, token, mixed, args.clients, path)
         report("mixed", batches * BATCH, seconds, latencies, totals)
     finally:

@@ -2,6 +2,7 @@
 the machine's load, for weighing a change to the request path on a noisy VM.
 
     .venv/bin/python bench/instructions.py [--records 5000000] [--requests 20] [--shape hour] [--params JSON]
+    .venv/bin/python bench/instructions.py --ingest new|mixed [--requests 5]
 
 Runs itself under `valgrind --tool=callgrind` (Debian's valgrind) with instrumentation off, makes the
 request a few times to warm up (compiled SQL, prepared statements), switches instrumentation on for
@@ -10,6 +11,12 @@ query string given as JSON with `--params`), and prints the instructions per req
 process only (test client, middleware, DRF, auth, engine, JSON), not PostgreSQL. The same code and data
 count the same within ~0.1 % run to run; times on this machine move ±15 % (docs/metrics.md).
 Data: bench/query_data.py's database of that size (made on first use, as bench/peers.py does).
+
+`--ingest`: instructions per POST of 1000 interactions instead (bench/ingest.py's records and database,
+emptied first; the recompute queued to Redis, not run): `new` batches after 8 warm-up batches, or `mixed`
+batches (1/3 new, 1/3 changed, 1/3 the same, 10 stale, as bench/ingest.py's mixed pass) once the batches
+they revisit are stored. Counted: the server side in-process (test client, DRF, validation, upsert's
+Python, psycopg), not PostgreSQL.
 """
 
 import argparse
@@ -65,15 +72,46 @@ def _counted(args) -> None:
     subprocess.run([*control, "off", str(os.getpid())], check=True, capture_output=True)
 
 
+def _counted_ingest(args) -> None:
+    """Inside valgrind: warm up, then count `args.requests` batches of the `args.ingest` pass."""
+    import random
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import ingest
+
+    ingest.database_ensure()
+    ingest.django_setup(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/1"))
+    token = ingest.fixtures_reset()
+    from django.test import Client
+
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_HOST="127.0.0.1")
+    rng, warm, counted = random.Random(7), 8, args.requests
+    build = ingest.interaction
+    new = [json.dumps([build(b * ingest.BATCH + i, rng) for i in range(ingest.BATCH)]).encode()
+           for b in range(warm + counted)]
+    stored = new[:warm] if args.ingest == "new" else new
+    bodies = new[warm:] if args.ingest == "new" else [ingest.mixed_body(build, b, warm + counted, rng)
+                                                      for b in range(counted)]
+    for body in stored:
+        response = client.post("/api/v1/interactions", body, content_type="application/json")
+        assert response.status_code == 200, response.content[:300]
+    control = ["callgrind_control", "-i"]
+    subprocess.run([*control, "on", str(os.getpid())], check=True, capture_output=True)
+    for body in bodies:
+        client.post("/api/v1/interactions", body, content_type="application/json")
+    subprocess.run([*control, "off", str(os.getpid())], check=True, capture_output=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=5_000_000)
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--shape", default="hour", help="a piece of a bench/peers.py shape's name")
     parser.add_argument("--params", help="the query string as a JSON object, instead of a shape")
+    parser.add_argument("--ingest", choices=["new", "mixed"], help="count ingest batches of this pass instead")
     args = parser.parse_args()
     if os.environ.get(_UNDER):
-        return _counted(args)
+        return _counted_ingest(args) if args.ingest else _counted(args)
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "callgrind.out"
         run = subprocess.run(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
@@ -85,9 +123,13 @@ def main() -> None:
         collected = re.search(r"Collected : (\d+)", run.stderr)
         if collected is None:
             raise SystemExit("callgrind printed no count:\n" + run.stderr[-2000:])
+    per = int(collected.group(1)) // args.requests
+    if args.ingest:
+        print(f"ingest, {args.ingest} batches of 1000 interactions: {per:,} instructions per batch "
+              f"({args.requests} batches)")
+        return
     label = args.params or f"shape '{args.shape}'"
-    print(f"{args.records:,} records, {label}: {int(collected.group(1)) // args.requests:,} instructions per "
-          f"request ({args.requests} requests)")
+    print(f"{args.records:,} records, {label}: {per:,} instructions per request ({args.requests} requests)")
 
 
 if __name__ == "__main__":
