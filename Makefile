@@ -76,6 +76,8 @@ bench-instructions: install
 	for shape in "by day, a year (dept" "year total" "agent, by month" "UTC" "Kolkata" "hour" "channel by month" \
 		"20 departments" "p90" "distinct" "SLA" "time in state"; do \
 		$(BIN)/python bench/instructions.py --shape "$$shape" --requests 5 || exit 1; done
+	$(BIN)/python bench/instructions.py --ingest new --requests 5
+	$(BIN)/python bench/instructions.py --ingest mixed --requests 5
 
 bench-customers: install
 	$(BIN)/python bench/customers.py
