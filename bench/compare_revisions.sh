@@ -13,7 +13,7 @@
 # batches are the same; only the code measured differs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rev=${1:?usage: bench/compare_revisions.sh REV [query|ingest] [ROUNDS] [-- args]}
+rev=${1:?usage: bench/compare_revisions.sh REV [query|ingest|ingest-cpu] [ROUNDS] [-- args]}
 kind=${2:-query}
 rounds=${3:-2}
 shift $(( $# < 3 ? $# : 3 ))

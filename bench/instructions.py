@@ -98,8 +98,9 @@ def _counted_ingest(args) -> None:
     control = ["callgrind_control", "-i"]
     subprocess.run([*control, "on", str(os.getpid())], check=True, capture_output=True)
     for body in bodies:
-        client.post("/api/v1/interactions", body, content_type="application/json")
+        response = client.post("/api/v1/interactions", body, content_type="application/json")
     subprocess.run([*control, "off", str(os.getpid())], check=True, capture_output=True)
+    assert response.status_code == 200, response.content[:300]
 
 
 def main() -> None:
