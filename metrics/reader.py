@@ -338,8 +338,7 @@ def _stock_table_read(out: Read, *, model, measures: list[Measure], cube: Cube, 
                                 outs_by_entry=per_measure[n][2]) for n, (m, _, _) in enumerate(sides)]
         by_period = periods_writable(out, key)
         for period in range(periods):
-            states = {m.key: carried[n][period] for n, (m, _, _) in enumerate(sides)}
-            by_period[period] = {**by_period.get(period, {}), **states}  # another table's may be a StateRow
+            _states_join(by_period, period, {m.key: carried[n][period] for n, (m, _, _) in enumerate(sides)})
 
 
 def from_raw(table: CubeTable, cube: Cube) -> bool:
