@@ -40,7 +40,9 @@ def _records_module():
 
 
 def _setup(root: Path) -> str:
-    """Django of `root` on an emptied database; -> an ingest token for department bench-hn."""
+    """Django of `root` on an emptied database; -> an ingest token for department bench-hn. Not
+    bench/ingest.py's fixtures_reset: that one names this checkout's models (agent events), which an
+    older checkout measured with `--root` may not have."""
     sys.path.insert(0, str(root))
     sys.path.insert(0, str(HERE))
     from common import database_create

@@ -65,11 +65,7 @@ def _counted(args) -> None:
     for _ in range(5):
         response = client.get("/api/v1/metrics", params)
         assert response.status_code == 200, response.content[:300]
-    control = ["callgrind_control", "-i"]
-    subprocess.run([*control, "on", str(os.getpid())], check=True, capture_output=True)
-    for _ in range(args.requests):
-        client.get("/api/v1/metrics", params)
-    subprocess.run([*control, "off", str(os.getpid())], check=True, capture_output=True)
+    _counting(lambda: [client.get("/api/v1/metrics", params) for _ in range(args.requests)])
 
 
 def _counted_ingest(args) -> None:
@@ -95,12 +91,19 @@ def _counted_ingest(args) -> None:
     for body in stored:
         response = client.post("/api/v1/interactions", body, content_type="application/json")
         assert response.status_code == 200, response.content[:300]
+    responses = _counting(lambda: [client.post("/api/v1/interactions", body, content_type="application/json")
+                                   for body in bodies])
+    assert responses[-1].status_code == 200, responses[-1].content[:300]
+
+
+def _counting(work):
+    """`work()`, with callgrind's instrumentation of this process on while it runs."""
     control = ["callgrind_control", "-i"]
     subprocess.run([*control, "on", str(os.getpid())], check=True, capture_output=True)
-    for body in bodies:
-        response = client.post("/api/v1/interactions", body, content_type="application/json")
-    subprocess.run([*control, "off", str(os.getpid())], check=True, capture_output=True)
-    assert response.status_code == 200, response.content[:300]
+    try:
+        return work()
+    finally:
+        subprocess.run([*control, "off", str(os.getpid())], check=True, capture_output=True)
 
 
 def main() -> None:
