@@ -150,24 +150,56 @@ def gunicorn_start(port: int, workers: int, threads: int, redis_url: str) -> sub
     raise SystemExit("gunicorn did not start")
 
 
-def post_all(port: int, token: str, bodies: list[bytes], clients: int,
-             path: str = "/api/v1/interactions") -> tuple[float, list[float], dict]:
-    """Post every body once, spread over `clients` keep-alive connections; -> (seconds, latencies, counts)."""
+def connection_owners(master_pid: int, port: int, client_ports: list[int]) -> list[int]:
+    """How many of these client connections each gunicorn worker holds (workers in pid order), read from
+    /proc: the server-side socket of a client port is the one whose peer is that port, and the worker is
+    the child of `master_pid` holding that socket's inode."""
+    owners = {}
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(path) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                local, remote, inode = fields[1], fields[2], fields[9]
+                if int(local.rsplit(":", 1)[1], 16) == port and int(remote.rsplit(":", 1)[1], 16) in client_ports:
+                    owners[f"socket:[{inode}]"] = None
+    with open(f"/proc/{master_pid}/task/{master_pid}/children") as f:
+        workers = sorted(int(pid) for pid in f.read().split())
+    held = []
+    for pid in workers:
+        fd_dir = f"/proc/{pid}/fd"
+        links = {os.readlink(f"{fd_dir}/{fd}") for fd in os.listdir(fd_dir) if os.path.islink(f"{fd_dir}/{fd}")}
+        held.append(len(links & owners.keys()))
+    return held
+
+
+def post_all(port: int, token: str, bodies: list[bytes], clients: int, path: str = "/api/v1/interactions",
+             server_pid: int | None = None, fresh: bool = False) -> tuple[float, list[float], dict, str]:
+    """Post every body once, spread over `clients` keep-alive connections (`fresh`: a new connection per
+    batch, as a proxy in front of gunicorn opens by default); -> (seconds, latencies, counts, placement).
+
+    placement: how many client connections each gunicorn worker held ("2+1"), read before they close.
+    gunicorn's workers accept connections, not requests: a worker holding every keep-alive connection
+    runs all of the Python with one core while the other worker idles (about half the records/s)."""
     queue = list(enumerate(bodies))
     lock = threading.Lock()
     latencies: list[float] = []
     totals = {"created": 0, "updated": 0, "unchanged": 0, "stale": 0}
     errors: list[str] = []
+    connections: list[http.client.HTTPConnection] = []
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
     def client() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        with lock:
+            connections.append(conn)
         while True:
             with lock:
                 if not queue or errors:
                     break
                 _, body = queue.pop()
             started = time.perf_counter()
+            if fresh:
+                conn.close()
             conn.request("POST", path, body=body, headers=headers)
             response = conn.getresponse()
             payload = response.read()
@@ -180,7 +212,6 @@ def post_all(port: int, token: str, bodies: list[bytes], clients: int,
                 result = json.loads(payload)
                 for key in totals:
                     totals[key] += result[key]
-        conn.close()
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     started = time.perf_counter()
@@ -189,16 +220,23 @@ def post_all(port: int, token: str, bodies: list[bytes], clients: int,
     for t in threads:
         t.join()
     seconds = time.perf_counter() - started
+    placement = "fresh" if fresh else ""
+    if server_pid is not None and not fresh:
+        ports = [c.sock.getsockname()[1] for c in connections if c.sock is not None]
+        placement = "+".join(map(str, connection_owners(server_pid, port, ports)))
+    for conn in connections:
+        conn.close()
     if errors:
         raise SystemExit(f"request failed: {errors[0]}")
-    return seconds, latencies, totals
+    return seconds, latencies, totals, placement
 
 
-def report(name: str, records: int, seconds: float, latencies: list[float], totals: dict) -> None:
+def report(name: str, records: int, seconds: float, latencies: list[float], totals: dict, placement: str) -> None:
     latencies = sorted(latencies)
     p95 = latencies[int(len(latencies) * 0.95) - 1] if len(latencies) > 1 else latencies[0]
     print(f"{name:<8} {records:>8} records in {seconds:6.2f} s = {records / seconds:>8,.0f} records/s   "
-          f"batch p50 {statistics.median(latencies) * 1000:5.0f} ms  p95 {p95 * 1000:5.0f} ms   {totals}")
+          f"batch p50 {statistics.median(latencies) * 1000:5.0f} ms  p95 {p95 * 1000:5.0f} ms   "
+          f"connections per worker {placement:<5} {totals}")
 
 
 def profile_one_batch(token: str) -> None:
@@ -290,6 +328,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="gunicorn gthread threads per worker")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/1"))
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--fresh-connections", action="store_true",
+                        help="a new connection per batch (a proxy in front opens one per request by default), "
+                             "instead of one keep-alive connection per client thread")
     parser.add_argument("--kind", choices=sorted(KINDS), default="interactions")
     args = parser.parse_args()
     build, path = KINDS[args.kind], f"/api/v1/{args.kind}"
@@ -309,14 +350,12 @@ def main() -> None:
               f"{args.clients} client threads; {os.cpu_count()} CPUs\n")
         post_all(port, token, [json.dumps([build(-1 - i, rng) for i in range(BATCH)]).encode()],
                  1, path)  # warm-up
-        seconds, latencies, totals = post_all(port, token, new, args.clients, path)
-        report("new", batches * BATCH, seconds, latencies, totals)
-        seconds, latencies, totals = post_all(port, token, new, args.clients, path)
-        report("repeat", batches * BATCH, seconds, latencies, totals)
+        timed = {"server_pid": server.pid, "fresh": args.fresh_connections}
+        report("new", batches * BATCH, *post_all(port, token, new, args.clients, path, **timed))
+        report("repeat", batches * BATCH, *post_all(port, token, new, args.clients, path, **timed))
 
         mixed = [mixed_body(build, b, batches, rng) for b in range(batches)]
-        seconds, latencies, totals = post_all(port, token, mixed, args.clients, path)
-        report("mixed", batches * BATCH, seconds, latencies, totals)
+        report("mixed", batches * BATCH, *post_all(port, token, mixed, args.clients, path, **timed))
     finally:
         server.terminate()
         server.wait(timeout=30)
