@@ -181,13 +181,16 @@ class Count(_Additive):
     name = "count"
 
     def field(self):
-        return models.BigIntegerField(default=0)
+        # 32 bits: a bucket never holds 2^31 records, and 4 bytes a column narrow every bucket row
+        # (PostgreSQL sums them into a bigint).
+        return models.IntegerField(default=0)
 
     def build(self, measure):
         return CountAgg("pk", filter=measure.where) if measure.where is not None else CountAgg("pk")
 
     def read(self, measure):
-        # PostgreSQL sums bigints into a numeric (a Decimal in Python): cast back, the state is an int.
+        # PostgreSQL sums integers into a bigint (bigints, as these columns were, into a numeric: a
+        # Decimal in Python); the cast keeps the state an int whichever it sums.
         return Cast(SumAgg(measure.key), models.BigIntegerField())
 
     def load(self, value):

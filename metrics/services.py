@@ -857,7 +857,7 @@ def cube_tables_cluster() -> list[tuple[str, float, str | None]]:
         for table in tables:
             started = monotonic()
             name = table.model._meta.db_table
-            (key,) = (c.name for c in table.model._meta.constraints)  # the key's unique index
+            key = table.key_index
             try:
                 with transaction.atomic(), connection.cursor() as cursor:
                     # Deferred foreign-key checks pending in an enclosing transaction would refuse the CLUSTER.

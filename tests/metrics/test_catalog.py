@@ -8,7 +8,7 @@ from django.core.management import call_command
 
 from metrics.catalog import KPIS, MEASURES, MEASURES_BY_KEY, Unit
 from metrics.cubes import DIMENSION_COLUMNS, DIMENSIONS
-from metrics.models import BUCKET_MODELS
+from metrics.models import BUCKET_MODELS, CUBE_TABLES
 
 SPEC_KEYS = [
     "interactions", "tickets_handled", "first_response_time", "resolution_time", "fcr_rate",
@@ -123,13 +123,29 @@ def test_formula_on_columns_equals_on_values_cell_by_cell_for_every_additive_kpi
 
 def test_bucket_columns_are_the_catalog_measures():
     for record_type, models in BUCKET_MODELS.items():
-        columns = {f.name for model in models for f in model._meta.get_fields()} - {
+        columns = {f.name for model in models for f in model._meta.concrete_fields} - {
             "id", "cube", "department", "bucket_start", "since", *(DIMENSION_COLUMNS[d] for d in DIMENSIONS)}
         assert columns == {c for m in MEASURES[record_type] for c in m.columns}
     # Sketches live apart from counts and sums (the common reads never touch their pages).
     assert [m.__name__ for m in BUCKET_MODELS["interaction"]] == [
         "InteractionBucket", "InteractionSketchBucket", "InteractionSetBucket", "InteractionFirstContactBucket"]
     assert [m.__name__ for m in BUCKET_MODELS["survey"]] == ["SurveyBucket"]
+
+
+def test_bucket_columns_are_laid_out_widest_fixed_width_first():
+    """No padding between fixed-width columns, the key is the primary key (no surrogate id) except where
+    it holds a nullable column."""
+    widths = {"ForeignKey": 8, "DateTimeField": 8, "FloatField": 8, "BigIntegerField": 8, "IntegerField": 4}
+    for tables in CUBE_TABLES.values():
+        for table in tables:
+            fields = table.model._meta.concrete_fields
+            if table.model._meta.pk.name == "id":
+                assert table.key[-1] == "since"
+                fields = [f for f in fields if f.name != "id"]
+            else:
+                assert tuple(f.name for f in table.model._meta.pk.fields) == table.key
+            order = [widths.get(type(f).__name__, 0) for f in fields]
+            assert order == sorted(order, reverse=True), table.model.__name__
 
 
 @pytest.mark.django_db
