@@ -259,7 +259,7 @@ def _alert_rule_body(body: dict) -> dict:
         # kpi may apply to a rule on another KPI, so it drops the filter.
         if "kpi" not in body:
             body["check"] = ""
-        elif body["kpi"] in KPIS and kpi_dimensions_missing(kpi=KPIS[body["kpi"]], dimensions={"check"}):
+        elif isinstance(body["kpi"], str) and body["kpi"] in KPIS and kpi_dimensions_missing(kpi=KPIS[body["kpi"]], dimensions={"check"}):
             body["kpi"] = "system_checks"
     return body
 
