@@ -131,7 +131,7 @@ def bench_data_ensure(*, regenerate: bool = False) -> dict:
         cube_tables_cluster()
         info["cluster_seconds"] = time.perf_counter() - started
     info["raw_rows"] = Interaction.objects.count()
-    info["cube_rows"] = dict(InteractionBucket.objects.values_list("cube").annotate(n=Count("id")))
+    info["cube_rows"] = dict(InteractionBucket.objects.values_list("cube").annotate(n=Count("cube")))
     return info
 
 
