@@ -1,6 +1,7 @@
 """Ingestion benchmark: HTTP bulk upserts of interactions (batches of 1000) against PostgreSQL.
 
     .venv/bin/python bench/ingest.py [--records 200000] [--clients 3] [--workers 2] [--kind agent-events]
+                                     [--fresh-connections]
 
 `--kind agent-events` posts agent status events instead (500 agents of the department, each with an
 event every 24 minutes; every event marks the quarters its status can decide, up to the presence
@@ -13,6 +14,10 @@ client threads. Three passes, each printed as records/second:
   1. new      every record is new (insert path)
   2. repeat   the same batches again (every record unchanged)
   3. mixed    per batch 1/3 new, 1/3 changed (update path), 1/3 repeated, plus stale versions
+Each pass also prints how many of the client connections each gunicorn worker held: gunicorn's workers
+accept connections, not requests, and a pass whose keep-alive connections all went to one worker runs
+its Python on one core (about half the records/s: the mixed pass's 2× swing between runs).
+`--fresh-connections` opens a connection per batch instead, as a proxy in front of gunicorn does.
 Then it profiles one batch in-process (parse / validate / upsert phases and the top functions).
 Recompute work is queued to Redis (REDIS_URL, default db 1) as in production, not run in-request.
 """
