@@ -50,11 +50,10 @@ STATUSES = ["open", "pending", "resolved", "abandoned", "missed"]
 
 
 def database_ensure() -> None:
-    import psycopg
+    # This folder is on the path: run as a script, or imported by a sibling benchmark.
+    from common import database_create
 
-    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone():
-            conn.execute(f"CREATE DATABASE {DB_NAME}")
+    database_create(DB_NAME)
 
 
 def django_setup(redis_url: str) -> None:
