@@ -274,7 +274,7 @@ def _evaluator(kind: str, parts: tuple[str, ...], q: float | None):
     are not additive numbers."""
     if kind == "quantile":
         [sketch] = parts
-        return lambda states, span=None: sketch_quantile(states.get(sketch) or [], q)
+        return lambda states, span=None: sketch_quantile(states.get(sketch), q)
     if kind in _SET_FORMULAS:
         measure = _SET_FORMULAS[kind]
 

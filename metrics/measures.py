@@ -42,10 +42,12 @@ import math
 import sys
 from abc import ABC, abstractmethod
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from itertools import accumulate
 
 from django.db import models
 from django.db.models import Case, Expression, F, FloatField, Func, OuterRef, Q, Subquery, Value, When
@@ -330,8 +332,13 @@ LINEAR_WIDTH = 2.0
 LINEAR_BINS = int(LINEAR_LIMIT / LINEAR_WIDTH)
 MAX_BIN = 1023  # 10 years of seconds fit below it (bin ~ 806)
 _LOG_GAMMA = math.log(GAMMA)
-COUNT_BITS = 32
-COUNT_MASK = (1 << COUNT_BITS) - 1
+# The stored form (a sketch's state, in PostgreSQL, SQLite and Python alike): bytes holding one pair of
+# unsigned 16-bit big-endian integers (bin, count) per non-empty bin, in bin order. A count above
+# PAIR_MAX is split over several pairs of the same bin (so every count, however large, is exact); a
+# state may hold a bin more than once only there. 4 bytes a bin and a 1-byte header where a bigint[]
+# of (bin << 32 | count) took 8 and 24: a day × agent row's four sketches 220 → 80 bytes.
+PAIR_MAX = 32767  # PostgreSQL writes the pairs with int2send: a signed 16-bit integer
+_SWAP = sys.byteorder == "little"
 
 
 def sketch_bin(value: float) -> int:
@@ -348,68 +355,71 @@ def sketch_representative(index: int) -> float:
     return LINEAR_LIMIT * 2 * GAMMA ** (index - LINEAR_BINS) / (GAMMA + 1)
 
 
-def sketch_pack(counts: dict[int, int]) -> list[int]:
-    """The stored form: one integer per non-empty bin, (bin << 32) | count, sorted by bin."""
-    return [(b << COUNT_BITS) | c for b, c in sorted(counts.items()) if c]
+def sketch_pairs(state) -> array:
+    """The state's 16-bit integers in machine order: bins at even places, counts at odd ones."""
+    pairs = array("H")
+    pairs.frombytes(state)
+    if _SWAP:
+        pairs.byteswap()
+    return pairs
 
 
-def sketch_counts(packed: Iterable[int], into: dict[int, int] | None = None) -> dict[int, int]:
+def sketch_pack(counts) -> bytes:
+    """The stored form of counts per bin (a mapping bin -> count, or a list indexed by bin)."""
+    items = sorted(counts.items()) if isinstance(counts, dict) else enumerate(counts)
+    pairs = array("H")
+    for b, c in items:
+        while c > PAIR_MAX:
+            pairs.append(b)
+            pairs.append(PAIR_MAX)
+            c -= PAIR_MAX
+        if c:
+            pairs.append(b)
+            pairs.append(c)
+    if _SWAP:
+        pairs.byteswap()
+    return pairs.tobytes()
+
+
+def sketch_counts(state, into: dict[int, int] | None = None) -> dict[int, int]:
+    """Counts per bin of a stored state (added to `into`)."""
     counts = {} if into is None else into
     get = counts.get
-    for entry in packed:
-        b = entry >> COUNT_BITS
-        counts[b] = get(b, 0) + (entry & COUNT_MASK)
+    pairs = sketch_pairs(state)
+    for b, c in zip(pairs[::2], pairs[1::2], strict=True):
+        counts[b] = get(b, 0) + c
     return counts
 
 
-# Where each entry's count (its low 32 bits) lies among the entry's two 32-bit halves in memory.
-_COUNT_HALF = 0 if sys.byteorder == "little" else 1
-assert COUNT_BITS == 32, "sketch_size reads the counts as the entries' 32-bit halves"
+def sketch_size(state) -> int:
+    """How many values the state holds: its counts added up (in C)."""
+    return sum(sketch_pairs(state)[1::2])
 
 
-def sketch_size(packed: list[int]) -> int:
-    """How many values the packed sketch holds: its counts added up. The entries laid out as unsigned
-    64-bit integers, their count halves summed straight from that memory: exact, and about a third
-    faster than masking each entry in Python (a year of day percentiles sums ~73,000 entries)."""
-    return sum(memoryview(array("Q", packed)).cast("B").cast("I")[_COUNT_HALF::2])
-
-
-def sketch_quantile(packed: list[int], q: float) -> tuple[float | None, int]:
-    """(nearest-rank q-quantile, n) of a packed sketch: the representative of the bin holding the
-    ⌈q·n⌉-th smallest value. `packed` may hold a bin more than once (a read of several rows)."""
-    if not packed:
+def sketch_quantile(state, q: float) -> tuple[float | None, int]:
+    """(nearest-rank q-quantile, n) of a stored state: the representative of the bin holding the
+    ⌈q·n⌉-th smallest value. The counts' running sums and the search for the rank run in C (a year of
+    day percentiles reads 365 states)."""
+    if not state:
         return None, 0
-    entries = sorted(packed)  # stored sketches are in bin order already: a linear pass
-    n = sketch_size(entries)
+    pairs = sketch_pairs(state)
+    counts = pairs[1::2]
+    n = sum(counts)
     if n == 0:
         return None, 0
     rank = max(math.ceil(q * n - 1e-9), 1)
-    # Walked from the nearer end (a p90 passes ~10 % of the bins): the bin where the count of values
-    # up to it first reaches `rank`, i.e. where the count from the top first exceeds n − rank.
-    seen = 0
-    if 2 * rank > n:
-        above = n - rank
-        for entry in reversed(entries):
-            seen += entry & COUNT_MASK
-            if seen > above:
-                return sketch_representative(entry >> COUNT_BITS), n
-    for entry in entries:
-        seen += entry & COUNT_MASK
-        if seen >= rank:
-            return sketch_representative(entry >> COUNT_BITS), n
-    raise AssertionError("unreachable: the counts add up to n")  # pragma: no cover
+    # The first pair where the count of values up to it reaches `rank` (bins are in order).
+    return sketch_representative(pairs[2 * bisect_left(list(accumulate(counts)), rank)]), n
 
 
 class SketchField(models.Field):
-    """A packed quantile sketch: bigint[] on PostgreSQL, a JSON list on SQLite (development)."""
+    """The sketch column of migrations before 0019: bigint[] of (bin << 32 | count) on PostgreSQL, a
+    JSON list on SQLite. Kept for those migrations; the columns are `models.BinaryField` now."""
 
-    description = "quantile sketch"
+    description = "quantile sketch (before migration 0019)"
 
     def db_type(self, connection):
         return "bigint[]" if connection.vendor == "postgresql" else "text"
-
-    def from_db_value(self, value, expression, connection):
-        return None if value is None else _sketch_from_db(value)
 
     def get_prep_value(self, value):
         return value
@@ -420,20 +430,15 @@ class SketchField(models.Field):
         return json.dumps(list(value))
 
 
-def _sketch_from_db(value) -> list[int]:
-    if type(value) is list:  # PostgreSQL's bigint[], loaded by psycopg: a fresh list already
-        return value
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return json.loads(value)
-    return list(value)
+def _sketch_state(value) -> bytes | None:
+    """A state as the database returns it (psycopg: bytes; a memoryview elsewhere): bytes."""
+    return value if value is None or type(value) is bytes else bytes(value)
 
 
 class _SketchBin(Func):
     """SQL for `sketch_bin` (PostgreSQL inline arithmetic; SQLite calls the Python function)."""
 
-    output_field = models.BigIntegerField()
+    output_field = models.IntegerField()
 
     def as_postgresql(self, compiler, connection, **extra):
         sql, params = compiler.compile(self.source_expressions[0])
@@ -441,7 +446,7 @@ class _SketchBin(Func):
         return (
             f"(CASE WHEN {x} < {LINEAR_LIMIT} THEN GREATEST(floor({x} / {LINEAR_WIDTH}), 0) "
             f"ELSE {LINEAR_BINS} + LEAST(ceil(ln({x} / {LINEAR_LIMIT}) / {_LOG_GAMMA!r}), {MAX_BIN - LINEAR_BINS}) "
-            f"END)::bigint",
+            f"END)::int",
             [*params, *params, *params],
         )
 
@@ -451,30 +456,28 @@ class _SketchBin(Func):
 
 
 class _SketchBuild(models.Aggregate):
-    """Bucket state from raw values: the packed sketch, equal bins counted once (a day built from its
-    raw records holds ~130 bins for ~700 values)."""
+    """Bucket state from raw values: their bins counted (PostgreSQL: cskpi_sketch_of_bins over the
+    gathered bins, migration 0019; SQLite: a Python aggregate)."""
 
     function = "cskpi_sketch_build"  # SQLite: a Python aggregate
-    output_field = SketchField()
+    output_field = models.BinaryField()
 
     def __init__(self, expression, **extra):
         super().__init__(_SketchBin(expression), **extra)
 
     def as_postgresql(self, compiler, connection, **extra):
-        # One entry (bin << 32 | 1) per value, then equal bins folded (migration 0003's function).
         native = self.copy()
         native.function = "array_agg"
-        native.template = f"%(function)s((%(expressions)s << {COUNT_BITS}) | 1)"
         sql, params = super(_SketchBuild, native).as_sql(compiler, connection, **extra)
-        return f"cskpi_sketch_regroup({sql})", params
+        return f"cskpi_sketch_of_bins({sql})", params
 
 
 class _SketchMerge(models.Aggregate):
     """Merged state of many sketches: counts added per bin (PostgreSQL: cskpi_sketch_merge, an
-    aggregate made by migration metrics 0003; SQLite: a Python aggregate of the same name)."""
+    aggregate made by migration 0019; SQLite: a Python aggregate of the same name)."""
 
     function = "cskpi_sketch_merge"
-    output_field = SketchField()
+    output_field = models.BinaryField()
 
 
 class Quantile(MeasureKind):
@@ -482,6 +485,7 @@ class Quantile(MeasureKind):
 
     name = "quantile"
     store = "sketch"
+    read_is_state = True  # the stored bytes are the state
     # Sketches are the widest states (~130 bins × 4 durations in a busy day): kept in the local-day
     # cubes and the month cubes merged from them. Percentiles by hour, in another zone or by agent ×
     # channel are aggregated from the raw records (the exact layer) by the database, in the same bins
@@ -490,7 +494,7 @@ class Quantile(MeasureKind):
     cubes = frozenset({c.key for c in CUBES if c.local and (not c.monthly or c.source)} | {EXACT_CUBE.key})
 
     def columns(self, measure):
-        return {measure.key: SketchField(null=True, blank=True)}
+        return {measure.key: models.BinaryField(null=True, blank=True)}
 
     def build(self, measure):
         return _SketchBuild(F(measure.field), filter=measure.where)
@@ -499,17 +503,18 @@ class Quantile(MeasureKind):
         return _SketchMerge(F(measure.key))
 
     def load(self, value):
-        return _sketch_from_db(value)
+        return b"" if value is None else _sketch_state(value)
 
     def merge(self, states):
         counts = [0] * (MAX_BIN + 1)  # a list indexed by bin: the hot loop of a year's total
         for state in states:
-            for entry in state:
-                counts[entry >> COUNT_BITS] += entry & COUNT_MASK
-        return [(b << COUNT_BITS) | c for b, c in enumerate(counts) if c]
+            pairs = sketch_pairs(state)
+            for b, c in zip(pairs[::2], pairs[1::2], strict=True):
+                counts[b] += c
+        return sketch_pack(counts)
 
     def empty(self):
-        return []
+        return b""
 
 
 class TimeInState(_Additive):
@@ -812,7 +817,7 @@ class SqliteSketchBuild:
             self.counts[bin_index] = self.counts.get(bin_index, 0) + 1
 
     def finalize(self):
-        return json.dumps(sketch_pack(self.counts)) if self.counts else None
+        return sketch_pack(self.counts) if self.counts else None
 
 
 class SqliteSketchMerge:
@@ -823,48 +828,63 @@ class SqliteSketchMerge:
     def step(self, stored):
         if stored is not None:
             self.seen = True
-            sketch_counts(json.loads(stored), self.counts)
+            sketch_counts(stored, self.counts)
 
     def finalize(self):
-        return json.dumps(sketch_pack(self.counts)) if self.seen else None
+        return sketch_pack(self.counts) if self.seen else None
 
 
-# The PostgreSQL merge aggregate: concatenate, and fold equal bins whenever the state grows past a
-# few thousand entries and at the end, so merging n sketches costs O(total entries), not O(n²).
+# The PostgreSQL sketch functions (migration 0019), on the stored form (pairs of big-endian 16-bit bin
+# and count). A merge concatenates the rows' pairs (PL/pgSQL: called once per merged row, where a
+# SQL-language function costs ~40 % more) and folds equal bins whenever the state grows past 16 kB and
+# at the end, so merging n sketches costs O(total pairs), not O(n²). A state that concatenated two
+# sketches starts with the pair (-1, -1) (bins are never negative), so the final step folds only those:
+# a group of one row (a day read from the day cube) is returned as stored.
+_PAIRS_FOLDED = f"""
+  SELECT string_agg(int2send(b::int2) || int2send(least(total - part::bigint * {PAIR_MAX}, {PAIR_MAX})::int2), ''
+                    ORDER BY b, part)
+  FROM (%s) grouped CROSS JOIN LATERAL generate_series(0, ((total - 1) / {PAIR_MAX})::int) part
+"""
 PG_SKETCH_SQL = (
-    f"""CREATE OR REPLACE FUNCTION cskpi_sketch_regroup(packed bigint[]) RETURNS bigint[]
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-      SELECT array_agg((b << {COUNT_BITS}) | c ORDER BY b)
-      FROM (SELECT e >> {COUNT_BITS} AS b, sum(e & {COUNT_MASK})::bigint AS c FROM unnest(packed) AS e GROUP BY 1) s
-    $$""",
-    # PL/pgSQL: called once per merged row, where a SQL-language function costs ~40 % more. A state
-    # that concatenated two sketches starts with -1 (entries are never negative), so the final step
-    # regroups only those: a group of one row (a day read from the day cube) is returned as stored.
-    """CREATE OR REPLACE FUNCTION cskpi_sketch_cat(state bigint[], packed bigint[]) RETURNS bigint[]
+    # Raw values' bins (int[], from array_agg) -> the stored form.
+    "CREATE OR REPLACE FUNCTION cskpi_sketch_of_bins(bins int[]) RETURNS bytea "
+    "LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$"
+    + _PAIRS_FOLDED % "SELECT b, count(*) AS total FROM unnest(bins) AS b WHERE b IS NOT NULL GROUP BY b"
+    + "$$",
+    # Pairs in any order, a bin more than once, markers (-1, -1) anywhere -> the stored form.
+    "CREATE OR REPLACE FUNCTION cskpi_sketch_fold(pairs bytea) RETURNS bytea "
+    "LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$"
+    + _PAIRS_FOLDED % ("SELECT get_byte(pairs, i) * 256 + get_byte(pairs, i + 1) AS b, "
+                       "sum(get_byte(pairs, i + 2) * 256 + get_byte(pairs, i + 3)) AS total "
+                       "FROM generate_series(0, length(pairs) - 4, 4) AS i "
+                       "WHERE get_byte(pairs, i) < 128 GROUP BY 1")
+    + "$$",
+    """CREATE OR REPLACE FUNCTION cskpi_sketch_cat(state bytea, pairs bytea) RETURNS bytea
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
     BEGIN
-      IF packed IS NULL THEN RETURN state; END IF;
-      IF state IS NULL THEN RETURN packed; END IF;
-      IF NOT state[1] < 0 THEN state := ARRAY[-1]::bigint[] || state; END IF;
-      IF cardinality(state) + cardinality(packed) > 4096 THEN
-        RETURN ARRAY[-1]::bigint[] || cskpi_sketch_regroup(state[2:] || packed);
+      IF pairs IS NULL OR length(pairs) = 0 THEN RETURN state; END IF;
+      IF state IS NULL OR length(state) = 0 THEN RETURN pairs; END IF;
+      IF length(state) + length(pairs) > 16384 THEN
+        RETURN '\\xffffffff'::bytea || cskpi_sketch_fold(state || pairs);
       END IF;
-      RETURN state || packed;
+      IF get_byte(state, 0) < 128 THEN RETURN '\\xffffffff'::bytea || state || pairs; END IF;
+      RETURN state || pairs;
     END $$""",
-    """CREATE OR REPLACE FUNCTION cskpi_sketch_fold(packed bigint[]) RETURNS bigint[]
+    """CREATE OR REPLACE FUNCTION cskpi_sketch_final(state bytea) RETURNS bytea
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
     BEGIN
-      IF packed[1] < 0 THEN RETURN cskpi_sketch_regroup(packed[2:]); END IF;
-      RETURN packed;
+      IF length(state) > 0 AND get_byte(state, 0) >= 128 THEN RETURN cskpi_sketch_fold(state); END IF;
+      RETURN state;
     END $$""",
-    "DROP AGGREGATE IF EXISTS cskpi_sketch_merge(bigint[])",
-    """CREATE AGGREGATE cskpi_sketch_merge(bigint[]) (
-      SFUNC = cskpi_sketch_cat, STYPE = bigint[], FINALFUNC = cskpi_sketch_fold, PARALLEL = SAFE
+    "DROP AGGREGATE IF EXISTS cskpi_sketch_merge(bytea)",
+    """CREATE AGGREGATE cskpi_sketch_merge(bytea) (
+      SFUNC = cskpi_sketch_cat, STYPE = bytea, FINALFUNC = cskpi_sketch_final, PARALLEL = SAFE
     )""",
 )
 PG_SKETCH_DROP_SQL = (
-    "DROP AGGREGATE IF EXISTS cskpi_sketch_merge(bigint[])",
-    "DROP FUNCTION IF EXISTS cskpi_sketch_cat(bigint[], bigint[])",
-    "DROP FUNCTION IF EXISTS cskpi_sketch_fold(bigint[])",
-    "DROP FUNCTION IF EXISTS cskpi_sketch_regroup(bigint[])",
+    "DROP AGGREGATE IF EXISTS cskpi_sketch_merge(bytea)",
+    "DROP FUNCTION IF EXISTS cskpi_sketch_final(bytea)",
+    "DROP FUNCTION IF EXISTS cskpi_sketch_cat(bytea, bytea)",
+    "DROP FUNCTION IF EXISTS cskpi_sketch_fold(bytea)",
+    "DROP FUNCTION IF EXISTS cskpi_sketch_of_bins(int[])",
 )

@@ -11,6 +11,7 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 import metrics.measures
+from metrics.migrations._sketch_v1 import PG_SKETCH_DROP_SQL_V1, PG_SKETCH_SQL_V1
 
 CUBE_RENAMES = [('DT', 'day'), ('DC', 'day_channel'), ('DA', 'day_agent'), ('H', 'hour_channel'), ('D', 'day_agent_channel'), ('Q', 'quarter_agent_channel_topic')]
 TABLES = ("metrics_interactionbucket", "metrics_surveybucket", "metrics_cashoutbucket")
@@ -70,13 +71,13 @@ def no_statement_timeout(apps, schema_editor):
 
 def sketch_sql(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        for statement in metrics.measures.PG_SKETCH_SQL:
+        for statement in PG_SKETCH_SQL_V1:
             schema_editor.execute(statement, params=None)
 
 
 def sketch_sql_drop(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        for statement in metrics.measures.PG_SKETCH_DROP_SQL:
+        for statement in PG_SKETCH_DROP_SQL_V1:
             schema_editor.execute(statement, params=None)
 
 

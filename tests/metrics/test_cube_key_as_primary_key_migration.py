@@ -5,20 +5,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import IntegrityError, connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.metrics.migrating import migrate, migrate_to_latest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = [("metrics", "0017_raw_exact_layer")]
 AFTER = [("metrics", "0018_cube_key_as_primary_key")]
 T0 = datetime(2026, 5, 4, 1, 30, tzinfo=UTC)
-
-
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return MigrationExecutor(connection).loader.project_state(targets).apps
 
 
 def _rows(apps, name):
@@ -29,7 +23,7 @@ def _rows(apps, name):
 
 
 def test_every_row_keeps_its_values_forwards_and_backwards():
-    apps = _migrate(BEFORE)
+    apps = migrate(BEFORE)
     try:
         department = apps.get_model("cskpi", "Department").objects.create(slug="mig", name="Mig")
         counts = apps.get_model("metrics", "InteractionBucket")
@@ -47,7 +41,7 @@ def test_every_row_keeps_its_values_forwards_and_backwards():
         names = ["InteractionBucket", "InteractionSketchBucket", "AgentEventBucket"]
         before = {name: _rows(apps, name) for name in names}
 
-        apps = _migrate(AFTER)
+        apps = migrate(AFTER)
         assert {name: _rows(apps, name) for name in names} == before
         model = apps.get_model("metrics", "InteractionBucket")
         assert [f.name for f in model._meta.concrete_fields][:3] == ["department", "bucket_start",
@@ -58,9 +52,9 @@ def test_every_row_keeps_its_values_forwards_and_backwards():
         with pytest.raises(IntegrityError), connection.cursor() as cursor:
             cursor.execute(f"INSERT INTO {model._meta.db_table} SELECT * FROM {model._meta.db_table} LIMIT 1")
 
-        apps = _migrate(BEFORE)
+        apps = migrate(BEFORE)
         assert {name: _rows(apps, name) for name in names} == before
         assert apps.get_model("metrics", "InteractionBucket").objects.order_by("id").first().id > 0
     finally:
         # The test database is left as every other test expects it: every migration applied.
-        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to_latest()

@@ -30,7 +30,7 @@ def _cube_rows():
     for model in (m for models in BUCKET_MODELS.values() for m in models):
         for row in model.objects.values():
             row.pop("id", None)  # the customer stock table keeps a surrogate id
-            rows.add(tuple(sorted((k, canonical(v)) for k, v in row.items())))
+            rows.add(tuple(sorted((k, canonical(v, k)) for k, v in row.items())))
     return rows
 
 

@@ -9,14 +9,15 @@ import pytest
 from metrics.catalog import MEASURES_BY_KEY, quantile
 from metrics.measures import (
     COUNT,
-    COUNT_MASK,
     LINEAR_BINS,
     MAX_BIN,
+    PAIR_MAX,
     QUANTILE,
     SUM,
     sketch_bin,
     sketch_counts,
     sketch_pack,
+    sketch_pairs,
     sketch_quantile,
     sketch_representative,
     sketch_size,
@@ -65,15 +66,33 @@ def test_sketch_quantile_is_the_nearest_rank_value_within_the_bound(q):
 
 
 def test_sketch_quantile_of_nothing_is_null():
-    assert sketch_quantile([], 0.9) == (None, 0)
+    assert sketch_quantile(b"", 0.9) == (None, 0) and sketch_quantile(None, 0.9) == (None, 0)
     assert quantile("first_response_seconds_sketch", 0.9).evaluate({}) == (None, 0)
 
 
-def test_sketch_quantile_reads_exact_layer_states_with_repeated_bins():
-    # The exact layer stores one entry per record, so a bin can appear several times, unordered.
-    one_by_one = [(sketch_bin(v) << 32) | 1 for v in (500.0, 3.0, 500.0, 40.0)]
-    assert sketch_quantile(one_by_one, 0.5) == sketch_quantile(_packed([500.0, 3.0, 500.0, 40.0]), 0.5)
-    assert sketch_quantile(one_by_one, 0.5)[1] == 4
+def test_sketch_pack_is_big_endian_pairs_of_bin_and_count_in_bin_order():
+    # Hand-written bytes: bin 3 twice, bin 700 once; PostgreSQL writes the same with int2send.
+    assert sketch_pack({700: 1, 3: 2}) == bytes([0, 3, 0, 2, 2, 188, 0, 1])
+    assert list(sketch_pairs(sketch_pack({700: 1, 3: 2}))) == [3, 2, 700, 1]
+    assert sketch_pack({}) == b"" and sketch_pack({5: 0}) == b""
+    assert sketch_pack([0, 2, 0, 1]) == sketch_pack({1: 2, 3: 1})  # a list indexed by bin
+
+
+def test_a_count_above_a_pair_is_split_and_read_back_exactly():
+    counts = {0: 1, 10: PAIR_MAX, 11: PAIR_MAX + 1, MAX_BIN: 5 * PAIR_MAX + 7, 600: 2_000_000_000}
+    packed = sketch_pack(counts)
+    assert sketch_counts(packed) == counts and sketch_size(packed) == sum(counts.values())
+    assert all(c <= PAIR_MAX for c in sketch_pairs(packed)[1::2])
+    n = sum(counts.values())
+    for q in (0.0001, 0.5, 0.99, 1.0):
+        rank = max(math.ceil(q * n - 1e-9), 1)
+        seen, expected = 0, None
+        for b in sorted(counts):
+            seen += counts[b]
+            if seen >= rank:
+                expected = b
+                break
+        assert sketch_quantile(packed, q) == (sketch_representative(expected), n), q
 
 
 def test_kinds_merge_as_their_meaning():
@@ -82,8 +101,9 @@ def test_kinds_merge_as_their_meaning():
     a, b = _packed([1.0, 150.0, 150.0]), _packed([150.0, 9000.0])
     merged = QUANTILE.merge([a, b, QUANTILE.empty()])
     assert sketch_counts(merged) == sketch_counts(_packed([1.0, 150.0, 150.0, 150.0, 9000.0]))
-    assert merged == sorted(merged)  # canonical: one entry per bin, in bin order
-    assert QUANTILE.load(None) == [] and QUANTILE.load("[4294967297]") == [4294967297]
+    bins = list(sketch_pairs(merged)[::2])
+    assert bins == sorted(set(bins))  # canonical: one pair per bin, in bin order
+    assert QUANTILE.load(None) == b"" and QUANTILE.load(memoryview(a)) == a
 
 
 def test_every_measure_has_a_kind_with_columns():
@@ -136,11 +156,12 @@ def test_stock_carry_and_merge_equal_the_plain_count_over_any_span_of_periods():
     assert stock.merge([]) == stock.empty() and stock.merge([stock.empty(), states[3]]) == states[3]
 
 
-def test_sketch_size_adds_the_counts_exactly_past_32_bits():
+def test_sketch_size_adds_the_counts_exactly():
     rng = random.Random(5)
     for _ in range(200):
-        counts = {b: rng.choice([1, 2, rng.randint(1, 5000), COUNT_MASK]) for b in rng.sample(range(MAX_BIN), 40)}
+        counts = {b: rng.choice([1, 2, rng.randint(1, 5000), PAIR_MAX, 2**32 + 3])
+                  for b in rng.sample(range(MAX_BIN), 40)}
         packed = sketch_pack(counts)
         assert sketch_size(packed) == sum(counts.values())
-    assert sketch_size([]) == 0
-    assert sketch_size(sketch_pack({MAX_BIN: COUNT_MASK, 0: COUNT_MASK})) == 2 * COUNT_MASK  # a carry in 64 bits
+        assert QUANTILE.merge([packed, packed]) == sketch_pack({b: 2 * c for b, c in counts.items()})
+    assert sketch_size(b"") == 0

@@ -4,7 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.metrics.migrating import migrate, migrate_to_latest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -15,19 +16,12 @@ COLUMNS = ("record_type", "department_id", "quarter_start", "version", "first_ma
            "claimed_until", "attempts", "failed_at", "last_error")
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return MigrationExecutor(connection).loader.project_state(targets).apps
-
-
 def _rows(model) -> set[tuple]:
     return set(model.objects.order_by().values_list(*COLUMNS))
 
 
 def test_pending_and_parked_marks_move_to_ingestion_and_back():
-    apps = _migrate(BEFORE)
+    apps = migrate(BEFORE)
     try:
         department = apps.get_model("cskpi", "Department").objects.create(slug="mig", name="Mig")
         DirtyBucket = apps.get_model("metrics", "DirtyBucket")
@@ -43,15 +37,15 @@ def test_pending_and_parked_marks_move_to_ingestion_and_back():
         before = _rows(DirtyBucket)
         assert len(before) == 3
 
-        apps = _migrate(AFTER)
+        apps = migrate(AFTER)
         with pytest.raises(LookupError):
             apps.get_model("metrics", "DirtyBucket")
         assert _rows(apps.get_model("ingestion", "RecordChange")) == before
         assert "metrics_dirtybucket" not in connection.introspection.table_names()
 
-        apps = _migrate(BEFORE)
+        apps = migrate(BEFORE)
         assert _rows(apps.get_model("metrics", "DirtyBucket")) == before
     finally:
         # The test database is left as every other test expects it (flushed after): every migration
         # applied, later ones (metrics 0005_alerts) included.
-        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to_latest()

@@ -5,8 +5,8 @@ half-hour that held records so the recompute fills `hour_30`."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.metrics.migrating import migrate, migrate_to_latest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -16,15 +16,8 @@ T0 = datetime(2026, 5, 4, 1, 30, tzinfo=UTC)
 EXACT = "quarter_agent_channel_topic"
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return MigrationExecutor(connection).loader.project_state(targets).apps
-
-
 def test_dropped_rows_go_and_half_hours_are_marked():
-    apps = _migrate(BEFORE)
+    apps = migrate(BEFORE)
     try:
         department = apps.get_model("cskpi", "Department").objects.create(slug="mig", name="Mig")
         counts = apps.get_model("metrics", "InteractionBucket")
@@ -37,7 +30,7 @@ def test_dropped_rows_go_and_half_hours_are_marked():
             sketches.objects.create(cube=cube, department_id=department.id, bucket_start=T0)
         presence.objects.create(cube=EXACT, department_id=department.id, bucket_start=T0, agent="a-1")
 
-        apps = _migrate(AFTER)
+        apps = migrate(AFTER)
         counts = apps.get_model("metrics", "InteractionBucket")
         assert set(counts.objects.values_list("cube", flat=True)) == {"day", "hour"}
         assert set(apps.get_model("metrics", "InteractionSketchBucket").objects.values_list("cube", flat=True)) == {
@@ -50,4 +43,4 @@ def test_dropped_rows_go_and_half_hours_are_marked():
                                  ("interaction", department.id, T0 + timedelta(hours=5), "all")]
     finally:
         # The test database is left as every other test expects it: every migration applied.
-        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to_latest()

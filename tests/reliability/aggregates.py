@@ -6,18 +6,20 @@ import math
 from django.core.management import call_command
 
 
-def canonical(value):
-    """A cube column's value in a comparable form: a quantile sketch as its sorted (bin, count) pairs
-    (the exact layer may hold a bin once per record, in any order), a distinct set as its sorted ids (two
+def canonical(value, column: str = ""):
+    """A cube column's value in a comparable form: a quantile sketch (a `*_sketch` column) as its sorted
+    (bin, count) pairs (a count may be split over pairs), a distinct set as its sorted ids (two
     serialisations of one set may differ), a number as itself."""
+    if value is None:  # a sketch or set of no record
+        return ()
+    if column.endswith("_sketch"):
+        from metrics.measures import sketch_counts
+
+        return tuple(sorted(sketch_counts(bytes(value)).items()))
     if isinstance(value, bytes | memoryview):
         from pyroaring import BitMap
 
         return tuple(BitMap.deserialize(bytes(value)))
-    if value is None or isinstance(value, list):  # a sketch (NULL: no record had the duration)
-        from metrics.measures import sketch_counts
-
-        return tuple(sorted(sketch_counts(value or []).items()))
     return value
 
 
@@ -31,7 +33,7 @@ def cube_snapshot() -> dict[str, dict[tuple, dict]]:
         key = ("department_id", "cube", "bucket_start", *DIMENSION_COLUMNS.values())
         columns = [f.attname for f in model._meta.concrete_fields if f.attname not in key + ("id",)]
         snapshot[model.__name__] = {
-            tuple(row[k] for k in key): {c: canonical(row[c]) for c in columns}
+            tuple(row[k] for k in key): {c: canonical(row[c], c) for c in columns}
             for row in model.objects.values(*key, *columns)
         }
     return snapshot
