@@ -162,9 +162,10 @@ CUBES: tuple[Cube, ...] = (
     Cube("day_agent", frozenset({AGENT}), None, "local day × department × agent"),
     Cube("hour", frozenset(), 3600, "UTC hour × department"),
     Cube("hour_30", frozenset(), 3600, "UTC hour from half past × department", offset=1800),
-    # The key predates the later dimensions (renaming it would rewrite every exact-layer row for a
-    # name): it keeps every dimension.
-    Cube("quarter_agent_channel_topic", frozenset(DIMENSIONS), QUARTER_SECONDS,
+    # Keeps every dimension. Its key is short because every row and index entry holds it: it was
+    # "quarter_agent_channel_topic" until migration 0020 (20 bytes more per row and per index entry,
+    # 36 MB of the agent events' 164 MB at 1M interactions).
+    Cube("quarter", frozenset(DIMENSIONS), QUARTER_SECONDS,
          "UTC quarter-hour × department × every dimension (agent, channel, topic, check, customer region, segment)"),
 )
 CUBES_BY_KEY = {c.key: c for c in CUBES}
@@ -190,7 +191,7 @@ def cube_source(cube: Cube, kept) -> Cube:
 # Built from the raw records where a table stores it (time in state, stocks, gaps: what is not an
 # aggregate of each record on its own); every other cube of such a table is merged from it. Keeping
 # every dimension costs it little: a quarter-hour × agent × channel rarely holds more than one record.
-EXACT_CUBE = CUBES_BY_KEY["quarter_agent_channel_topic"]
+EXACT_CUBE = CUBES_BY_KEY["quarter"]
 CUBE_CHOICES = [(c.key, c.description) for c in CUBES]
 
 _ZONE_NAME = re.compile(r"^[A-Za-z0-9_+\-/]+$")

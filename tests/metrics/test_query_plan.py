@@ -33,7 +33,7 @@ def _plan(department, *, zone="Asia/Ho_Chi_Minh", start="2026-03-01", end="2026-
     ({"granularity": "month", "group_by": ("topic",)}, "day_topic"),
     ({"granularity": "month", "start": "2026-03-05"}, "day"),
     ({"granularity": "month", "zone": "UTC"}, "hour"),
-    ({"granularity": "month", "zone": "UTC", "group_by": ("channel",)}, "quarter_agent_channel_topic"),
+    ({"granularity": "month", "zone": "UTC", "group_by": ("channel",)}, "quarter"),
     ({"granularity": "month", "group_by": ("weekday",)}, "day"),
     ({"granularity": "total", "end": "2026-03-15"}, "day"),
     ({"group_by": ("channel",)}, "day_channel"),
@@ -42,23 +42,23 @@ def _plan(department, *, zone="Asia/Ho_Chi_Minh", start="2026-03-01", end="2026-
     ({"agents": ("a-1",)}, "day_agent"),
     ({"agent_scope": "a-1"}, "day_agent"),
     # No day × agent × channel cube: the raw records (the exact layer) answer it.
-    ({"group_by": ("agent",), "channels": ("phone",)}, "quarter_agent_channel_topic"),
+    ({"group_by": ("agent",), "channels": ("phone",)}, "quarter"),
     ({"group_by": ("agent", "channel"), "granularity": "month"}, "month_agent_channel"),
     ({"granularity": "total"}, "month"),
     ({"granularity": "hour", "end": "2026-03-02"}, "hour"),
-    ({"granularity": "hour", "end": "2026-03-02", "channels": ("chat",)}, "quarter_agent_channel_topic"),
+    ({"granularity": "hour", "end": "2026-03-02", "channels": ("chat",)}, "quarter"),
     ({"zone": "UTC"}, "hour"),
     ({"zone": "America/New_York"}, "hour"),
-    ({"zone": "America/New_York", "group_by": ("channel",)}, "quarter_agent_channel_topic"),
+    ({"zone": "America/New_York", "group_by": ("channel",)}, "quarter"),
     ({"zone": "Asia/Kolkata"}, "hour_30"),  # local midnights at 18:30 UTC
     ({"zone": "Asia/Kolkata", "granularity": "hour", "end": "2026-03-02"}, "hour_30"),
-    ({"zone": "Asia/Kolkata", "group_by": ("channel",)}, "quarter_agent_channel_topic"),
-    ({"zone": "Asia/Kathmandu"}, "quarter_agent_channel_topic"),  # +05:45
-    ({"zone": "UTC", "group_by": ("agent",)}, "quarter_agent_channel_topic"),
-    ({"granularity": "total", "start": "2026-03-01T10:15:00+07:00"}, "quarter_agent_channel_topic"),
+    ({"zone": "Asia/Kolkata", "group_by": ("channel",)}, "quarter"),
+    ({"zone": "Asia/Kathmandu"}, "quarter"),  # +05:45
+    ({"zone": "UTC", "group_by": ("agent",)}, "quarter"),
+    ({"granularity": "total", "start": "2026-03-01T10:15:00+07:00"}, "quarter"),
     ({"granularity": "total", "start": "2026-03-01T10:00:00+07:00"}, "hour"),
     # From 03:30 to 17:00 UTC: neither the hours nor the hours from half past fit both ends.
-    ({"granularity": "total", "start": "2026-03-01T10:30:00+07:00"}, "quarter_agent_channel_topic"),
+    ({"granularity": "total", "start": "2026-03-01T10:30:00+07:00"}, "quarter"),
     ({"granularity": "total", "start": "2026-03-01T10:30:00+07:00", "end": "2026-03-01T22:30:00+07:00"},
      "hour_30"),
     # Bangkok shares Ho Chi Minh City's midnights: the local-day cubes fit.
@@ -68,16 +68,16 @@ def _plan(department, *, zone="Asia/Ho_Chi_Minh", start="2026-03-01", end="2026-
     ({"group_by": ("customer_region",)}, "day_region_segment"),
     ({"customer_regions": ("north",), "granularity": "month"}, "month_region_segment"),
     ({"customer_regions": ("north",), "granularity": "week"}, "day_region_segment"),
-    ({"customer_regions": ("north",), "group_by": ("channel",)}, "quarter_agent_channel_topic"),
-    ({"topics": ("card",), "group_by": ("channel",)}, "quarter_agent_channel_topic"),
+    ({"customer_regions": ("north",), "group_by": ("channel",)}, "quarter"),
+    ({"topics": ("card",), "group_by": ("channel",)}, "quarter"),
     # A partial range: its clipped ends must be bucket starts.
     ({"start": "2026-03-01T10:00:00+07:00", "end": "2026-03-03"}, "hour"),
-    ({"start": "2026-03-01T10:30:00+07:00", "end": "2026-03-03"}, "quarter_agent_channel_topic"),
-    ({"start": "2026-03-01T10:45:00+07:00", "end": "2026-03-03"}, "quarter_agent_channel_topic"),
+    ({"start": "2026-03-01T10:30:00+07:00", "end": "2026-03-03"}, "quarter"),
+    ({"start": "2026-03-01T10:45:00+07:00", "end": "2026-03-03"}, "quarter"),
     # Weekday × hour heatmaps: every bucket inside one local day and hour of the query zone.
     ({"group_by": ("weekday",)}, "day"),
     ({"group_by": ("weekday", "hour_of_day")}, "hour"),
-    ({"group_by": ("hour_of_day", "agent")}, "quarter_agent_channel_topic"),
+    ({"group_by": ("hour_of_day", "agent")}, "quarter"),
     ({"zone": "Asia/Kolkata", "group_by": ("hour_of_day",)}, "hour_30"),
     ({"zone": "UTC", "group_by": ("weekday",)}, "hour"),
 ])
@@ -89,8 +89,8 @@ def test_cheapest_fitting_cube(department, kwargs, cube):
     ({}, "day"),
     ({"group_by": ("check",)}, "day_check"),
     ({"checks": ("bank-api",), "granularity": "week", "start": "2026-03-02", "end": "2026-03-30"}, "day_check"),
-    ({"group_by": ("check",), "zone": "UTC"}, "quarter_agent_channel_topic"),
-    ({"checks": ("bank-api",), "granularity": "hour", "end": "2026-03-02"}, "quarter_agent_channel_topic"),
+    ({"group_by": ("check",), "zone": "UTC"}, "quarter"),
+    ({"checks": ("bank-api",), "granularity": "hour", "end": "2026-03-02"}, "quarter"),
 ])
 def test_system_checks_by_check_read_the_day_check_cube_or_the_exact_layer(department, kwargs, cube):
     tz = ZoneInfo(kwargs.pop("zone", "Asia/Ho_Chi_Minh"))
@@ -104,12 +104,12 @@ def test_system_checks_by_check_read_the_day_check_cube_or_the_exact_layer(depar
 @pytest.mark.parametrize(("kwargs", "cube", "first_contact_cube"), [
     ({}, "day", "day"),
     ({"group_by": ("channel",)}, "day_channel", "day"),
-    ({"group_by": ("customer_region",), "agents": ("a-1",)}, "quarter_agent_channel_topic", "day"),
+    ({"group_by": ("customer_region",), "agents": ("a-1",)}, "quarter", "day"),
     ({"agent_scope": "a-1"}, "day_agent", "day"),
-    ({"group_by": ("topic",)}, "quarter_agent_channel_topic", "day"),  # the sets keep no day_topic
+    ({"group_by": ("topic",)}, "quarter", "day"),  # the sets keep no day_topic
     ({"zone": "UTC"}, "hour", "hour"),
-    ({"zone": "UTC", "group_by": ("channel",)}, "quarter_agent_channel_topic", "hour"),  # the raw records
-    ({"zone": "Asia/Kolkata"}, "quarter_agent_channel_topic", "quarter_agent_channel_topic"),  # no hour_30 sets
+    ({"zone": "UTC", "group_by": ("channel",)}, "quarter", "hour"),  # the raw records
+    ({"zone": "Asia/Kolkata"}, "quarter", "quarter"),  # no hour_30 sets
 ])
 def test_distinct_sets_read_the_cheapest_cube_they_keep(department, kwargs, cube, first_contact_cube):
     """The set tables keep fewer cubes; the first contacts are read department-wide (no dimension)."""
@@ -145,7 +145,7 @@ def test_a_record_type_keeps_no_cube_copying_another(record_type, copies):
 
     kept = {c.key for c in cubes_kept(record_type)}
     assert not kept & copies
-    assert {"day", "hour", "quarter_agent_channel_topic"} <= kept
+    assert {"day", "hour", "quarter"} <= kept
 
 
 def test_a_grouping_by_a_dimension_the_type_lacks_reads_the_cube_without_it(department):
