@@ -485,7 +485,9 @@ class Quantile(MeasureKind):
 
     name = "quantile"
     store = "sketch"
-    read_is_state = True  # the stored bytes are the state
+    # The stored bytes are the state; NULL (a bucket with records but none with the duration) is read as
+    # None, which `merge` and `sketch_quantile` take for the empty state.
+    read_is_state = True
     # Sketches are the widest states (~130 bins × 4 durations in a busy day): kept in the local-day
     # cubes and the month cubes merged from them. Percentiles by hour, in another zone or by agent ×
     # channel are aggregated from the raw records (the exact layer) by the database, in the same bins
@@ -508,6 +510,8 @@ class Quantile(MeasureKind):
     def merge(self, states):
         counts = [0] * (MAX_BIN + 1)  # a list indexed by bin: the hot loop of a year's total
         for state in states:
+            if not state:  # None: a cube row read as it is stored, whose bucket had no duration
+                continue
             pairs = sketch_pairs(state)
             for b, c in zip(pairs[::2], pairs[1::2], strict=True):
                 counts[b] += c

@@ -298,3 +298,27 @@ def test_kpi_series_get_hand_computed_day_series(department):
     assert by_kpi["first_response_time"]["value"] == 60.0
     assert by_kpi["average_wait_time"]["value"] == 30.0
     assert by_kpi["abandonment_rate"]["value"] == pytest.approx(100 / 3)
+
+
+def test_a_percentile_over_departments_where_one_has_no_duration(department):
+    """A sketch cube row whose bucket had records but none with the duration is NULL, read as stored
+    (None): merged with another department's it counts as empty, and alone it gives no value."""
+    other = DepartmentFactory(timezone=department.timezone)
+    tz = ZoneInfo(department.timezone)
+    day = datetime(2026, 5, 4, 9, tzinfo=tz)
+    records_store([
+        interaction_build(department=department, created_at=day, first_response_after=30),
+        interaction_build(department=department, created_at=day + timedelta(hours=1), first_response_after=130),
+        interaction_build(department=other, created_at=day, first_response_after=None),
+    ])
+    recompute_all()
+    kpi = KPIS["first_response_time_p90"]
+    start, end = day.replace(hour=0).astimezone(UTC), (day.replace(hour=0) + timedelta(days=1)).astimezone(UTC)
+    both = KpiQuery(kpis=(kpi,), scopes=(DepartmentScope(department), DepartmentScope(other)), start=start, end=end,
+                    zone=department.timezone)
+    [result] = kpi_series_get(query=both)["results"]
+    # The nearest-rank p90 of {30, 130}: 130, within the sketch's bound.
+    assert abs(result["value"] - 130) <= 1.3 and result["sample_size"] == 2
+    alone = KpiQuery(kpis=(kpi,), scopes=(DepartmentScope(other),), start=start, end=end, zone=department.timezone)
+    [result] = kpi_series_get(query=alone)["results"]
+    assert result["value"] is None and result["sample_size"] == 0

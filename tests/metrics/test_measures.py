@@ -104,6 +104,8 @@ def test_kinds_merge_as_their_meaning():
     bins = list(sketch_pairs(merged)[::2])
     assert bins == sorted(set(bins))  # canonical: one pair per bin, in bin order
     assert QUANTILE.load(None) == b"" and QUANTILE.load(memoryview(a)) == a
+    # A cube row read as stored (`read_is_state`) is None where its bucket had no duration: empty.
+    assert QUANTILE.merge([None, a, None]) == a and QUANTILE.merge([None]) == QUANTILE.empty() == b""
 
 
 def test_every_measure_has_a_kind_with_columns():
