@@ -391,11 +391,6 @@ def sketch_counts(state, into: dict[int, int] | None = None) -> dict[int, int]:
     return counts
 
 
-def sketch_size(state) -> int:
-    """How many values the state holds: its counts added up (in C)."""
-    return sum(sketch_pairs(state)[1::2])
-
-
 def sketch_quantile(state, q: float) -> tuple[float | None, int]:
     """(nearest-rank q-quantile, n) of a stored state: the representative of the bin holding the
     ⌈q·n⌉-th smallest value. The counts' running sums and the search for the rank run in C (a year of
