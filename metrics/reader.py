@@ -141,6 +141,18 @@ def measure_states_read_many(*, measures: list[Measure], query: KpiQuery, scopes
     return outs
 
 
+def reads_raw(*, measures: list[Measure], query: KpiQuery, boundaries: list[datetime], granularity: str) -> bool:
+    """Whether a read of `measures` for `query` would read the raw records for some department (the
+    exact layer of a table that does not store it): the last resort, a scan of the department's range."""
+    for table, table_measures in _tables_of(measures).items():
+        for scope in query.scopes:
+            cube = scope_cube_choose(query=query, scope=scope, record_type=table_measures[0].record_type,
+                                     boundaries=boundaries, granularity=granularity, kept=table.cubes)
+            if from_raw(table, cube):
+                return True
+    return False
+
+
 def _tables_of(measures: list[Measure]) -> dict[object, list[Measure]]:
     by_table: dict[object, list[Measure]] = defaultdict(list)
     for measure in measures:

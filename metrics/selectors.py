@@ -32,6 +32,7 @@ from metrics.reader import (
     department_states_read,
     measure_states_read_many,
     periods_writable,
+    reads_raw,
 )
 
 __all__ = ["GROUP_DIMENSIONS", "DepartmentScope", "KpiQuery", "kpi_catalog_list", "kpi_series_get", "query_plan",
@@ -318,8 +319,13 @@ def _range_read(*, query: KpiQuery, start: datetime, end: datetime) -> _RangeRea
     ranged = tuple(k for k in query.kpis if k.formula.kind in _RANGE_READ_KINDS)
     if starts is not None and ranged:
         total = replace(query, kpis=ranged, granularity=Granularity.TOTAL)
-        totals = _states_read(query=total, start=start, end=end, granularity=Granularity.TOTAL,
-                              boundaries=[start, end])
+        measures = [MEASURES_BY_KEY[part] for kpi in ranged for part in kpi.components]
+        # Where no cube fits the range either, its own read would scan the raw records the series has just
+        # read (p90 by agent × channel by month at 5M: 560 of 1,340 ms): the periods' states are merged
+        # instead, which is exact as they tile the range.
+        if not reads_raw(measures=measures, query=total, boundaries=[start, end], granularity=Granularity.TOTAL):
+            totals = _states_read(query=total, start=start, end=end, granularity=Granularity.TOTAL,
+                                  boundaries=[start, end])
     return _RangeRead(start, end, starts, reads, tuple(boundaries), timezone.now(), totals)
 
 

@@ -1,5 +1,6 @@
 """kpi_series_get against an independent plain-Python recomputation from the raw records."""
 
+import math
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -322,3 +323,31 @@ def test_a_percentile_over_departments_where_one_has_no_duration(department):
     alone = KpiQuery(kpis=(kpi,), scopes=(DepartmentScope(other),), start=start, end=end, zone=department.timezone)
     [result] = kpi_series_get(query=alone)["results"]
     assert result["value"] is None and result["sample_size"] == 0
+
+
+def test_a_percentile_no_cube_serves_reads_the_raw_records_once(department):
+    """Agent × channel by day: no sketch cube keeps both, so the series is read from the raw records. The
+    range's value is its days' sketches merged (they tile the range), not a second scan of the records."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    tz = ZoneInfo(department.timezone)
+    day = datetime(2026, 5, 4, 9, tzinfo=tz)
+    waits = {("a-1", "phone"): [10, 300, 1000], ("a-1", "chat"): [40], ("a-2", "phone"): [5, 7]}
+    records_store([
+        interaction_build(department=department, agent=agent, channel=channel,
+                          created_at=day + timedelta(days=i % 2, minutes=i), first_response_after=seconds)
+        for (agent, channel), values in waits.items() for i, seconds in enumerate(values)
+    ])
+    recompute_all()
+    query = KpiQuery(kpis=(KPIS["first_response_time_p90"],), scopes=(DepartmentScope(department),),
+                     start=day.replace(hour=0).astimezone(UTC), end=(day.replace(hour=0) + timedelta(days=2)).astimezone(UTC),
+                     zone=department.timezone, group_by=("agent", "channel"))
+    assert set(query_plan(query=query).values()) == {"quarter"}  # the exact layer: the raw records
+    with CaptureQueriesContext(connection) as queries:
+        results = kpi_series_get(query=query)["results"]
+    assert sum("ingestion_interaction" in q["sql"] for q in queries.captured_queries) == 1
+    for result in results:
+        values = sorted(waits[(result["group"]["agent"], result["group"]["channel"])])
+        exact = values[max(math.ceil(0.9 * len(values)), 1) - 1]
+        assert abs(result["value"] - exact) <= max(0.01 * exact, 1.0) and result["sample_size"] == len(values)
