@@ -134,6 +134,30 @@ def test_distinct_sets_read_the_cheapest_cube_they_keep(department, kwargs, cube
     assert (chosen.key, wide.key) == (cube, first_contact_cube)
 
 
+@pytest.mark.parametrize(("kwargs", "cube"), [
+    ({"granularity": "month", "group_by": ("agent", "channel")}, "month_agent_channel"),
+    ({"granularity": "month", "group_by": ("agent",)}, "month_agent"),
+    ({"group_by": ("agent", "channel")}, "quarter"),  # by day: the raw records
+    ({"zone": "UTC"}, "quarter"),  # no hour sketches
+])
+def test_sketches_read_the_cheapest_cube_they_keep(department, kwargs, cube):
+    """The sketch table keeps the local-day and local-month cubes (month × agent × channel too), no hours."""
+    from metrics.models import MEASURE_TABLES
+    from metrics.periods import boundaries_get
+    from metrics.planner import scope_cube_choose
+
+    zone = kwargs.pop("zone", "Asia/Ho_Chi_Minh")
+    granularity = kwargs.pop("granularity", "day")
+    tz = ZoneInfo(zone)
+    start, end = datetime(2026, 1, 1, tzinfo=tz).astimezone(UTC), datetime(2026, 4, 1, tzinfo=tz).astimezone(UTC)
+    query = KpiQuery(kpis=(KPIS["first_response_time_p90"],), scopes=(DepartmentScope(department),), start=start,
+                     end=end, zone=zone, granularity=granularity, **kwargs)
+    boundaries = boundaries_get(start=start, end=end, zone=tz, granularity=granularity)
+    chosen = scope_cube_choose(query=query, scope=query.scopes[0], record_type="interaction", boundaries=boundaries,
+                               granularity=granularity, kept=MEASURE_TABLES["first_response_seconds_sketch"].cubes)
+    assert chosen.key == cube
+
+
 @pytest.mark.parametrize(("record_type", "copies"), [
     ("cashout", {"day_agent", "month_agent_channel", "month_agent", "day_topic"}),
     ("agent_event", {"day_channel", "month_channel", "month_agent_channel"}),
