@@ -141,14 +141,23 @@ def measure_states_read_many(*, measures: list[Measure], query: KpiQuery, scopes
     return outs
 
 
-def reads_raw(*, measures: list[Measure], query: KpiQuery, boundaries: list[datetime], granularity: str) -> bool:
-    """Whether a read of `measures` for `query` would read the raw records for some department (the
-    exact layer of a table that does not store it): the last resort, a scan of the department's range."""
+def total_read_pays(*, measures: list[Measure], series: KpiQuery, total: KpiQuery,
+                    boundaries: list[datetime]) -> bool:
+    """Whether reading the range's states of `measures` on their own (`total`, granularity total) beats
+    merging the series' periods: only where some department's range is served by another cube than its
+    series, not the raw records — a year's 12 month sketches where the series reads 365 days. The same
+    cube would merge the same rows again (in SQL: a sketch's pairs fold ~4× slower there than in
+    Python), and the raw records (the exact layer of a table that does not store it) would be scanned
+    twice."""
+    whole = [boundaries[0], boundaries[-1]]
     for table, table_measures in _tables_of(measures).items():
-        for scope in query.scopes:
-            cube = scope_cube_choose(query=query, scope=scope, record_type=table_measures[0].record_type,
-                                     boundaries=boundaries, granularity=granularity, kept=table.cubes)
-            if from_raw(table, cube):
+        record_type = table_measures[0].record_type
+        for scope in series.scopes:
+            by_period = scope_cube_choose(query=series, scope=scope, record_type=record_type, boundaries=boundaries,
+                                          granularity=series.granularity, kept=table.cubes)
+            ranged = scope_cube_choose(query=total, scope=scope, record_type=record_type, boundaries=whole,
+                                       granularity=total.granularity, kept=table.cubes)
+            if ranged is not by_period and not from_raw(table, ranged):
                 return True
     return False
 

@@ -351,3 +351,36 @@ def test_a_percentile_no_cube_serves_reads_the_raw_records_once(department):
         values = sorted(waits[(result["group"]["agent"], result["group"]["channel"])])
         exact = values[max(math.ceil(0.9 * len(values)), 1) - 1]
         assert abs(result["value"] - exact) <= max(0.01 * exact, 1.0) and result["sample_size"] == len(values)
+
+
+@pytest.mark.parametrize(("group_by", "granularity", "reads"), [
+    (("agent", "channel"), "month", 1),  # month × agent × channel: the series' rows are the range's too
+    ((), "week", 2),  # the days by week, the range from the month cube (12 rows, not 365 days)
+])
+def test_a_percentile_range_is_read_on_its_own_only_from_a_coarser_cube(department, group_by, granularity, reads,
+                                                                         monkeypatch):
+    import metrics.selectors
+
+    tz = ZoneInfo(department.timezone)
+    first = datetime(2026, 1, 5, 9, tzinfo=tz)
+    seconds = [5, 30, 130, 400, 2000, 9000]
+    records_store([
+        interaction_build(department=department, agent=f"a-{i % 2}", channel="phone",
+                          created_at=first + timedelta(days=17 * i), first_response_after=value)
+        for i, value in enumerate(seconds)
+    ])
+    recompute_all()
+    query = KpiQuery(kpis=(KPIS["first_response_time_p90"],), scopes=(DepartmentScope(department),),
+                     start=datetime(2026, 1, 1, tzinfo=tz).astimezone(UTC),
+                     end=datetime(2026, 5, 1, tzinfo=tz).astimezone(UTC), zone=department.timezone,
+                     granularity=granularity, group_by=group_by)
+    calls = []
+    read_many = metrics.selectors.measure_states_read_many
+    monkeypatch.setattr(metrics.selectors, "measure_states_read_many",
+                        lambda **kwargs: calls.append(kwargs["granularity"]) or read_many(**kwargs))
+    results = kpi_series_get(query=query)["results"]
+    assert len(calls) == reads  # the series' read, and the range's on its own
+    for result in results:
+        values = sorted(v for i, v in enumerate(seconds) if not group_by or f"a-{i % 2}" == result["group"]["agent"])
+        exact = values[max(math.ceil(0.9 * len(values)), 1) - 1]
+        assert abs(result["value"] - exact) <= max(0.01 * exact, 1.0) and result["sample_size"] == len(values)
