@@ -39,7 +39,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import celery_worker_start, django_setup  # noqa: E402
+from common import celery_worker_start, database_create, django_setup  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -59,14 +59,6 @@ CHANGED = {"versions": [{"effective_from": "2024-01-01",
                          "holiday_country": "VN"}]}
 POLICY = {"first_response_seconds": 3600, "resolution_seconds": 28800,
           "channels": {"phone": {"first_response_seconds": 60}}, "cashout_response_seconds": 900}
-
-
-def database_ensure() -> None:
-    import psycopg
-
-    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone():
-            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
 
 
 def fixtures_reset():
@@ -268,7 +260,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.small:
         args.ingest_records, args.year_records, args.runs = 20_000, 20_000, 10
-    database_ensure()
+    database_create(DB_NAME)
     django_setup(DB_NAME, redis_url=REDIS_URL)
     if args.reuse and _year_loaded(args.year_records):
         print(f"reusing the database's year of {args.year_records:,} interactions (--reuse)")
