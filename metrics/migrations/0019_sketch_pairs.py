@@ -25,7 +25,9 @@ COLUMNS = {
 }
 PAIR_MAX = 32767  # as metrics.measures.PAIR_MAX when this was written
 
-_PG_TO_PAIRS = f"""CREATE FUNCTION pg_temp.cskpi_sketch_v1_pairs(entries bigint[]) RETURNS bytea
+# Temporary conversion functions: (name, CREATE statement).
+_TO_PAIRS = "pg_temp.cskpi_sketch_v1_pairs"
+_PG_TO_PAIRS = f"""CREATE FUNCTION {_TO_PAIRS}(entries bigint[]) RETURNS bytea
 LANGUAGE sql IMMUTABLE STRICT AS $$
   SELECT string_agg(int2send(b::int2) || int2send(least(total - part::bigint * {PAIR_MAX}, {PAIR_MAX})::int2), ''
                     ORDER BY b, part)
@@ -33,7 +35,8 @@ LANGUAGE sql IMMUTABLE STRICT AS $$
   CROSS JOIN LATERAL generate_series(0, ((total - 1) / {PAIR_MAX})::int) part
   WHERE total > 0
 $$"""
-_PG_TO_V1 = """CREATE FUNCTION pg_temp.cskpi_sketch_pairs_v1(pairs bytea) RETURNS bigint[]
+_TO_V1 = "pg_temp.cskpi_sketch_pairs_v1"
+_PG_TO_V1 = f"""CREATE FUNCTION {_TO_V1}(pairs bytea) RETURNS bigint[]
 LANGUAGE sql IMMUTABLE STRICT AS $$
   SELECT array_agg((b::bigint << 32) | total ORDER BY b)
   FROM (SELECT get_byte(pairs, i) * 256 + get_byte(pairs, i + 1) AS b,
@@ -75,36 +78,36 @@ def _sqlite_rewrite(schema_editor, convert) -> None:
         schema_editor.execute(f"UPDATE {table} SET {sets}")
 
 
+def _pg_rewrite(schema_editor, *, create, converter: tuple[str, str], column_type: str, drop) -> None:
+    """Make the sketch functions of the new form (`create`) and the temporary `converter` (name, CREATE
+    statement), rewrite every sketch column to `column_type` through it, then drop it and the old
+    functions (`drop`)."""
+    schema_editor.execute("SET LOCAL statement_timeout = 0")  # a rewrite of every sketch row
+    name, converter_sql = converter
+    for statement in (*create, converter_sql):
+        schema_editor.execute(statement, params=None)
+    for table, columns in COLUMNS.items():
+        schema_editor.execute(f"ALTER TABLE {table} " + ", ".join(
+            f"ALTER COLUMN {c} TYPE {column_type} USING {name}({c})" for c in columns))
+    schema_editor.execute(f"DROP FUNCTION {name}")
+    for statement in drop:
+        schema_editor.execute(statement, params=None)
+
+
 def sketches_to_pairs(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         _sqlite_rewrite(schema_editor, lambda text: _pairs(json.loads(text)) or None)
         return
-    schema_editor.execute("SET LOCAL statement_timeout = 0")  # a rewrite of every sketch row
-    for statement in metrics.measures.PG_SKETCH_SQL:
-        schema_editor.execute(statement, params=None)
-    schema_editor.execute(_PG_TO_PAIRS, params=None)
-    for table, columns in COLUMNS.items():
-        schema_editor.execute(f"ALTER TABLE {table} " + ", ".join(
-            f"ALTER COLUMN {c} TYPE bytea USING pg_temp.cskpi_sketch_v1_pairs({c})" for c in columns))
-    schema_editor.execute("DROP FUNCTION pg_temp.cskpi_sketch_v1_pairs(bigint[])")
-    for statement in PG_SKETCH_DROP_SQL_V1:
-        schema_editor.execute(statement, params=None)
+    _pg_rewrite(schema_editor, create=metrics.measures.PG_SKETCH_SQL, converter=(_TO_PAIRS, _PG_TO_PAIRS), column_type="bytea",
+                drop=PG_SKETCH_DROP_SQL_V1)
 
 
 def sketches_to_v1(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         _sqlite_rewrite(schema_editor, lambda value: json.dumps(_entries(bytes(value))))
         return
-    schema_editor.execute("SET LOCAL statement_timeout = 0")
-    for statement in PG_SKETCH_SQL_V1:
-        schema_editor.execute(statement, params=None)
-    schema_editor.execute(_PG_TO_V1, params=None)
-    for table, columns in COLUMNS.items():
-        schema_editor.execute(f"ALTER TABLE {table} " + ", ".join(
-            f"ALTER COLUMN {c} TYPE bigint[] USING pg_temp.cskpi_sketch_pairs_v1({c})" for c in columns))
-    schema_editor.execute("DROP FUNCTION pg_temp.cskpi_sketch_pairs_v1(bytea)")
-    for statement in metrics.measures.PG_SKETCH_DROP_SQL:
-        schema_editor.execute(statement, params=None)
+    _pg_rewrite(schema_editor, create=PG_SKETCH_SQL_V1, converter=(_TO_V1, _PG_TO_V1), column_type="bigint[]",
+                drop=metrics.measures.PG_SKETCH_DROP_SQL)
 
 
 class Migration(migrations.Migration):
