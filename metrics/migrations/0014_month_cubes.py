@@ -9,9 +9,9 @@ Until it ran, a month query reads the month cubes' missing rows: run the worker 
 `manage.py rebuild_aggregates`) before serving month queries from the new code.
 """
 
-import secrets
-
 from django.db import migrations, models
+
+from metrics.migrations._months_mark import months_mark as month_quarters_mark
 
 # Each record type's first cube table (it holds a row wherever the type has records).
 COUNT_TABLES = {"interaction": "InteractionBucket", "survey": "SurveyBucket", "cashout": "CashoutBucket",
@@ -20,31 +20,7 @@ COUNT_TABLES = {"interaction": "InteractionBucket", "survey": "SurveyBucket", "c
 
 
 def months_mark(apps, schema_editor):
-    from datetime import UTC
-    from zoneinfo import ZoneInfo
-
-    from django.utils import timezone
-
-    now = timezone.now()
-    version = secrets.randbits(62)
-    zones = {d: ZoneInfo(z) for d, z in apps.get_model("cskpi", "Department").objects.values_list("id", "timezone")}
-    RecordChange = apps.get_model("ingestion", "RecordChange")
-    marks = []
-    for record_type, name in COUNT_TABLES.items():
-        first: dict[tuple, object] = {}
-        day_rows = apps.get_model("metrics", name).objects.filter(cube="day").values_list("department_id",
-                                                                                            "bucket_start")
-        for department_id, day in day_rows.iterator(chunk_size=10_000):
-            local = day.astimezone(zones[department_id])
-            key = (department_id, local.year, local.month)
-            if key not in first or day < first[key]:
-                first[key] = day  # a local midnight: a UTC quarter-hour in every zone
-        marks += [RecordChange(record_type=record_type, department_id=d, quarter_start=day.astimezone(UTC),
-                               version=version, first_marked_at=now, marked_at=now)
-                  for (d, _, _), day in sorted(first.items())]
-    RecordChange.objects.bulk_create(marks, batch_size=5000, ignore_conflicts=True)
-
-
+    month_quarters_mark(apps, tables=COUNT_TABLES, cube="day")
 
 
 class Migration(migrations.Migration):
