@@ -16,13 +16,15 @@ out), so marking the quarters of that span — for the old and the new place of 
 enough (`presence_span`), and needs no lock between concurrent writers.
 """
 
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
-from ingestion.choices import AgentStatus
+from ingestion.changes import quarter_floor
+from ingestion.choices import QUARTER, AgentStatus
 
 
 def presence_timeout() -> timedelta:
@@ -52,6 +54,41 @@ def state_intervals(events: Iterable[tuple], *, now: datetime, timeout: timedelt
         end = min(at + timeout, now)
         if end > at:
             yield agent, status, at, end
+
+
+def segment_seconds(intervals: Iterable[tuple], edges: list[datetime]) -> Iterator[tuple[int, str, str, float]]:
+    """(i, agent, status, seconds) for each segment [edges[i], edges[i + 1]) an interval (agent, status,
+    start, end) spends time in: the intervals cut exactly at the edges (sorted; time outside the first and
+    the last is not counted)."""
+    last = len(edges) - 1
+    for agent, status, start, end in intervals:
+        i = max(bisect_right(edges, start) - 1, 0)
+        while i < last and edges[i] < end:
+            cut = (min(end, edges[i + 1]) - max(start, edges[i])).total_seconds()
+            if cut > 0:
+                yield i, agent or "", status, cut
+            i += 1
+
+
+def quarter_seconds(intervals: Iterable[tuple],
+                    spans: list[tuple[datetime, datetime]]) -> Iterator[tuple[datetime, str, str, float]]:
+    """(quarter start, agent, status, seconds) for each UTC quarter-hour an interval (agent, status, start,
+    end) spends time in within `spans` (sorted, disjoint, on quarter-hours): `segment_seconds` over their
+    quarters. Every bucket of every period in any zone is a union of quarter-hours, so the seconds of a
+    bucket are the sum of its quarters'."""
+    edges: list[datetime] = []
+    gaps: set[int] = set()  # the segments between two spans
+    for start, end in spans:
+        if edges:
+            gaps.add(len(edges) - 1)
+        at = quarter_floor(start)
+        while at < end:
+            edges.append(at)
+            at += QUARTER
+        edges.append(at)
+    for i, agent, status, cut in segment_seconds(intervals, edges):
+        if i not in gaps:
+            yield edges[i], agent, status, cut
 
 
 def current_state(events_newest_first: Iterable[tuple], *, now: datetime,

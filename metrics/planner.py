@@ -48,8 +48,8 @@ def cubes_kept(record_type: str) -> tuple[Cube, ...]:
     """The cubes kept for a record type: all but those for a strict dimension it lacks (no query can
     read them: 400), and those that would copy another cube of the same grain — a cube keeping a
     dimension the type does not declare holds '' there, the rows of the cube without it (surveys by
-    topic are surveys; cashouts by agent, cashouts). The exact layer keeps every dimension, '' where a
-    type has none."""
+    topic are surveys; cashouts by agent, cashouts), and the hour × agent cubes but for a type that holds
+    state (`Cube.holds_only`). The exact layer keeps every dimension, '' where a type has none."""
     declared = RECORD_DIMENSIONS[record_type]
     lacking = STRICT_DIMENSIONS - declared
     grains = {(c.seconds, c.monthly, c.dims) for c in CUBES}
@@ -57,7 +57,9 @@ def cubes_kept(record_type: str) -> tuple[Cube, ...]:
     def copies(cube: Cube) -> bool:
         return cube.dims != cube.dims & declared and (cube.seconds, cube.monthly, cube.dims & declared) in grains
 
-    return tuple(c for c in CUBES if c is EXACT_CUBE or not (c.dims & lacking or copies(c)))
+    holds = RECORD_KINDS[record_type].holds is not None
+    return tuple(c for c in CUBES
+                 if c is EXACT_CUBE or not (c.dims & lacking or copies(c) or (c.holds_only and not holds)))
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ database cannot merge (distinct sets) has its rows' states fetched and merged by
 a department-wide kind is read with no grouping and no filter and handed to every group.
 """
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
@@ -16,14 +17,24 @@ from operator import itemgetter
 from django.db import connections, router
 from django.db.models import CharField, Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from cskpi.db import pg_cursor
 from ingestion.fields import SPEC_BY_TYPE as RECORD_KINDS
+from ingestion.presence import presence_timeout, segment_seconds
 from metrics.cubes import AGENT, DIMENSION_COLUMNS, DIMENSIONS, EXACT_CUBE, Cube, LocalPart, PeriodIndex
-from metrics.measures import ElementList, Measure, bounded_source
+from metrics.measures import ElementList, Measure, bounded_source, state_intervals_read
 from metrics.models import MEASURE_TABLES, CubeTable
-from metrics.periods import Granularity
-from metrics.planner import DEPARTMENT, TIME_DIMENSIONS, DepartmentScope, KpiQuery, scope_cube_choose
+from metrics.periods import Granularity, boundaries_get
+from metrics.planner import (
+    DEPARTMENT,
+    HOUR_OF_DAY,
+    TIME_DIMENSIONS,
+    WEEKDAY,
+    DepartmentScope,
+    KpiQuery,
+    scope_cube_choose,
+)
 
 GroupKey = tuple
 States = Mapping[str, object]  # measure key -> state
@@ -198,7 +209,7 @@ def _table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query:
     the states of each)."""
     dims, series, names, positions = _read_layout(query, granularity, measures)
     if from_raw(MEASURE_TABLES[measures[0].key], cube):
-        fetched = _raw_read(measures=measures, query=query, scope=scope, start=start, end=end,
+        fetched = (_intervals_read if measures[0].kind.intervals else _raw_read)(measures=measures, query=query, scope=scope, start=start, end=end,
                             boundaries=boundaries, names=names)
         loads = [_loaded for _ in measures] if not measures[0].kind.sql_merge else [m.kind.load for m in measures]
     elif not measures[0].kind.sql_merge:
@@ -423,6 +434,54 @@ def _raw_read(*, measures: list[Measure], query: KpiQuery, scope: DepartmentScop
     width = len(names)
     return [(*row[:width], *(None if elements is None else kind.of_elements(elements) for elements in row[width:]))
             for row in fetched]
+
+
+def _intervals_read(*, measures: list[Measure], query: KpiQuery, scope: DepartmentScope, start: datetime,
+                    end: datetime, boundaries: list[datetime], names: list[str]) -> list[tuple]:
+    """`_raw_read` for a record type that holds state: each group × period's seconds per state, from the
+    state intervals of the raw events (`state_intervals_read`) cut in Python at the period boundaries — and
+    at the local hours or days of the query zone when grouped by hour of day or weekday — as the recompute
+    cuts them at quarter-hours (the same seconds: every edge here is a quarter-hour). Open states count up
+    to now. A group has a row when any measure of its table has time in it, as a cube row does."""
+    record_type = measures[0].record_type
+    spec = RECORD_KINDS[record_type]
+    table = MEASURE_TABLES[measures[0].key]
+    zone = query.tz
+    edges = set(boundaries)
+    for name, grain in TIME_DIMENSIONS.items():
+        if name in names:
+            edges.update(boundaries_get(start=start, end=end, zone=zone, granularity=grain))
+    edges = sorted(edges)
+    owner = DIMENSION_COLUMNS[AGENT]  # a state record's only dimension (the others are '')
+    owner_at = names.index(owner) if owner in names and owner in spec.dimensions else None
+
+    def segment_key(edge: datetime) -> list:
+        local = edge.astimezone(zone)
+        return [bisect_right(boundaries, edge) if name == "k_period"  # 1-based, as PeriodIndex
+                else local.isoweekday() if name == WEEKDAY else local.hour if name == HOUR_OF_DAY else ""
+                for name in names]
+
+    # The query's filters and the scope's agent, over the events from a timeout before the range on.
+    events = raw_rows(record_type=record_type, query=query, scope=scope, start=start - presence_timeout(), end=end)
+    states = state_intervals_read(spec, events, spans=[(start, end)], now=timezone.now())
+    segments: dict[int, list] = {}
+    seconds: dict[tuple, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for i, owner, state, cut in segment_seconds(states, edges):
+        key = segments.get(i)
+        if key is None:
+            key = segments[i] = segment_key(edges[i])
+        if owner_at is not None:
+            key[owner_at] = owner
+        seconds[tuple(key)][state] += cut
+    positions = [table.measures.index(m) for m in measures]
+    rows = []
+    for key, by_state in seconds.items():
+        states_ = [m.kind.from_seconds(m, by_state) for m in table.measures]
+        if any(states_):
+            rows.append((*key, *(states_[p] for p in positions)))
+    if not names:  # no group: one row, of no values when no time was in any state (as no cube row is)
+        return rows or [tuple(None for _ in measures)]
+    return rows
 
 
 def cube_rows(*, model, cube: Cube, query: KpiQuery, scope: DepartmentScope, start: datetime | None,

@@ -26,7 +26,7 @@ from ingestion.changes import record_changes_mark
 from ingestion.choices import QUARTER, QUARTER_SECONDS, ChangeScope
 from ingestion.fields import SPEC_BY_TYPE as RECORD_KINDS
 from ingestion.models import RecordChange
-from ingestion.presence import presence_timeout, state_intervals
+from ingestion.presence import presence_timeout, quarter_seconds
 from metrics.alerting.services import alert_evaluation_kick
 from metrics.cubes import (
     AGENT,
@@ -41,7 +41,7 @@ from metrics.cubes import (
     local_midnight,
     merge_intervals,
 )
-from metrics.measures import ElementList, bounded_source
+from metrics.measures import ElementList, bounded_source, state_intervals_read
 from metrics.models import BUCKET_MODELS, CUBE_TABLES, CubeTable, RecomputeStamp
 from metrics.planner import cubes_kept
 
@@ -121,16 +121,17 @@ def cube_buckets_rebuild(*, record_type: str, department, intervals: list[tuple[
         # The exact layer first, then each cube after the one it is merged from.
         cubes = sorted((c for c in type_cubes if c.key in kept), key=cube_depth)
         sources = {cube: cube_source(cube, kept) for cube in cubes if cube is not EXACT_CUBE}
-        if not table.kind.sql_merge:
+        if not table.kind.sql_merge or table.kind.intervals:
             # The exact layer (if stored) and every cube built from it, from one read of the raw records.
             from_raw = [cube for cube in cubes if cube is EXACT_CUBE or sources[cube] is EXACT_CUBE]
-            _sets_build(record_type=record_type, table=table, cubes=from_raw, department=department,
-                        intervals=intervals)
-            for cube in cubes:
-                if cube not in from_raw:
+            build = _intervals_build if table.kind.intervals else _sets_build
+            build(record_type=record_type, table=table, cubes=from_raw, department=department, intervals=intervals)
+            cubes = [cube for cube in cubes if cube not in from_raw]
+            if not table.kind.sql_merge:
+                for cube in cubes:
                     _sets_merge(table=table, cubes=[cube], source=sources[cube], department=department,
                                 intervals=intervals)
-            continue
+                continue
         for cube in cubes:
             source = sources.get(cube)
             spans = cube.spans(intervals, zone)
@@ -330,9 +331,6 @@ def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, source:
         return
     kind = RECORD_KINDS[record_type]
     measures = table.measures
-    if cube is EXACT_CUBE and kind.holds:
-        _interval_rows_insert(kind=kind, table=table, department=department, spans=spans)
-        return
     source_key = None if source is None else source.key
     from_raw = cube is EXACT_CUBE or (source is EXACT_CUBE and not table.exact_stored)
 
@@ -420,49 +418,50 @@ def _sets_build(*, record_type: str, table: CubeTable, cubes: list[Cube], depart
         fold.write(table=table, department=department, state_of=measure_kind.of_elements)
 
 
-def _interval_rows_insert(*, kind, table: CubeTable, department, spans) -> None:
-    """The exact layer of a record type that holds state: per quarter-hour and owner, the seconds each
-    state lasted in it, from the intervals of the raw events (ingestion.presence), cut at quarter edges.
-
-    Only events that can reach into `spans` are read — those from a timeout before each span on, in
-    (department, owner, time) order, which the (department, agent, at) index serves — and they hold
-    every event's successor that matters: a successor past a span only ends the interval outside it.
-    Open states count up to now (the sweep re-marks the current quarter as time passes).
-    """
+def _intervals_build(*, record_type: str, table: CubeTable, cubes: list[Cube], department, intervals) -> None:
+    """Replace the rows of `cubes` over `intervals` for a record type that holds state: per bucket (and
+    owner, in a cube keeping the agent), the seconds each state lasted in it, from the state intervals of
+    the raw events (`state_intervals_read`) of the union of the cubes' buckets, cut at UTC quarter-hours
+    and each quarter's seconds added to its bucket in every cube (every bucket is a union of quarters).
+    Open states count up to now (the sweep re-marks the current quarter as time passes)."""
     if any(not m.kind.intervals for m in table.measures):
-        raise TypeError(f"{kind.plural} holds state: its measures must be built from intervals")
-    timeout, now = presence_timeout(), timezone.now()
-    owner, anchor = kind.owner, kind.anchor
-    windows = merge_intervals((start - timeout, end) for start, end in spans)
-    events = (
-        kind.model.objects.filter(department_id=department.id).filter(_span_filter(anchor, windows))
-        .order_by(owner, anchor, "source", "external_id")
-        .values_list(owner, kind.holds, anchor, "source", "external_id")
-    )
-    seconds: dict[tuple[datetime, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    span_starts = [start for start, _ in spans]
-    for agent, status, start, end in state_intervals(events.iterator(chunk_size=5000), now=now, timeout=timeout):
-        index = max(bisect_right(span_starts, start) - 1, 0)
-        for span_start, span_end in spans[index:]:
-            if span_start >= end:
-                break
-            piece_start, piece_end = max(start, span_start), min(end, span_end)
-            if piece_start >= piece_end:
-                continue
-            quarter = _quarter_floor(piece_start)
-            while quarter < piece_end:
-                following = quarter + QUARTER
-                cut = (min(piece_end, following) - max(piece_start, quarter)).total_seconds()
-                seconds[(quarter, agent or "")][status] += cut
-                quarter = following
+        raise TypeError(f"{record_type} holds state: its measures must be built from intervals")
+    zone = ZoneInfo(department.timezone)
+    kind = RECORD_KINDS[record_type]
+    spans_by_cube = {cube: cube.spans(intervals, zone) for cube in cubes}
+    union = merge_intervals(span for spans in spans_by_cube.values() for span in spans)
+    starts = {cube: [s for s, _ in spans] for cube, spans in spans_by_cube.items()}
+    agent_kept = [AGENT in cube.dims for cube in cubes]
+    # Per quarter, its bucket in each cube (None: not rebuilt there, e.g. the hour cube's buckets of a
+    # day rebuilt only in the day cube); a quarter's pieces of all owners share it.
+    buckets: dict[datetime, list[datetime | None]] = {}
+    seconds: list[dict[tuple[datetime, str], dict[str, float]]] = [defaultdict(lambda: defaultdict(float))
+                                                                   for _ in cubes]
+    events = kind.model.objects.filter(department_id=department.id)
+    states = state_intervals_read(kind, events, spans=union, now=timezone.now())
+    for quarter, owner, state, cut in quarter_seconds(states, union):
+        places = buckets.get(quarter)
+        if places is None:
+            places = buckets[quarter] = []
+            for cube in cubes:
+                spans, at = spans_by_cube[cube], bisect_right(starts[cube], quarter) - 1
+                places.append(cube.bucket_span(quarter, zone)[0] if at >= 0 and quarter < spans[at][1] else None)
+        for n, bucket in enumerate(places):
+            if bucket is not None:
+                seconds[n][(bucket, owner if agent_kept[n] else "")][state] += cut
     keys = [m.key for m in table.measures]
     others = [DIMENSION_COLUMNS[d] for d in DIMENSIONS if d != AGENT]  # a state record's only dimension: its owner
-    rows = []
-    for (quarter, agent), by_state in seconds.items():
-        states = [m.kind.from_seconds(m, by_state) for m in table.measures]
-        if any(states):  # a quarter spent wholly offline adds nothing to any measure
-            rows.append((EXACT_CUBE.key, department.id, quarter, agent, *([""] * len(others)), *states))
-    _rows_write(table.model._meta.db_table, ["cube", "department_id", "bucket_start", "agent", *others, *keys], rows)
+    columns = ["cube", "department_id", "bucket_start", DIMENSION_COLUMNS[AGENT], *others, *keys]
+    for n, cube in enumerate(cubes):
+        spans = spans_by_cube[cube]
+        for i in range(0, len(spans), _CHUNK_INTERVALS):
+            _cube_rows_delete(table=table, cube=cube, department=department, spans=spans[i:i + _CHUNK_INTERVALS])
+        rows = []
+        for (bucket, owner), by_state in seconds[n].items():
+            states = [m.kind.from_seconds(m, by_state) for m in table.measures]
+            if any(states):  # time wholly offline adds nothing to any measure: no row, as for no event
+                rows.append((cube.key, department.id, bucket, owner, *([""] * len(others)), *states))
+        _rows_write(table.model._meta.db_table, columns, rows)
 
 
 def _rows_write(table_name: str, columns: list[str], rows: list[tuple]) -> None:
@@ -481,10 +480,6 @@ def _rows_write(table_name: str, columns: list[str], rows: list[tuple]) -> None:
     with connection.cursor() as cursor:
         cursor.executemany(f"INSERT INTO {qn(table_name)} ({listed}) VALUES ({', '.join(['%s'] * len(columns))})",
                            [tuple(adapt(v) if isinstance(v, datetime) else v for v in row) for row in rows])
-
-
-def _quarter_floor(moment: datetime) -> datetime:
-    return moment - timedelta(seconds=int(moment.timestamp()) % QUARTER_SECONDS, microseconds=moment.microsecond)
 
 
 def _stock_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, source: Cube | None, department,

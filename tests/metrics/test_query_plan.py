@@ -179,3 +179,34 @@ def test_a_grouping_by_a_dimension_the_type_lacks_reads_the_cube_without_it(depa
     query = KpiQuery(kpis=(KPIS["cashout_requests"],), scopes=(DepartmentScope(department),), start=start, end=end,
                      zone="Asia/Ho_Chi_Minh", group_by=("agent", "channel"))
     assert query_plan(query=query)[("cashout", department.slug)] == "day_channel"
+
+
+def test_only_a_record_type_that_holds_state_keeps_the_hour_agent_cubes():
+    from metrics.planner import cubes_kept
+
+    holding = {"hour_agent", "hour_30_agent"}
+    assert holding <= {c.key for c in cubes_kept("agent_event")}
+    for record_type in ("interaction", "survey", "cashout", "system_check", "customer"):
+        assert not holding & {c.key for c in cubes_kept(record_type)}
+
+
+@pytest.mark.parametrize(("zone", "kwargs", "agent_event_cube", "interaction_cube"), [
+    # By agent in another whole-hour zone, or by agent × hour: the hour × agent cube (interactions: the raw records).
+    ("UTC", {"group_by": ("agent",)}, "hour_agent", "quarter"),
+    ("Asia/Ho_Chi_Minh", {"granularity": "hour", "group_by": ("agent",)}, "hour_agent", "quarter"),
+    ("Asia/Kolkata", {"group_by": ("agent",)}, "hour_30_agent", "quarter"),
+    # Without an agent the hour cubes fit first; in a 45-minute zone only the exact layer (the raw events).
+    ("UTC", {}, "hour", "hour"),
+    ("Asia/Kathmandu", {}, "quarter", "quarter"),
+    ("Asia/Kathmandu", {"group_by": ("agent",)}, "quarter", "quarter"),
+])
+def test_time_in_state_reads_the_hour_agent_cubes_where_they_fit(department, zone, kwargs, agent_event_cube,
+                                                                  interaction_cube):
+    tz = ZoneInfo(zone)
+    start, end = datetime(2026, 3, 1, tzinfo=tz).astimezone(UTC), datetime(2026, 3, 8, tzinfo=tz).astimezone(UTC)
+    # contacts per online hour: interactions and online time (agent events) in one KPI
+    query = KpiQuery(kpis=(KPIS["contacts_per_online_hour"],), scopes=(DepartmentScope(department),), start=start,
+                     end=end, zone=zone, **{"granularity": "day", **kwargs})
+    plan = query_plan(query=query)
+    assert (plan[("agent_event", department.slug)], plan[("interaction", department.slug)]) == (
+        agent_event_cube, interaction_cube)

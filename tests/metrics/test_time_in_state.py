@@ -31,7 +31,7 @@ pytestmark = pytest.mark.django_db
 PRESENCE_KPIS = ("agent_online_time", "agent_available_time", "agent_busy_time", "agent_away_time", "occupancy",
                  "average_agents_online", "talk_time", "contacts_per_online_hour")
 ONLINE = ("available", "busy", "away")
-ZONES = ["UTC", "Asia/Ho_Chi_Minh", "Asia/Kolkata", "America/New_York"]
+ZONES = ["UTC", "Asia/Ho_Chi_Minh", "Asia/Kolkata", "America/New_York", "Asia/Kathmandu"]
 # Two days across New York's fall-back (2026-11-01 06:00 UTC).
 WINDOW = datetime(2026, 10, 31, 12, tzinfo=UTC)
 WINDOW_MINUTES = 2 * 24 * 60
@@ -333,6 +333,29 @@ def test_an_interval_is_cut_exactly_at_period_edges(hcm, clock):
     start = datetime(2026, 3, 2, 7, tzinfo=kolkata)
     [result] = _series(hcm, "agent_busy_time", start, start + timedelta(hours=2), zone="Asia/Kolkata")
     assert [p["value"] for p in result["series"]] == [2400.0, 2400.0]
+
+
+def test_no_quarter_rows_are_stored_and_a_query_no_cube_fits_cuts_the_raw_events(hcm, clock):
+    """The raw events are the exact layer (metrics 0022): the recompute stores no quarter-hour rows, and
+    by agent × hour, or by hour in a 45-minute zone, the same 08:50-10:10 interval is cut from the events."""
+    [presence] = BUCKET_MODELS["agent_event"]
+    zone = ZoneInfo("Asia/Ho_Chi_Minh")
+    clock.now = datetime(2026, 3, 3, tzinfo=zone)
+    day = datetime(2026, 3, 2, tzinfo=zone)
+    _ingest([_event("q1", day + timedelta(hours=8, minutes=50), "busy"),
+             _event("q2", day + timedelta(hours=10, minutes=10), "offline"),
+             _event("q3", day + timedelta(hours=9, minutes=5), "busy", agent="a-2"),
+             _event("q4", day + timedelta(hours=9, minutes=20), "offline", agent="a-2")])
+    assert presence.objects.exists()
+    assert not presence.objects.filter(cube="quarter").exists()
+    by_agent = {r["group"]["agent"]: [p["value"] for p in r["series"]] for r in _series(
+        hcm, "agent_busy_time", day + timedelta(hours=8), day + timedelta(hours=11), group_by=("agent",))}
+    assert by_agent == {"a-1": [600.0, 3600.0, 600.0], "a-2": [0.0, 900.0, 0.0]}
+    # Asia/Kathmandu is UTC+5:45, 1h15 behind: 07:35-08:55 there, and a-2's 07:50-08:05.
+    kathmandu = ZoneInfo("Asia/Kathmandu")
+    start = datetime(2026, 3, 2, 7, tzinfo=kathmandu)
+    [result] = _series(hcm, "agent_busy_time", start, start + timedelta(hours=2), zone="Asia/Kathmandu")
+    assert [p["value"] for p in result["series"]] == [1500.0 + 600.0, 3300.0 + 300.0]
 
 
 def test_the_timeout_ends_a_state_between_events_and_after_the_last(hcm, clock, settings):
