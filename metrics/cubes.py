@@ -62,8 +62,9 @@ class Cube:
     # day cube sums its day by channel (6 rows where the day has ~700 records).
     source: str | None = None
     # Kept only by a record type that holds state (agent status events): its exact layer, the raw events,
-    # is cut into intervals in Python (~10x the cost of a SQL read of raw records), so by agent in UTC
-    # and half-hour zones is kept in SQL; a count table would pay ~0.5 rows per record for it.
+    # is cut into intervals in Python (a year of one department's 547k events: 2.4 s, where its hour ×
+    # agent rows are read in 0.26 s), so by agent in UTC and half-hour zones is kept in SQL. A count table
+    # would pay ~0.9 rows per record for it at 1M interactions a year (most agent-hours hold one or none).
     holds_only: bool = False
 
     @property

@@ -209,8 +209,9 @@ def _table_read(out: Read, *, model, measures: list[Measure], cube: Cube, query:
     the states of each)."""
     dims, series, names, positions = _read_layout(query, granularity, measures)
     if from_raw(MEASURE_TABLES[measures[0].key], cube):
-        fetched = (_intervals_read if measures[0].kind.intervals else _raw_read)(measures=measures, query=query, scope=scope, start=start, end=end,
-                            boundaries=boundaries, names=names)
+        read = _intervals_read if measures[0].kind.intervals else _raw_read
+        fetched = read(measures=measures, query=query, scope=scope, start=start, end=end, boundaries=boundaries,
+                       names=names)
         loads = [_loaded for _ in measures] if not measures[0].kind.sql_merge else [m.kind.load for m in measures]
     elif not measures[0].kind.sql_merge:
         fetched = _python_merged_read(model=model, measures=measures, cube=cube, query=query, scope=scope,
@@ -452,8 +453,8 @@ def _intervals_read(*, measures: list[Measure], query: KpiQuery, scope: Departme
         if name in names:
             edges.update(boundaries_get(start=start, end=end, zone=zone, granularity=grain))
     edges = sorted(edges)
-    owner = DIMENSION_COLUMNS[AGENT]  # a state record's only dimension (the others are '')
-    owner_at = names.index(owner) if owner in names and owner in spec.dimensions else None
+    owner_column = DIMENSION_COLUMNS[AGENT]  # a state record's only dimension (the others are '')
+    owner_at = names.index(owner_column) if owner_column in names and owner_column in spec.dimensions else None
 
     def segment_key(edge: datetime) -> list:
         local = edge.astimezone(zone)
@@ -463,10 +464,10 @@ def _intervals_read(*, measures: list[Measure], query: KpiQuery, scope: Departme
 
     # The query's filters and the scope's agent, over the events from a timeout before the range on.
     events = raw_rows(record_type=record_type, query=query, scope=scope, start=start - presence_timeout(), end=end)
-    states = state_intervals_read(spec, events, spans=[(start, end)], now=timezone.now())
+    held = state_intervals_read(spec, events, spans=[(start, end)], now=timezone.now())
     segments: dict[int, list] = {}
     seconds: dict[tuple, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for i, owner, state, cut in segment_seconds(states, edges):
+    for i, owner, state, cut in segment_seconds(held, edges):
         key = segments.get(i)
         if key is None:
             key = segments[i] = segment_key(edges[i])
@@ -476,9 +477,9 @@ def _intervals_read(*, measures: list[Measure], query: KpiQuery, scope: Departme
     positions = [table.measures.index(m) for m in measures]
     rows = []
     for key, by_state in seconds.items():
-        states_ = [m.kind.from_seconds(m, by_state) for m in table.measures]
-        if any(states_):
-            rows.append((*key, *(states_[p] for p in positions)))
+        states = [m.kind.from_seconds(m, by_state) for m in table.measures]
+        if any(states):
+            rows.append((*key, *(states[p] for p in positions)))
     if not names:  # no group: one row, of no values when no time was in any state (as no cube row is)
         return rows or [tuple(None for _ in measures)]
     return rows

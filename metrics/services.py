@@ -438,8 +438,8 @@ def _intervals_build(*, record_type: str, table: CubeTable, cubes: list[Cube], d
     seconds: list[dict[tuple[datetime, str], dict[str, float]]] = [defaultdict(lambda: defaultdict(float))
                                                                    for _ in cubes]
     events = kind.model.objects.filter(department_id=department.id)
-    states = state_intervals_read(kind, events, spans=union, now=timezone.now())
-    for quarter, owner, state, cut in quarter_seconds(states, union):
+    held = state_intervals_read(kind, events, spans=union, now=timezone.now())
+    for quarter, owner, state, cut in quarter_seconds(held, union):
         places = buckets.get(quarter)
         if places is None:
             places = buckets[quarter] = []
