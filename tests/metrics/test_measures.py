@@ -159,9 +159,12 @@ def test_stock_carry_and_merge_equal_the_plain_count_over_any_span_of_periods():
 
 def test_the_sample_size_adds_the_counts_exactly():
     rng = random.Random(5)
-    for _ in range(200):
-        counts = {b: rng.choice([1, 2, rng.randint(1, 5000), PAIR_MAX, 2**32 + 3])
-                  for b in rng.sample(range(MAX_BIN), 40)}
+    # Counts past a pair in many random sketches; past 2**32 in a few (131k pairs a bin: 400 s here when
+    # every fifth bin of 200 sketches held one).
+    cases = [{b: rng.choice([1, 2, rng.randint(1, 5000), PAIR_MAX, PAIR_MAX + 1, 3 * PAIR_MAX + 7])
+              for b in rng.sample(range(MAX_BIN), 40)} for _ in range(200)]
+    cases += [{**case, b: 2**32 + 3} for case in cases[:3] for b in rng.sample(sorted(case), 1)]
+    for counts in cases:
         packed = sketch_pack(counts)
         assert sketch_quantile(packed, 0.5)[1] == sum(counts.values())
         assert QUANTILE.merge([packed, packed]) == sketch_pack({b: 2 * c for b, c in counts.items()})
