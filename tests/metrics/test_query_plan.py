@@ -184,7 +184,7 @@ def test_a_grouping_by_a_dimension_the_type_lacks_reads_the_cube_without_it(depa
 def test_only_a_record_type_that_holds_state_keeps_the_hour_agent_cubes():
     from metrics.planner import cubes_kept
 
-    holding = {"hour_agent", "hour_30_agent"}
+    holding = {"hour_agent", "hour_30_agent", "quarter_department"}
     assert holding <= {c.key for c in cubes_kept("agent_event")}
     for record_type in ("interaction", "survey", "cashout", "system_check", "customer"):
         assert not holding & {c.key for c in cubes_kept(record_type)}
@@ -195,9 +195,10 @@ def test_only_a_record_type_that_holds_state_keeps_the_hour_agent_cubes():
     ("UTC", {"group_by": ("agent",)}, "hour_agent", "quarter"),
     ("Asia/Ho_Chi_Minh", {"granularity": "hour", "group_by": ("agent",)}, "hour_agent", "quarter"),
     ("Asia/Kolkata", {"group_by": ("agent",)}, "hour_30_agent", "quarter"),
-    # Without an agent the hour cubes fit first; in a 45-minute zone only the exact layer (the raw events).
+    # Without an agent the hour cubes fit first; in a 45-minute zone the quarter-hour × department cube, by
+    # agent there only the exact layer (the raw events).
     ("UTC", {}, "hour", "hour"),
-    ("Asia/Kathmandu", {}, "quarter", "quarter"),
+    ("Asia/Kathmandu", {}, "quarter_department", "quarter"),
     ("Asia/Kathmandu", {"group_by": ("agent",)}, "quarter", "quarter"),
 ])
 def test_time_in_state_reads_the_hour_agent_cubes_where_they_fit(department, zone, kwargs, agent_event_cube,

@@ -337,7 +337,8 @@ def test_an_interval_is_cut_exactly_at_period_edges(hcm, clock):
 
 def test_no_quarter_rows_are_stored_and_a_query_no_cube_fits_cuts_the_raw_events(hcm, clock):
     """The raw events are the exact layer (metrics 0022): the recompute stores no quarter-hour rows, and
-    by agent × hour, or by hour in a 45-minute zone, the same 08:50-10:10 interval is cut from the events."""
+    the same 08:50-10:10 interval is read by agent × hour (hour × agent), by hour in a 45-minute zone (the
+    quarter-hour × department cube) and by agent there (cut from the events)."""
     [presence] = BUCKET_MODELS["agent_event"]
     zone = ZoneInfo("Asia/Ho_Chi_Minh")
     clock.now = datetime(2026, 3, 3, tzinfo=zone)
@@ -356,6 +357,9 @@ def test_no_quarter_rows_are_stored_and_a_query_no_cube_fits_cuts_the_raw_events
     start = datetime(2026, 3, 2, 7, tzinfo=kathmandu)
     [result] = _series(hcm, "agent_busy_time", start, start + timedelta(hours=2), zone="Asia/Kathmandu")
     assert [p["value"] for p in result["series"]] == [1500.0 + 600.0, 3300.0 + 300.0]
+    by_agent = {r["group"]["agent"]: [p["value"] for p in r["series"]] for r in _series(
+        hcm, "agent_busy_time", start, start + timedelta(hours=2), zone="Asia/Kathmandu", group_by=("agent",))}
+    assert by_agent == {"a-1": [1500.0, 3300.0], "a-2": [600.0, 300.0]}
 
 
 def test_the_timeout_ends_a_state_between_events_and_after_the_last(hcm, clock, settings):
