@@ -10,7 +10,8 @@ a query no cube fits (by agent in a 45-minute zone) cuts them in Python (metrics
 The quarters of every UTC hour holding time in some state (the `hour` cube's rows) are marked in the
 change log: the recompute builds the new cubes' rows there. Until it has run, queries they serve read
 no time: run the worker (or `manage.py rebuild_aggregates`) first. Backwards the same quarters are
-marked, and the recompute of the code before this rebuilds their quarter rows. The dropped rows leave
+marked, and the recompute of the code before this rebuilds their quarter rows; the new cubes' rows,
+which that code would never read nor replace, are deleted. The dropped rows leave
 dead space in PostgreSQL until `VACUUM FULL metrics_agenteventbucket`.
 """
 
@@ -19,6 +20,7 @@ import secrets
 from django.db import migrations, models
 
 EXACT = "quarter"
+NEW_CUBES = ["hour_agent", "hour_30_agent", "quarter_department"]
 
 
 def hours_mark(apps, schema_editor):
@@ -49,6 +51,11 @@ def forwards(apps, schema_editor):
     quarters_drop(apps, schema_editor)
 
 
+def backwards(apps, schema_editor):
+    hours_mark(apps, schema_editor)
+    apps.get_model("metrics", "AgentEventBucket").objects.filter(cube__in=NEW_CUBES).delete()
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -57,7 +64,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(forwards, hours_mark, elidable=True),
+        migrations.RunPython(forwards, backwards, elidable=True),
         migrations.AlterField(
             model_name='agenteventbucket',
             name='cube',

@@ -1,6 +1,7 @@
 """metrics 0022 drops the quarter-hour rows of time in state (the raw events are its exact layer) and
 keeps every other cube's. Both ways it marks the quarters of every hour holding time in some state: the
-recompute builds the hour × agent cubes there (forwards), or the quarter rows again (backwards)."""
+recompute builds the new cubes there (forwards), or the quarter rows again (backwards, which deletes the
+new cubes' rows)."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -40,9 +41,15 @@ def test_quarter_rows_go_the_others_stay_and_the_hours_are_marked_both_ways():
         changes = apps.get_model("ingestion", "RecordChange").objects
         assert sorted(changes.values_list("record_type", "department_id", "quarter_start", "scope")) == expected
         changes.all().delete()
+        presence = apps.get_model("metrics", "AgentEventBucket")
+        for cube in ("hour_agent", "hour_30_agent", "quarter_department"):  # as the worker builds them
+            presence.objects.create(cube=cube, department_id=department.id, bucket_start=T0, agent="a-1")
 
         apps = migrate(BEFORE)
         changes = apps.get_model("ingestion", "RecordChange").objects
         assert sorted(changes.values_list("record_type", "department_id", "quarter_start", "scope")) == expected
+        # The new cubes' rows go with the code that reads them.
+        kept = apps.get_model("metrics", "AgentEventBucket").objects.values_list("cube", "bucket_start", "agent")
+        assert sorted(kept) == sorted(r for r in rows if r[0] != "quarter")
     finally:
         migrate_to_latest()
