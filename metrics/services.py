@@ -142,6 +142,14 @@ def cube_buckets_rebuild(*, record_type: str, department, intervals: list[tuple[
                                   department=department, spans=chunk)
 
 
+def _bucket_rebuilt(cube: Cube, moment: datetime, *, zone: ZoneInfo, spans, starts) -> datetime | None:
+    """The start of `cube`'s bucket holding `moment` when it lies in `spans` (whole buckets of the cube,
+    sorted; `starts` their starts), the buckets being rebuilt; else None."""
+    start = cube.bucket_span(moment, zone)[0]
+    at = bisect_right(starts, start) - 1
+    return start if at >= 0 and start < spans[at][1] else None
+
+
 class _CubeFold:
     """Values of fetched rows folded per bucket × kept dimensions of each of `cubes`, for one chunk of
     spans (a cube's buckets lie wholly inside one span of the chunk's union: whole buckets are rebuilt).
@@ -164,9 +172,8 @@ class _CubeFold:
             cached = self.buckets[cube]
             bucket = cached.get(moment, False)
             if bucket is False:  # the cube's bucket holding this moment, if it is rebuilt
-                start = cube.bucket_span(moment, self.zone)[0]
-                at = bisect_right(self.starts[cube], start) - 1
-                cached[moment] = bucket = start if at >= 0 and start < self.inside[cube][at][1] else None
+                cached[moment] = bucket = _bucket_rebuilt(cube, moment, zone=self.zone, spans=self.inside[cube],
+                                                          starts=self.starts[cube])
             if bucket is None:
                 continue
             key = (bucket, *(row[p] for p in self.places[cube]))
@@ -444,8 +451,8 @@ def _intervals_build(*, record_type: str, table: CubeTable, cubes: list[Cube], d
         if places is None:
             places = buckets[quarter] = []
             for cube in cubes:
-                spans, at = spans_by_cube[cube], bisect_right(starts[cube], quarter) - 1
-                places.append(cube.bucket_span(quarter, zone)[0] if at >= 0 and quarter < spans[at][1] else None)
+                places.append(_bucket_rebuilt(cube, quarter, zone=zone, spans=spans_by_cube[cube],
+                                              starts=starts[cube]))
         for n, bucket in enumerate(places):
             if bucket is not None:
                 seconds[n][(bucket, owner if agent_kept[n] else "")][state] += cut
