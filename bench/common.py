@@ -3,8 +3,10 @@
 Each benchmark script runs as `python bench/<name>.py`, so this folder is on its import path."""
 
 import os
+import statistics
 import sys
 import time
+from datetime import UTC
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,3 +96,31 @@ def migrate() -> None:
         RecordChange.objects.all().delete()
         print(f"rebuilt the cubes of {len(marked)} departments the migrations marked in "
               f"{time.perf_counter() - started:.1f} s", flush=True)
+
+
+def engine_reads_print(shapes, *, runs: int, database: str, served_by) -> None:
+    """Time KPI reads through `kpi_series_get` (the engine, no HTTP) on the query benchmark's bench-03 and
+    print a table: per shape (name, KPI, zone, local (start, end), granularity, group_by), the cubes that
+    served it (`served_by(query, boundaries)`), the median of `runs` and the sum of the series' values (of
+    the range's values for granularity total), which every path to the same answer must give equal."""
+    from zoneinfo import ZoneInfo
+
+    from cskpi.models import Department
+    from metrics.catalog import KPIS
+    from metrics.periods import boundaries_get
+    from metrics.selectors import DepartmentScope, KpiQuery, kpi_series_get
+
+    department = Department.objects.get(slug="bench-03")
+    print(f"database {database}, department bench-03, median of {runs}")
+    print("| query | cube | median | sum of values |")
+    print("|---|---|---|---|")
+    for name, kpi, zone, (start, end), granularity, group_by in shapes:
+        tz = ZoneInfo(zone)
+        query = KpiQuery(kpis=(KPIS[kpi],), scopes=(DepartmentScope(department),),
+                         start=start.replace(tzinfo=tz).astimezone(UTC), end=end.replace(tzinfo=tz).astimezone(UTC),
+                         zone=zone, granularity=granularity, group_by=group_by)
+        boundaries = boundaries_get(start=query.start, end=query.end, zone=tz, granularity=granularity)
+        times, answer = timed(lambda query=query: kpi_series_get(query=query), runs, warmup=0)
+        total = sum(point["value"] or 0 for result in answer["results"] for point in result["series"]) \
+            if granularity != "total" else sum(result["value"] or 0 for result in answer["results"])
+        print(f"| {name} | {served_by(query, boundaries)} | {statistics.median(times):,.1f} ms | {total:,.0f} |")

@@ -9,12 +9,9 @@ raw events, cut in Python) and the sum of the values, which every path must give
 
 import argparse
 import os
-import statistics
-import time
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
-from common import django_setup
+from common import django_setup, engine_reads_print
 
 BENCH_DB = os.environ.get("BENCH_QUERY_DB", "cskpi_bench_q")
 YEAR = (datetime(2025, 1, 1), datetime(2026, 1, 1))
@@ -37,27 +34,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     django_setup(BENCH_DB)
-    from cskpi.models import Department
-    from metrics.catalog import KPIS
-    from metrics.selectors import DepartmentScope, KpiQuery, kpi_series_get, query_plan
+    from metrics.selectors import query_plan
 
-    department = Department.objects.get(slug="bench-03")
-    print(f"database {BENCH_DB}, department bench-03, median of {args.runs}")
-    print("| query | cube | median | sum of values |")
-    print("|---|---|---|---|")
-    for name, kpi, zone, (start, end), granularity, group_by in SHAPES:
-        tz = ZoneInfo(zone)
-        query = KpiQuery(kpis=(KPIS[kpi],), scopes=(DepartmentScope(department),),
-                         start=start.replace(tzinfo=tz).astimezone(UTC), end=end.replace(tzinfo=tz).astimezone(UTC),
-                         zone=zone, granularity=granularity, group_by=group_by)
+    def served_by(query, boundaries) -> str:
         [cube] = query_plan(query=query).values()
-        times = []
-        for _ in range(args.runs):
-            started = time.perf_counter()
-            answer = kpi_series_get(query=query)
-            times.append((time.perf_counter() - started) * 1000)
-        total = sum(result["value"] or 0 for result in answer["results"])
-        print(f"| {name} | {cube} | {statistics.median(times):,.1f} ms | {total:,.0f} |")
+        return cube
+
+    engine_reads_print(SHAPES, runs=args.runs, database=BENCH_DB, served_by=served_by)
 
 
 if __name__ == "__main__":

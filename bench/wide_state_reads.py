@@ -12,12 +12,9 @@ the reads then fall to the raw records) — docs/metrics.md, "Why the wide kinds
 
 import argparse
 import os
-import statistics
-import time
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
-from common import django_setup
+from common import django_setup, engine_reads_print
 
 BENCH_DB = os.environ.get("BENCH_QUERY_DB", "cskpi_bench_q")
 YEAR = (datetime(2025, 1, 1), datetime(2026, 1, 1))
@@ -44,38 +41,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     django_setup(BENCH_DB)
-    from cskpi.models import Department
-    from metrics.catalog import KPIS
     from metrics.models import MEASURE_TABLES
-    from metrics.periods import boundaries_get
     from metrics.planner import scope_cube_choose
-    from metrics.selectors import DepartmentScope, KpiQuery, kpi_series_get
 
-    department = Department.objects.get(slug="bench-03")
-    print(f"database {BENCH_DB}, department bench-03, median of {args.runs}")
-    print("| query | cube | median | sum of values |")
-    print("|---|---|---|---|")
-    for name, kpi, zone, (start, end), granularity, group_by in SHAPES:
-        tz = ZoneInfo(zone)
-        query = KpiQuery(kpis=(KPIS[kpi],), scopes=(DepartmentScope(department),),
-                         start=start.replace(tzinfo=tz).astimezone(UTC), end=end.replace(tzinfo=tz).astimezone(UTC),
-                         zone=zone, granularity=granularity, group_by=group_by)
-        boundaries = boundaries_get(start=query.start, end=query.end, zone=query.tz, granularity=granularity)
-        tables = {MEASURE_TABLES[m]: None for m in KPIS[kpi].formula.parts}
+    def served_by(query, boundaries) -> str:
+        """Each table the KPI reads, and the cube its read chose ('quarter': the raw records)."""
         served = []
-        for table in tables:
+        for table in dict.fromkeys(MEASURE_TABLES[part] for part in query.kpis[0].formula.parts):
             cube = scope_cube_choose(query=query, scope=query.scopes[0], record_type="interaction",
-                                     boundaries=boundaries, granularity=granularity, kept=table.cubes)
-            name_of_table = table.model.__name__.removeprefix("Interaction").removesuffix("Bucket").lower() or "count"
-            served.append(f"{name_of_table} {cube.key}")
-        cubes = ", ".join(served)
-        times = []
-        for _ in range(args.runs):
-            started = time.perf_counter()
-            answer = kpi_series_get(query=query)
-            times.append((time.perf_counter() - started) * 1000)
-        total = sum(point["value"] or 0 for result in answer["results"] for point in result["series"])
-        print(f"| {name} | {cubes} | {statistics.median(times):,.1f} ms | {total:,.0f} |")
+                                     boundaries=boundaries, granularity=query.granularity, kept=table.cubes)
+            name = table.model.__name__.removeprefix("Interaction").removesuffix("Bucket").lower() or "count"
+            served.append(f"{name} {cube.key}")
+        return ", ".join(served)
+
+    engine_reads_print(SHAPES, runs=args.runs, database=BENCH_DB, served_by=served_by)
 
 
 if __name__ == "__main__":
