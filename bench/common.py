@@ -98,6 +98,20 @@ def migrate() -> None:
               f"{time.perf_counter() - started:.1f} s", flush=True)
 
 
+def engine_reads_main(shapes, served_by_make) -> None:
+    """The main of a script timing engine reads (`engine_reads_print`) on the database BENCH_QUERY_DB
+    (default cskpi_bench_q, the 5M one): `served_by_make()`, called once Django is set up, gives the
+    function naming the cubes that served a query."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    database = os.environ.get("BENCH_QUERY_DB", "cskpi_bench_q")
+    django_setup(database)
+    engine_reads_print(shapes, runs=args.runs, database=database, served_by=served_by_make())
+
+
 def engine_reads_print(shapes, *, runs: int, database: str, served_by) -> None:
     """Time KPI reads through `kpi_series_get` (the engine, no HTTP) on the query benchmark's bench-03 and
     print a table: per shape (name, KPI, zone, local (start, end), granularity, group_by), the cubes that

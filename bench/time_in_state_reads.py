@@ -7,13 +7,10 @@ raw events, cut in Python) and the sum of the values, which every path must give
     BENCH_QUERY_DB=cskpi_bench_q_1000000 .venv/bin/python bench/time_in_state_reads.py [--runs 5]
 """
 
-import argparse
-import os
 from datetime import datetime
 
-from common import django_setup, engine_reads_print
+from common import engine_reads_main
 
-BENCH_DB = os.environ.get("BENCH_QUERY_DB", "cskpi_bench_q")
 YEAR = (datetime(2025, 1, 1), datetime(2026, 1, 1))
 MONTH = (datetime(2025, 3, 1), datetime(2025, 4, 1))
 # (name, KPI, zone, local range, granularity, group_by)
@@ -29,19 +26,15 @@ SHAPES = [
 ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
-    django_setup(BENCH_DB)
+def served_by_make():
     from metrics.selectors import query_plan
 
     def served_by(query, boundaries) -> str:
         [cube] = query_plan(query=query).values()
         return cube
 
-    engine_reads_print(SHAPES, runs=args.runs, database=BENCH_DB, served_by=served_by)
+    return served_by
 
 
 if __name__ == "__main__":
-    main()
+    engine_reads_main(SHAPES, served_by_make)

@@ -10,13 +10,10 @@ the reads then fall to the raw records) — docs/metrics.md, "Why the wide kinds
     BENCH_QUERY_DB=cskpi_bench_q_1000000 .venv/bin/python bench/wide_state_reads.py [--runs 5]
 """
 
-import argparse
-import os
 from datetime import datetime
 
-from common import django_setup, engine_reads_print
+from common import engine_reads_main
 
-BENCH_DB = os.environ.get("BENCH_QUERY_DB", "cskpi_bench_q")
 YEAR = (datetime(2025, 1, 1), datetime(2026, 1, 1))
 MONTH = (datetime(2025, 3, 1), datetime(2025, 4, 1))
 HCM = "Asia/Ho_Chi_Minh"
@@ -36,11 +33,7 @@ SHAPES = [
 ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
-    django_setup(BENCH_DB)
+def served_by_make():
     from metrics.models import MEASURE_TABLES
     from metrics.planner import scope_cube_choose
 
@@ -54,8 +47,8 @@ def main() -> None:
             served.append(f"{name} {cube.key}")
         return ", ".join(served)
 
-    engine_reads_print(SHAPES, runs=args.runs, database=BENCH_DB, served_by=served_by)
+    return served_by
 
 
 if __name__ == "__main__":
-    main()
+    engine_reads_main(SHAPES, served_by_make)
