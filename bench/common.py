@@ -2,6 +2,7 @@
 
 Each benchmark script runs as `python bench/<name>.py`, so this folder is on its import path."""
 
+import argparse
 import os
 import statistics
 import sys
@@ -102,8 +103,6 @@ def engine_reads_main(shapes, served_by_make) -> None:
     """The main of a script timing engine reads (`engine_reads_print`) on the database BENCH_QUERY_DB
     (default cskpi_bench_q, the 5M one): `served_by_make()`, called once Django is set up, gives the
     function naming the cubes that served a query."""
-    import argparse
-
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
