@@ -11,10 +11,11 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from functools import lru_cache, reduce
+from operator import or_
 from zoneinfo import ZoneInfo
 
-from django.db.models import DateTimeField, Func, IntegerField
+from django.db.models import DateTimeField, Func, IntegerField, Q
 
 from ingestion.choices import QUARTER_SECONDS  # the exact layer keeps the change log's grain
 
@@ -132,6 +133,11 @@ def merge_intervals(intervals) -> list[tuple[datetime, datetime]]:
         else:
             merged.append([start, end])
     return [(s, e) for s, e in merged]
+
+
+def span_filter(field_name: str, spans) -> Q:
+    """The rows whose `field_name` lies in one of `spans` ([start, end) pairs)."""
+    return reduce(or_, (Q(**{f"{field_name}__gte": s, f"{field_name}__lt": e}) for s, e in spans))
 
 
 

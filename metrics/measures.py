@@ -47,9 +47,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from functools import reduce
 from itertools import accumulate
-from operator import or_
 
 from django.db import models
 from django.db.models import Case, Expression, F, FloatField, Func, OuterRef, Q, Subquery, Value, When
@@ -62,7 +60,7 @@ from pyroaring import BitMap
 from cskpi.db import rows_stream
 from ingestion.fields import SPEC_BY_TYPE
 from ingestion.presence import presence_timeout, state_intervals
-from metrics.cubes import CUBES, EXACT_CUBE, merge_intervals
+from metrics.cubes import CUBES, EXACT_CUBE, merge_intervals, span_filter
 from metrics.customer_models import CustomerFirstContact, CustomerKey
 from metrics.customers import customer_first_contacts_refresh, customer_keys_assign
 
@@ -571,7 +569,7 @@ def state_intervals_read(kind, events: models.QuerySet, *, spans: list[tuple[dat
     timeout = presence_timeout()
     owner, anchor = kind.owner, kind.anchor
     windows = merge_intervals((start - timeout, end) for start, end in spans)
-    rows = (events.filter(reduce(or_, (Q(**{f"{anchor}__gte": s, f"{anchor}__lt": e}) for s, e in windows)))
+    rows = (events.filter(span_filter(anchor, windows))
             .order_by(owner, anchor, "source", "external_id")  # the tie-break is ordered by, not fetched
             .values_list(owner, kind.holds, anchor))
     return state_intervals(rows_stream(rows), now=now, timeout=timeout)

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from cskpi.db import pg_cursor
 from ingestion.fields import SPEC_BY_TYPE as RECORD_KINDS
-from ingestion.presence import presence_timeout, segment_seconds
+from ingestion.presence import segment_seconds
 from metrics.cubes import AGENT, DIMENSION_COLUMNS, DIMENSIONS, EXACT_CUBE, Cube, LocalPart, PeriodIndex
 from metrics.measures import ElementList, Measure, bounded_source, state_intervals_read
 from metrics.models import MEASURE_TABLES, CubeTable
@@ -385,9 +385,15 @@ def raw_rows(*, record_type: str, query: KpiQuery, scope: DepartmentScope, start
     """The department's raw records of `record_type` in [start, end) that the query's filters and the
     scope's agent keep — what the exact layer's rows of the same range and filters hold. A filter on a
     dimension the type does not declare keeps none (its cube rows hold '' there)."""
+    anchor = RECORD_KINDS[record_type].anchor
+    return _raw_scoped(record_type=record_type, query=query, scope=scope).filter(
+        **{f"{anchor}__gte": start, f"{anchor}__lt": end})
+
+
+def _raw_scoped(*, record_type: str, query: KpiQuery, scope: DepartmentScope) -> QuerySet:
+    """`raw_rows` at any time."""
     spec = RECORD_KINDS[record_type]
-    rows = spec.model.objects.filter(department_id=scope.department.id,
-                                     **{f"{spec.anchor}__gte": start, f"{spec.anchor}__lt": end})
+    rows = spec.model.objects.filter(department_id=scope.department.id)
     filters = [*([(DIMENSION_COLUMNS[AGENT], [scope.agent])] if scope.agent else []),
                *((DIMENSION_COLUMNS[d], values) for d, values in query.dimension_filters() if values)]
     for column, values in filters:
@@ -462,8 +468,9 @@ def _intervals_read(*, measures: list[Measure], query: KpiQuery, scope: Departme
                 else local.isoweekday() if name == WEEKDAY else local.hour if name == HOUR_OF_DAY else ""
                 for name in names]
 
-    # The query's filters and the scope's agent, over the events from a timeout before the range on.
-    events = raw_rows(record_type=record_type, query=query, scope=scope, start=start - presence_timeout(), end=end)
+    # The query's filters and the scope's agent; `state_intervals_read` reads the events from a timeout
+    # before the range on.
+    events = _raw_scoped(record_type=record_type, query=query, scope=scope)
     held = state_intervals_read(spec, events, spans=[(start, end)], now=timezone.now())
     segments: dict[int, list] = {}
     seconds: dict[tuple, dict[str, float]] = defaultdict(lambda: defaultdict(float))

@@ -40,6 +40,7 @@ from metrics.cubes import (
     cube_source,
     local_midnight,
     merge_intervals,
+    span_filter,
 )
 from metrics.measures import ElementList, bounded_source, state_intervals_read
 from metrics.models import BUCKET_MODELS, CUBE_TABLES, CubeTable, RecomputeStamp
@@ -196,7 +197,7 @@ class _CubeFold:
             if not self.inside[cube]:
                 continue
             model.objects.filter(cube=cube.key, department_id=department.id).filter(
-                _span_filter("bucket_start", self.inside[cube])).delete()
+                span_filter("bucket_start", self.inside[cube])).delete()
             kept = self.kept[cube]
             states = ((key, [state_of(values) for values in lists]) for key, lists in collected.items())
             _rows_write(model._meta.db_table, columns, [
@@ -220,16 +221,12 @@ def _sets_merge(*, table: CubeTable, cubes: list[Cube], source: Cube, department
         chunk = union[i:i + _CHUNK_INTERVALS]
         fold = _CubeFold(spans_by_cube=spans_by_cube, chunk=chunk, zone=zone, dims=dims, width=len(keys))
         rows = (model.objects.filter(cube=source.key, department_id=department.id)
-                .filter(_span_filter("bucket_start", chunk)).order_by()
+                .filter(span_filter("bucket_start", chunk)).order_by()
                 .values_list("bucket_start", *columns, *keys))
         width = 1 + len(columns)
         for row in rows.iterator(chunk_size=10_000):
             fold.add(row[0], row, [None if v is None else kind.load(v) for v in row[width:]])
         fold.write(table=table, department=department, state_of=kind.merge)
-
-
-def _span_filter(field_name: str, spans) -> Q:
-    return reduce(or_, (Q(**{f"{field_name}__gte": s, f"{field_name}__lt": e}) for s, e in spans))
 
 
 def _cube_rows_delete(*, table: CubeTable, cube: Cube, department, spans) -> None:
@@ -351,7 +348,7 @@ def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, source:
             rows, anchor = table.model.objects.filter(cube=source_key), "bucket_start"
             states = {f"c_{m.key}": m.kind.rollup(m) for m in measures}
         return (
-            rows.filter(department_id=department_id).filter(_span_filter(anchor, select_spans))
+            rows.filter(department_id=department_id).filter(span_filter(anchor, select_spans))
             .annotate(
                 k_bucket=cube.bucket_start(F(anchor), department.timezone),
                 **{f"k_{DIMENSION_COLUMNS[d]}": _dimension(record_type=record_type, cube=cube, name=d)
@@ -396,11 +393,11 @@ def _sets_build(*, record_type: str, table: CubeTable, cubes: list[Cube], depart
     for i in range(0, len(union), _CHUNK_INTERVALS):
         chunk = union[i:i + _CHUNK_INTERVALS]
         fold = _CubeFold(spans_by_cube=spans_by_cube, chunk=chunk, zone=zone, dims=dims, width=len(keys))
-        source = kind.model.objects.filter(department_id=department.id).filter(_span_filter(kind.anchor, chunk))
+        source = kind.model.objects.filter(department_id=department.id).filter(span_filter(kind.anchor, chunk))
         previous = measure_kind.empty()
         if measure_kind.prepare_previous:  # what the replaced rows held (every cube covers the whole department)
             replaced = model.objects.filter(cube__in=[c.key for c in cubes], department_id=department.id).filter(
-                _span_filter("bucket_start", chunk))
+                span_filter("bucket_start", chunk))
             previous = measure_kind.merge([measure_kind.load(v) for row in replaced.values_list(*keys) for v in row])
         # Rebuilt in every cube are the changed intervals themselves (a cube rebuilds its buckets that
         # hold them; the hour cube not the rest of the day): a first contact that moved anywhere else,
@@ -508,7 +505,7 @@ def _stock_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, source
 
     def part(source, *, at: str, since: str | None, states: dict) -> tuple[str, list]:
         select = (
-            source.filter(department_id=department.id).filter(_span_filter(at, spans))
+            source.filter(department_id=department.id).filter(span_filter(at, spans))
             .annotate(k_bucket=cube.bucket_start(F(at), zone), **dims,
                       **({"k_since": cube.bucket_start(F(since), zone)} if since else {}))
             .values("k_bucket", *(["k_since"] if since else []), *dims)
@@ -915,6 +912,6 @@ def department_cubes_rebuild(*, department, since: datetime | None = None, chunk
                 if since:
                     rows = rows.filter(bucket_start__gte=cube.bucket_span(since, zone)[0])
                 if spans:
-                    rows = rows.exclude(_span_filter("bucket_start", spans))
+                    rows = rows.exclude(span_filter("bucket_start", spans))
                 rows.delete()
     return len(chunks)
