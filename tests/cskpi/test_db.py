@@ -3,7 +3,8 @@
 import pytest
 from django.db import connection
 
-from cskpi.db import hot_rows, pg_cursor
+from cskpi.db import hot_rows, pg_cursor, rows_stream
+from cskpi.models import Department
 
 pytestmark = pytest.mark.django_db
 
@@ -75,3 +76,15 @@ def test_prepared_statements_follow_the_setting():
         assert options["prepare_threshold"] >= 2**31  # only the statements hot_rows asks for
     else:
         assert options["prepare_threshold"] is None
+
+
+def test_rows_stream_gives_the_rows_of_the_queryset(department, other_department):
+    rows = Department.objects.order_by("slug").values_list("slug", "timezone")
+    assert list(rows_stream(rows, size=1)) == [tuple(row) for row in rows]
+
+
+def test_rows_stream_of_a_filter_that_keeps_nothing_gives_no_rows(department):
+    """`none()` or an empty `__in` compiles to no SQL at all (EmptyResultSet): no rows, as the ORM's
+    iterator gives, where the streamed read raised."""
+    assert list(rows_stream(Department.objects.none().values_list("slug"))) == []
+    assert list(rows_stream(Department.objects.filter(slug__in=[]).values_list("slug"))) == []

@@ -6,6 +6,7 @@ patching `django.utils.timezone.now`, so the "now" tail, its growth as time pass
 """
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -20,7 +21,7 @@ from ingestion.models import AgentEvent, Interaction
 from ingestion.services import record_batch_upsert, record_batch_validate
 from metrics.catalog import KPIS
 from metrics.models import BUCKET_MODELS
-from metrics.selectors import DepartmentScope, KpiQuery, kpi_series_get
+from metrics.selectors import DepartmentScope, KpiQuery, kpi_series_get, query_plan
 from metrics.services import OPEN_STATES_MARKED, open_states_mark
 from tests.factories import DepartmentFactory
 from tests.metrics.records import interaction_build, recompute_all, records_store
@@ -360,6 +361,27 @@ def test_no_quarter_rows_are_stored_and_a_query_no_cube_fits_cuts_the_raw_events
     by_agent = {r["group"]["agent"]: [p["value"] for p in r["series"]] for r in _series(
         hcm, "agent_busy_time", start, start + timedelta(hours=2), zone="Asia/Kathmandu", group_by=("agent",))}
     assert by_agent == {"a-1": [1500.0, 3300.0], "a-2": [600.0, 300.0]}
+
+
+def test_a_filter_on_a_dimension_status_events_lack_keeps_no_time_on_every_path(hcm, clock):
+    """Status events have no channel: filtered by one, no time is kept, whether a cube serves the query
+    (the department's zone) or the raw events are cut (by agent in a 45-minute zone), where the filter
+    made the events' query empty and the streamed read raised EmptyResultSet (a 500)."""
+    zone = ZoneInfo("Asia/Ho_Chi_Minh")
+    clock.now = datetime(2026, 3, 3, tzinfo=zone)
+    day = datetime(2026, 3, 2, tzinfo=zone)
+    _ingest([_event("c1", day + timedelta(hours=8, minutes=50), "busy"),
+             _event("c2", day + timedelta(hours=10, minutes=10), "offline")])
+    for query_zone in ("Asia/Ho_Chi_Minh", "Asia/Kathmandu"):
+        start = datetime(2026, 3, 2, tzinfo=ZoneInfo(query_zone))
+        query = KpiQuery(kpis=(KPIS["agent_busy_time"],), scopes=(DepartmentScope(hcm),), start=start,
+                         end=start + timedelta(days=1), zone=query_zone, granularity="total", group_by=("agent",))
+        plan = query_plan(query=query)
+        [unfiltered] = kpi_series_get(query=query)["results"]
+        assert unfiltered["value"] == 4800.0, plan
+        filtered = kpi_series_get(query=replace(query, channels=("phone",)))["results"]
+        assert all(not result["value"] for result in filtered), (plan, filtered)
+    assert set(plan.values()) == {"quarter"}  # by agent in Asia/Kathmandu: the raw events
 
 
 def test_the_timeout_ends_a_state_between_events_and_after_the_last(hcm, clock, settings):
