@@ -4,14 +4,19 @@ group dimensions as enums, read from the catalog when the schema is generated (i
 
 from metrics.catalog import KPIS
 from metrics.planner import GROUP_DIMENSIONS
+from metrics.serializers import FILTER_SPACES
 
 _SLUG = "[-a-zA-Z0-9_]+"
 # A date (local midnight in `timezone`) or a datetime with an offset; a `+` decoded to a space counts.
 _MOMENT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+ -][0-9]{2}:[0-9]{2}))?$"
 
-# Filters: up to 200 comma-separated values (more is 400 too_many), none empty, no NUL (PostgreSQL
-# refuses it). A repeated parameter's values are joined with commas (cskpi.params).
-_FILTER = r"^[^\x00,]+(,[^\x00,]+){0,199}$"
+# Filters: up to 200 comma-separated values (more is 400 too_many), each holding something besides the ASCII
+# spaces the parser strips (a value of only those is empty, 400 blank; named one by one, as `\s` differs
+# between regex flavours), no NUL (PostgreSQL refuses it). A repeated parameter's values are joined with
+# commas (cskpi.params).
+_SPACE = "".join(f"\\x{ord(c):02x}" for c in FILTER_SPACES)
+_FILTER_VALUE = rf"[{_SPACE}]*[^\x00,{_SPACE}][^\x00,]*"
+_FILTER = rf"^{_FILTER_VALUE}(,{_FILTER_VALUE}){{0,199}}$"
 
 PARAMETER_PATTERNS = {
     "agent": _FILTER,

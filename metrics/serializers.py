@@ -42,8 +42,19 @@ def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+# What a filter value is stripped of: the ASCII spaces, which the parameter's OpenAPI pattern names one by one
+# (metrics.schema) — a regex's `\s` and `str.strip()` disagree between flavours (U+0085, U+001C…U+001F).
+FILTER_SPACES = " \t\n\r\x0b\x0c"
+
+
 def _filter_values(value: str) -> tuple[str, ...]:
-    values = tuple(dict.fromkeys(_split(value)))
+    """A filter's comma list: each value stripped of surrounding ASCII spaces (`FILTER_SPACES`); none may be
+    empty (nothing, or only spaces, between commas), as the OpenAPI pattern of the parameter says."""
+    parts = [part.strip(FILTER_SPACES) for part in value.split(",")]
+    if not all(parts):
+        raise serializers.ValidationError("An empty value in the list (nothing, or only spaces, between commas).",
+                                          code="blank")
+    values = tuple(dict.fromkeys(parts))
     if len(values) > _MAX_FILTER_VALUES:
         raise serializers.ValidationError(f"At most {_MAX_FILTER_VALUES} values.", code="too_many")
     return values
@@ -75,12 +86,15 @@ class KpiQueryInputSerializer(QueryParametersSerializer):
                   "`hour_of_day` (0–23); weekday and hour of day are those of the records' time in `timezone` "
                   "(combine them for a weekday × hour heatmap; not for the registry's levels).",
     )
-    agent = serializers.CharField(required=False, help_text="Comma list: only these agents (not for viewers).")
-    channel = serializers.CharField(required=False, help_text="Comma list: only these channels.")
-    topic = serializers.CharField(required=False, help_text="Comma list: only these topics (interactions).")
-    check = serializers.CharField(required=False,
+    # Filters: stripped value by value (`_filter_values`), not as a whole.
+    agent = serializers.CharField(required=False, trim_whitespace=False,
+                                  help_text="Comma list: only these agents (not for viewers).")
+    channel = serializers.CharField(required=False, trim_whitespace=False, help_text="Comma list: only these channels.")
+    topic = serializers.CharField(required=False, trim_whitespace=False,
+                                  help_text="Comma list: only these topics (interactions).")
+    check = serializers.CharField(required=False, trim_whitespace=False,
                                   help_text="Comma list: only these system checks (system-check KPIs only).")
-    customer_region = serializers.CharField(required=False,
+    customer_region = serializers.CharField(required=False, trim_whitespace=False,
                                             help_text="Comma list: only these customer regions (interactions).")
     compare = serializers.ChoiceField(choices=Compare.ALL, required=False,
                                       help_text="Add `previous` and `change` for the range this names.")

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 pytestmark = pytest.mark.django_db
@@ -35,3 +37,19 @@ def test_metrics_parameters_generate_typed_clients(anon_client):
     assert components["KpiResult"]["properties"]["kpi"] == {"$ref": "#/components/schemas/KpiKeyEnum"}
     assert set(schema["paths"]["/api/v1/metrics"]["get"]["responses"]["200"]["content"]) == {
         "application/json", "text/csv"}
+
+
+@pytest.mark.parametrize("value", ["chat", " chat", "chat ,zalo", "Nguyễn Văn A", "\x0c", " ", "chat, ,zalo", "chat,",
+                                   ",chat", "chat,\x1c", "\x85", "\t\x85 ", "a\x00b"])
+def test_a_filter_value_is_read_exactly_when_its_documented_pattern_allows_it(department, staff_client, value):
+    """The pattern of a filter parameter (agent, channel, topic, check, customer region) states what the
+    parser reads: values stripped of surrounding ASCII spaces, none empty; a value of only spaces (a form
+    feed from the contract fuzzer) is a 400 naming the parameter, not a schema-valid request refused, and
+    one that another regex flavour's `\\s` or `str.strip()` counts as space (U+0085, U+001C) is a value."""
+    from metrics.schema import PARAMETER_PATTERNS
+
+    allowed = re.match(PARAMETER_PATTERNS["channel"], value) is not None
+    response = staff_client.get("/api/v1/metrics", {"kpi": "interactions", "channel": value})
+    assert response.status_code == (200 if allowed else 400), (value, response.json())
+    if not allowed:
+        assert [e["field"] for e in response.json()["errors"]] == ["channel"]
