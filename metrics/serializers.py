@@ -38,8 +38,16 @@ def _invalid(field: str, message: str, code: str) -> serializers.ValidationError
     return serializers.ValidationError({field: [exceptions.ErrorDetail(message, code=code)]})
 
 
+_BLANK_ITEM = "An empty value in the list (nothing, or only spaces, between commas)."
+
+
 def _split(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
+    """A list parameter's comma list (KPI keys, group dimensions, department slugs), each item stripped; none may
+    be empty, since no item of the parameter's OpenAPI enum or pattern is."""
+    parts = [part.strip() for part in value.split(",")]
+    if not all(parts):
+        raise serializers.ValidationError(_BLANK_ITEM, code="blank")
+    return parts
 
 
 # What a filter value is stripped of: the ASCII spaces, which the parameter's OpenAPI pattern names one by one
@@ -52,8 +60,7 @@ def _filter_values(value: str) -> tuple[str, ...]:
     empty (nothing, or only spaces, between commas), as the OpenAPI pattern of the parameter says."""
     parts = [part.strip(FILTER_SPACES) for part in value.split(",")]
     if not all(parts):
-        raise serializers.ValidationError("An empty value in the list (nothing, or only spaces, between commas).",
-                                          code="blank")
+        raise serializers.ValidationError(_BLANK_ITEM, code="blank")
     values = tuple(dict.fromkeys(parts))
     if len(values) > _MAX_FILTER_VALUES:
         raise serializers.ValidationError(f"At most {_MAX_FILTER_VALUES} values.", code="too_many")
@@ -103,9 +110,9 @@ class KpiQueryInputSerializer(QueryParametersSerializer):
     def validate_kpi(self, value):
         keys = _split(value)
         unknown = [k for k in keys if k not in KPIS]
-        if not keys or unknown:
+        if unknown:
             raise serializers.ValidationError(
-                f"Unknown KPI: {', '.join(unknown) or '(none)'}; see GET /api/v1/kpis.", code="unknown_kpi"
+                f"Unknown KPI: {', '.join(unknown)}; see GET /api/v1/kpis.", code="unknown_kpi"
             )
         return tuple(KPIS[k] for k in dict.fromkeys(keys))
 
@@ -196,9 +203,11 @@ class KpiQueryInputSerializer(QueryParametersSerializer):
 
     @staticmethod
     def _scopes(access: Access, departments: str | None) -> list[DepartmentScope]:
-        if departments is not None and not _split(departments):
-            raise _invalid("department", "Name at least one department.", "required")
-        readable = read_scopes_resolve(access=access, slugs=_split(departments or ""))
+        try:
+            slugs = [] if departments is None else _split(departments)
+        except serializers.ValidationError as error:
+            raise serializers.ValidationError({"department": error.detail}) from None
+        readable = read_scopes_resolve(access=access, slugs=slugs)
         return [DepartmentScope(a.department, a.agent) for a in readable]
 
     @staticmethod

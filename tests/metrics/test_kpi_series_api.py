@@ -140,6 +140,12 @@ def test_ingest_only_and_anonymous_read_nothing(traffic, make_client, anon_clien
     ({"kpi": "interactions", "compare": "last_century"}, "compare", "invalid_choice"),
     ({"kpi": "interactions", "group_by": "customer"}, "group_by", "invalid_choice"),
     ({"kpi": "interactions", "department": "nowhere"}, "department", "unknown_department"),
+    # An empty item of a list parameter, which no item of its OpenAPI enum or pattern is.
+    ({"kpi": "interactions,,fcr_rate"}, "kpi", "blank"),
+    ({"kpi": "interactions,"}, "kpi", "blank"),
+    ({"kpi": "interactions", "group_by": "agent, ,channel"}, "group_by", "blank"),
+    ({"kpi": "interactions", "department": "cskh-hn,"}, "department", "blank"),
+    ({"kpi": "interactions", "department": ","}, "department", "blank"),
 ])
 def test_bad_parameters_are_400_naming_the_parameter(department, staff_client, params, field, code):
     response = staff_client.get("/api/v1/metrics", {"start": "2026-05-04", "end": "2026-05-06", **params})
