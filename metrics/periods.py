@@ -29,6 +29,16 @@ class Compare:
 _QUARTER = timedelta(seconds=QUARTER_SECONDS)
 
 
+class OffGrid(ValueError):  # noqa: N818 - a condition of the zone, not a failure of the code
+    """A zone's local hours or days fall off the UTC quarter-hours where `moment` lies: its UTC offset then was
+    not a whole number of quarter-hours (Asia/Singapore's +07:20 of 1933-1941, Europe/Amsterdam's +00:19:32
+    before 1937). No aggregate is finer than a quarter-hour, so such periods cannot be cut."""
+
+    def __init__(self, moment: datetime, zone: ZoneInfo):
+        self.moment, self.zone = moment, zone
+        super().__init__(f"{zone.key} is off the quarter-hours at {moment.astimezone(zone).isoformat()}")
+
+
 def is_quarter(moment: datetime) -> bool:
     return moment.microsecond == 0 and int(moment.timestamp()) % QUARTER_SECONDS == 0
 
@@ -40,7 +50,8 @@ def add_months(day: date, months: int) -> date:
 
 def boundaries_get(*, start: datetime, end: datetime, zone: ZoneInfo, granularity: str) -> list[datetime]:
     """[start, ..., end]: the range's ends and every period boundary strictly between them, as UTC
-    instants. A range whose ends are not period boundaries gets clipped first and last periods."""
+    instants. A range whose ends are not period boundaries gets clipped first and last periods.
+    `OffGrid` when a boundary between the ends (an hour: any instant of the range) is off the quarter-hours."""
     return list(_boundaries(start, end, zone, granularity))
 
 
@@ -67,7 +78,10 @@ def _boundaries(start: datetime, end: datetime, zone: ZoneInfo, granularity: str
         # Every instant where a local hour starts (twice the same wall hour when clocks go back).
         moment = start + _QUARTER
         while moment < end:
-            if moment.astimezone(zone).minute == 0:
+            local = moment.astimezone(zone)
+            if local.minute % 15 or local.second:  # no local hour starts on a quarter-hour here
+                raise OffGrid(moment, zone)
+            if local.minute == 0:
                 out.append(moment)
             moment += _QUARTER
     elif granularity != Granularity.TOTAL:
@@ -83,6 +97,8 @@ def _boundaries(start: datetime, end: datetime, zone: ZoneInfo, granularity: str
             if moment >= end:
                 break
             if moment > out[-1]:  # a skipped local day (Pacific/Apia, 2011-12-30) starts no period
+                if not is_quarter(moment):
+                    raise OffGrid(moment, zone)
                 out.append(moment)
     out.append(end)
     return tuple(out)

@@ -15,7 +15,15 @@ from cskpi.validators import zone_get
 from metrics.catalog import FORMULA_KINDS, KPIS, Unit
 from metrics.cubes import AGENT, local_midnight
 from metrics.limits import result_cells_check
-from metrics.periods import Compare, Granularity, add_months, is_quarter
+from metrics.periods import (
+    Compare,
+    Granularity,
+    OffGrid,
+    add_months,
+    boundaries_get,
+    is_quarter,
+    previous_range,
+)
 from metrics.planner import (
     GROUP_DIMENSIONS,
     TIME_DIMENSIONS,
@@ -166,6 +174,7 @@ class KpiQueryInputSerializer(QueryParametersSerializer):
             topics=attrs.get("topic", ()), checks=attrs.get("check", ()),
             customer_regions=attrs.get("customer_region", ()),
         )
+        self._grid_check(query)
         result_cells_check(query=query)
         return {"query": query}
 
@@ -182,6 +191,31 @@ class KpiQueryInputSerializer(QueryParametersSerializer):
                 for dimension, lacking in kpi_dimensions_missing(kpi=kpi, dimensions=dimensions).items():
                     raise _invalid(field_name, f"{kpi_dimension_message(kpi, lacking, dimension)}, so it cannot be "
                                    f"grouped or filtered by {dimension}.", "dimension_not_shared")
+
+    @staticmethod
+    def _grid_check(query: KpiQuery) -> None:
+        """400 `unaligned` naming the timezone when a period the answer cuts — of the range, of its weekdays or
+        hours of day, or of the range it is compared with — would not start on a UTC quarter-hour, the finest
+        grain the aggregates keep: the zone's UTC offset then was not a whole number of quarter-hours."""
+        ranges = [(query.start, query.end)]
+        if query.compare:
+            ranges.append(previous_range(start=query.start, end=query.end, zone=query.tz,
+                                         granularity=query.granularity, compare=query.compare))
+        grains = dict.fromkeys([query.granularity, *(TIME_DIMENSIONS[d] for d in query.group_by
+                                                     if d in TIME_DIMENSIONS)])
+        try:
+            for start, end in ranges:
+                for edge in (start, end):
+                    if not is_quarter(edge):
+                        raise OffGrid(edge, query.tz)
+                for grain in grains:
+                    boundaries_get(start=start, end=end, zone=query.tz, granularity=grain)
+        except OffGrid as off:
+            local = off.moment.astimezone(query.tz)
+            raise _invalid("timezone", f"{query.zone}'s local hours and days around {local.isoformat()} do not "
+                           "start on quarter-hours (:00, :15, :30, :45 UTC), the finest grain the aggregates keep: "
+                           "its UTC offset then was not a whole number of quarter-hours. Choose another zone or "
+                           "range.", "unaligned") from None
 
     @staticmethod
     def _stock_rules(kpis, group_by, departments: list[Department]) -> None:

@@ -146,6 +146,20 @@ def test_ingest_only_and_anonymous_read_nothing(traffic, make_client, anon_clien
     ({"kpi": "interactions", "group_by": "agent, ,channel"}, "group_by", "blank"),
     ({"kpi": "interactions", "department": "cskh-hn,"}, "department", "blank"),
     ({"kpi": "interactions", "department": ","}, "department", "blank"),
+    # Periods off the UTC quarter-hours: the zone's offset was then not a whole number of quarter-hours
+    # (Asia/Singapore +07:20 in 1933-1941, Europe/Amsterdam +00:19:32 before 1937), though the range's ends are on them.
+    ({"kpi": "interactions", "timezone": "Asia/Singapore", "start": "1932-12-01", "end": "1941-10-01",
+      "granularity": "month"}, "timezone", "unaligned"),
+    ({"kpi": "interactions", "timezone": "Asia/Singapore", "start": "1932-12-01", "end": "1941-10-01",
+      "granularity": "total", "group_by": "weekday"}, "timezone", "unaligned"),
+    ({"kpi": "interactions", "timezone": "Europe/Amsterdam", "start": "1936-01-01T00:00:00Z",
+      "end": "1936-01-02T00:00:00Z", "granularity": "hour"}, "timezone", "unaligned"),
+    ({"kpi": "interactions", "timezone": "Europe/Amsterdam", "start": "1936-01-01T00:00:00Z",
+      "end": "1936-01-02T00:00:00Z", "granularity": "total", "group_by": "hour_of_day"}, "timezone", "unaligned"),
+    ({"kpi": "interactions", "timezone": "Asia/Singapore", "start": "1941-10-01", "end": "1941-11-01",
+      "compare": "previous_year"}, "timezone", "unaligned"),
+    ({"kpi": "interactions", "timezone": "Asia/Singapore", "start": "1941-10-01", "end": "1941-11-01",
+      "granularity": "month", "compare": "previous_period"}, "timezone", "unaligned"),
 ])
 def test_bad_parameters_are_400_naming_the_parameter(department, staff_client, params, field, code):
     response = staff_client.get("/api/v1/metrics", {"start": "2026-05-04", "end": "2026-05-06", **params})

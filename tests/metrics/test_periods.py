@@ -1,11 +1,12 @@
-"""Period boundaries in zones with irregular days (hardening issue, finding 8: the skipped day)."""
+"""Period boundaries in zones with irregular days (hardening issue, finding 8: the skipped day), and in zones whose
+offset was once not a whole number of quarter-hours."""
 
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from metrics.periods import boundaries_get
+from metrics.periods import OffGrid, boundaries_get, is_quarter
 from tests.metrics.records import interaction_build, records_store
 
 APIA = ZoneInfo("Pacific/Apia")  # skipped 2011-12-30 when it moved west of the date line
@@ -31,6 +32,34 @@ def test_a_day_series_over_a_skipped_day_repeats_no_period_start():
     local_days = [b.astimezone(APIA).date().isoformat() for b in bounds[:-1]]
     assert local_days == ["2011-12-28", "2011-12-29", "2011-12-31", "2012-01-01", "2012-01-02"]
     assert bounds[:-1] == _reference_day_starts(start, end, APIA)
+
+
+SINGAPORE = ZoneInfo("Asia/Singapore")  # +07:00 until 1933, +07:20 until 1941-09-01, +07:30 after
+
+
+@pytest.mark.parametrize(("zone", "start", "end", "off_grid"), [
+    # Into +07:20 on 1933-01-01 (its midnight is skipped: 00:20 is 17:00 UTC); 1933-01-02 starts at 16:40 UTC.
+    (SINGAPORE, datetime(1932, 12, 25, 17, tzinfo=UTC), datetime(1933, 1, 20, 17, tzinfo=UTC), {"hour", "day", "week"}),
+    # Out of +07:20 on 1941-09-01, which starts at 00:10 (+07:30), 16:40 UTC.
+    (SINGAPORE, datetime(1941, 8, 20, 16, 30, tzinfo=UTC), datetime(1941, 9, 15, 16, 30, tzinfo=UTC),
+     {"hour", "day", "week", "month"}),
+    (ZoneInfo("Asia/Kathmandu"), datetime(1985, 12, 20, tzinfo=UTC), datetime(1986, 1, 15, tzinfo=UTC), set()),  # +05:45
+    # +00:20 all along: no month starts inside the range.
+    (ZoneInfo("Europe/Amsterdam"), datetime(1940, 4, 1, tzinfo=UTC), datetime(1940, 4, 27, tzinfo=UTC),
+     {"hour", "day", "week"}),
+])
+@pytest.mark.parametrize("granularity", ["hour", "day", "week", "month", "total"])
+def test_a_period_boundary_off_the_quarter_hours_is_refused(zone, start, end, off_grid, granularity):
+    if granularity in off_grid:
+        with pytest.raises(OffGrid) as raised:
+            boundaries_get(start=start, end=end, zone=zone, granularity=granularity)
+        moment = raised.value.moment  # a local midnight off the UTC quarter-hours, or a UTC quarter-hour off the local ones
+        local = moment.astimezone(zone)
+        assert start < moment < end and (not is_quarter(moment) or local.minute % 15 or local.second)
+    else:
+        bounds = boundaries_get(start=start, end=end, zone=zone, granularity=granularity)
+        assert all(is_quarter(b) for b in bounds) and bounds[0] == start and bounds[-1] == end
+        assert len(bounds) > 2 or granularity in ("month", "total")
 
 
 @pytest.mark.django_db
