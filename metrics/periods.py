@@ -27,6 +27,7 @@ class Compare:
 
 
 _QUARTER = timedelta(seconds=QUARTER_SECONDS)
+_HOUR = timedelta(hours=1)
 
 
 class OffGrid(ValueError):  # noqa: N818 - a condition of the zone, not a failure of the code
@@ -76,14 +77,22 @@ def _boundaries(start: datetime, end: datetime, zone: ZoneInfo, granularity: str
     out: list[datetime] = [start]
     if granularity == Granularity.HOUR:
         # Every instant where a local hour starts (twice the same wall hour when clocks go back).
+        # From one, the next is an hour on unless the offset changes on the way (then quarter by quarter): a
+        # year of hours costs 8,760 zone conversions, not 35,040 (a 10-year hour-of-day grouping took 0.4 s).
         moment = start + _QUARTER
+        local = moment.astimezone(zone)
         while moment < end:
-            local = moment.astimezone(zone)
             if local.minute % 15 or local.second:  # no local hour starts on a quarter-hour here
                 raise OffGrid(moment, zone)
             if local.minute == 0:
                 out.append(moment)
+                ahead = moment + _HOUR
+                ahead_local = ahead.astimezone(zone)
+                if ahead_local.utcoffset() == local.utcoffset():
+                    moment, local = ahead, ahead_local
+                    continue
             moment += _QUARTER
+            local = moment.astimezone(zone)
     elif granularity != Granularity.TOTAL:
         day = period_floor(start, zone, granularity).astimezone(zone).date()
         while True:

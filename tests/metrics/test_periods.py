@@ -34,6 +34,28 @@ def test_a_day_series_over_a_skipped_day_repeats_no_period_start():
     assert bounds[:-1] == _reference_day_starts(start, end, APIA)
 
 
+def _reference_hour_starts(first: datetime, last: datetime, zone: ZoneInfo) -> list[datetime]:
+    """Every UTC quarter-hour in (first, last) whose local minute is 0."""
+    starts, moment = [], first + timedelta(minutes=15)
+    while moment < last:
+        if moment.astimezone(zone).minute == 0:
+            starts.append(moment)
+        moment += timedelta(minutes=15)
+    return starts
+
+
+@pytest.mark.parametrize(("zone", "year"), [
+    ("America/New_York", 2026), ("Europe/London", 2026), ("Australia/Lord_Howe", 2026),  # DST of 30 minutes
+    ("Pacific/Chatham", 2026), ("America/St_Johns", 2026), ("Asia/Tehran", 2021), ("Antarctica/Troll", 2026),
+    ("Asia/Kathmandu", 1986), ("Pacific/Apia", 2011), ("Asia/Kolkata", 1942), ("UTC", 2026),
+])
+def test_an_hour_series_starts_at_every_local_hour(zone, year):
+    tz = ZoneInfo(zone)
+    start, end = datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+    bounds = boundaries_get(start=start, end=end, zone=tz, granularity="hour")
+    assert bounds == [start, *_reference_hour_starts(start, end, tz), end]
+
+
 SINGAPORE = ZoneInfo("Asia/Singapore")  # +07:00 until 1933, +07:20 until 1941-09-01, +07:30 after
 
 
