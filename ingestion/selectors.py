@@ -4,7 +4,7 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
@@ -66,8 +66,9 @@ def cursor_decode(cursor: str) -> tuple[datetime, int]:
         moment = datetime.fromisoformat(anchor)
         if moment.tzinfo is None or type(pk) is not int:
             raise ValueError
-        return moment, pk
-    except (ValueError, TypeError, UnicodeDecodeError):
+        # In UTC: PostgreSQL refuses an offset beyond ±15:59 (a 503), and an instant before year 1 in UTC has none.
+        return moment.astimezone(UTC), pk
+    except (ValueError, TypeError, UnicodeDecodeError, OverflowError):
         # 404 like DRF's own cursor pagination: the page this cursor names does not exist.
         raise NotFoundError("Invalid cursor.", [
             {"field": "cursor", "code": "invalid_cursor", "message": "Use the `next` link of a previous page."}

@@ -6,7 +6,7 @@ import base64
 import binascii
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import reduce
 from operator import or_
 
@@ -78,8 +78,9 @@ def cursor_decode(cursor: str) -> tuple[datetime, uuid.UUID] | None:
     try:
         at, event_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
         moment = datetime.fromisoformat(at)
-        return (moment, uuid.UUID(event_id)) if moment.tzinfo else None
-    except (ValueError, UnicodeError, binascii.Error):
+        # In UTC: PostgreSQL refuses an offset beyond ±15:59 (a 503), and an instant before year 1 in UTC has none.
+        return (moment.astimezone(UTC), uuid.UUID(event_id)) if moment.tzinfo else None
+    except (ValueError, UnicodeError, binascii.Error, OverflowError):
         return None
 
 

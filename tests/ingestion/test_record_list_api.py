@@ -1,5 +1,8 @@
 """GET /api/v1/{interactions,surveys,cashouts} and their detail: scope, redaction, filters, cursors."""
 
+import base64
+import json
+
 import pytest
 
 from tests.ingestion.factories import cashout_payload, interaction_payload, survey_payload
@@ -118,6 +121,19 @@ def test_bad_parameters_are_400_naming_them(staff_client, records, params, field
 
 def test_a_cursor_that_names_no_page_is_404_like_drf(staff_client, records):
     response = staff_client.get("/api/v1/interactions", {"cursor": "garbage"})
+    assert response.status_code == 404
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [("cursor", "invalid_cursor")]
+
+
+def _cursor(anchor: str, pk: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([anchor, pk]).encode()).decode().rstrip("=")
+
+
+def test_a_cursor_with_any_offset_is_read_in_utc(staff_client, records):
+    # An offset PostgreSQL refuses (beyond ±15:59) names an instant all the same: 200 (it was a 503 there).
+    assert staff_client.get("/api/v1/interactions", {"cursor": _cursor("2026-05-04T00:00:00+23:59", 1)}).status_code == 200
+    # Before year 1 in UTC (SQLite stores UTC: it was a 500 there): no page.
+    response = staff_client.get("/api/v1/interactions", {"cursor": _cursor("0001-01-01T00:00:00+14:00", 1)})
     assert response.status_code == 404
     assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [("cursor", "invalid_cursor")]
 

@@ -2,6 +2,8 @@
 cannot see (department-wide or another agent's); viewers see department-level rules only; nothing
 crosses departments; webhook URLs and attempts are for managers."""
 
+import base64
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -100,6 +102,12 @@ def test_event_list_filters_and_pages(staff_client, rules):
     assert (event["state"], event["previous_state"], event["value"], event["sample_size"], event["threshold"],
             event["window"], event["delivery"]["status"]) == ("firing", "ok", 0, 0, 1.0, "PT15M", "pending")
     assert staff_client.get("/api/v1/alert-events", {"cursor": "nope"}).json()["errors"][0]["code"] == "invalid_cursor"
+    # Any offset names an instant (PostgreSQL refuses one beyond ±15:59: it was a 503); before year 1 in UTC, none
+    # (it was a 500 on SQLite).
+    wide, early = (base64.urlsafe_b64encode(f"{at}|{uuid.uuid4()}".encode()).decode()
+                   for at in ("2026-05-04T00:00:00+23:59", "0001-01-01T00:00:00+14:00"))
+    assert staff_client.get("/api/v1/alert-events", {"cursor": wide}).status_code == 200
+    assert staff_client.get("/api/v1/alert-events", {"cursor": early}).json()["errors"][0]["code"] == "invalid_cursor"
     for bad in ({"state": "on"}, {"page_size": 0}, {"rule": "x"}, {"colour": "red"}):
         response = staff_client.get("/api/v1/alert-events", bad)
         assert response.status_code == 400 and response.json()["errors"][0]["field"] == next(iter(bad))
