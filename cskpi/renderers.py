@@ -1,8 +1,8 @@
 """CSV answers (`Accept: text/csv` or `?format=csv`) beside JSON.
 
 A view offering CSV lists `CsvRenderer` (or a subclass that flattens its JSON answer into rows)
-after JSON, and mixes in `CsvNegotiationMixin`: errors stay JSON whatever was asked for, and an
-unknown `format=` is a 400 naming the parameter (DRF's default is a misleading 404)."""
+after JSON, and mixes in `CsvNegotiationMixin`: errors stay JSON whatever was asked for. On every view an
+unknown `format=` is a 400 naming the parameter (`ContentNegotiation`; DRF's default is a misleading 404)."""
 
 import csv
 import io
@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 
 import orjson
 from rest_framework import renderers
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.utils.encoders import JSONEncoder
 
 from cskpi.errors import InvalidInput
@@ -44,17 +45,23 @@ class CsvRenderer(renderers.BaseRenderer):
         return "".join(csv_lines(header, rows)).encode(self.charset)
 
 
-class CsvNegotiationMixin:
-    def perform_content_negotiation(self, request, force=False):
+class ContentNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation, but a `format=` the view has no renderer for, or one given twice, is a 400 naming the
+    parameter on every view (DRF answers 404 Not Found, as if the path did not exist). When DRF negotiates again
+    to render an error (`force`), it falls back to the view's first renderer."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
         requested = request.query_params.getlist(FORMAT_PARAMETER)
-        formats = [r.format for r in self.get_renderers()]
-        if not force and (len(requested) > 1 or (requested and requested[0] not in formats)):
+        formats = [r.format for r in renderers]
+        if len(requested) > 1 or (requested and requested[0] not in formats):
             raise InvalidInput(f"format: give one of {', '.join(formats)}, once.", [
                 {"field": FORMAT_PARAMETER, "code": "invalid_choice",
                  "message": f"Give one of {', '.join(formats)}, once."}
             ])
-        return super().perform_content_negotiation(request, force)
+        return super().select_renderer(request, renderers, format_suffix)
 
+
+class CsvNegotiationMixin:
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         if response.status_code >= 400 and isinstance(getattr(response, "accepted_renderer", None), CsvRenderer):

@@ -137,6 +137,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["cskpi.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["cskpi.renderers.FiniteJSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "cskpi.renderers.ContentNegotiation",
     "DEFAULT_PARSER_CLASSES": ["cskpi.parsers.FastJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "cskpi.errors.exception_handler",

@@ -126,3 +126,25 @@ def test_an_empty_repeated_value_is_refused(traffic, staff_client, path):
                     if path.endswith("metrics") else [("channel", "chat"), ("channel", "")])
     assert response.status_code == 400
     assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [("channel", "blank")]
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("/api/v1/agents/now", "false"),  # JSON only: found by the contract fuzzer, a 404 before
+    ("/api/v1/agents/now", "csv"),
+    ("/api/v1/departments", "xml"),
+    ("/api/v1/kpis", "yaml"),
+    ("/api/v1/alert-rules", "csv"),
+    ("/api/v1/interactions", "xml"),  # a CSV list
+])
+def test_a_format_the_endpoint_has_no_renderer_for_is_400_naming_it(staff_client, department, path, value):
+    response = _get(staff_client, path, [("format", value)])
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"] == "application/json"
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [("format", "invalid_choice")]
+
+
+def test_a_format_the_endpoint_renders_is_read_and_given_twice_is_400(staff_client, department):
+    assert _get(staff_client, "/api/v1/agents/now", [("format", "json")]).status_code == 200
+    assert _get(staff_client, "/api/schema/", [("format", "json")]).json()["openapi"].startswith("3.")
+    twice = _get(staff_client, "/api/v1/departments", [("format", "json"), ("format", "json")])
+    assert twice.status_code == 400 and twice.json()["errors"][0]["field"] == "format"
