@@ -12,6 +12,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache, reduce
+from math import gcd
 from operator import or_
 from zoneinfo import ZoneInfo
 
@@ -97,15 +98,22 @@ class Cube:
             return local_midnight(first, zone), local_midnight(_next_month(first), zone)
         return local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone)
 
+    def on_grain_all(self, boundaries: tuple[datetime, ...]) -> bool:
+        """Whether every boundary is a bucket start of this UTC grain: from one pass over the boundaries, cached
+        (`_epochs_spread`), where checking each costs a pass per cube (a 10-year hour-of-day grouping checks 87k
+        local hours)."""
+        spread = _epochs_spread(boundaries)
+        return spread is not None and (spread[0] - self.offset) % self.seconds == 0 and spread[1] % self.seconds == 0
+
     def nests_in(self, local_grain: str, *, query_zone: str, department_zone: str,
-                 boundaries: list[datetime]) -> bool:
+                 boundaries: tuple[datetime, ...]) -> bool:
         """Whether every bucket lies inside one local hour/day of the query zone (for grouping by hour
         of day or weekday): `boundaries` are that grain's boundaries over the range."""
         if self.monthly:
             return False
         if self.local_day:
             return local_grain == "day" and query_zone == department_zone
-        return all(self.on_grain(b) for b in boundaries)
+        return self.on_grain_all(boundaries)
 
     def aligned(self, boundary: datetime, zone: ZoneInfo) -> bool:
         """Whether `boundary` is a bucket start of this cube for a department in `zone`."""
@@ -123,6 +131,17 @@ class Cube:
             last_start, last_end = self.bucket_span(end - timedelta(microseconds=1), zone)
             widened.append((first, max(last_end, first)))
         return merge_intervals(widened)
+
+
+@lru_cache(maxsize=512)  # dashboards repeat their ranges
+def _epochs_spread(boundaries: tuple[datetime, ...]) -> tuple[int, int] | None:
+    """(the first boundary's epoch second, the gcd of every boundary's distance from it), None when one has
+    microseconds: every boundary lies on a grain of `seconds` from `offset` exactly when the first does and the
+    gcd is a multiple of `seconds`."""
+    if any(b.microsecond for b in boundaries):
+        return None
+    first = int(boundaries[0].timestamp())
+    return first, gcd(*(int(b.timestamp()) - first for b in boundaries))
 
 
 def merge_intervals(intervals) -> list[tuple[datetime, datetime]]:

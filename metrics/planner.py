@@ -2,8 +2,7 @@
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import cache, lru_cache
-from math import gcd
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from cskpi.models import Department
@@ -135,7 +134,7 @@ def kpi_dimension_message(kpi: Kpi, lacking: list[str], dimension: str) -> str:
 
 
 def cube_choose(*, needed: set[str], boundaries: list[datetime], department_zone: str, query_zone: str,
-                granularity: str, nesting: dict[str, list[datetime]] | None = None,
+                granularity: str, nesting: dict[str, tuple[datetime, ...]] | None = None,
                 kept: frozenset[str] | None = None) -> Cube:
     """The cheapest cube holding the `needed` dimensions whose buckets fit every boundary, and lie
     inside one local day/hour of the query zone for each grain in `nesting` (grain -> its boundaries).
@@ -148,7 +147,7 @@ def cube_choose(*, needed: set[str], boundaries: list[datetime], department_zone
     each boundary is checked.
     """
     dept_tz = ZoneInfo(department_zone)
-    step = None  # the largest UTC grain every boundary is a multiple of (0: some boundary has microseconds)
+    bounds = tuple(boundaries)
     for cube in CUBES:
         if not needed <= cube.dims or (kept is not None and cube.key not in kept):
             continue
@@ -161,25 +160,14 @@ def cube_choose(*, needed: set[str], boundaries: list[datetime], department_zone
             if cube.aligned(boundaries[0], dept_tz) and cube.aligned(boundaries[-1], dept_tz):
                 return cube
             continue
-        if cube.offset:  # hours from half past: few queries get here (the whole-hour cubes fit first)
-            if all(cube.on_grain(b) for b in boundaries):
-                return cube
-            continue
-        if cube.seconds is not None:  # one gcd over the epochs instead of a check per boundary per cube
-            if step is None:
-                step = _boundaries_step(tuple(boundaries))
-            if step and step % cube.seconds == 0:
+        if cube.seconds is not None:  # one gcd over the epochs (cached) instead of a check per boundary per cube
+            if cube.on_grain_all(bounds):
                 return cube
             continue
         if all(cube.aligned(b, dept_tz) for b in boundaries):
             return cube
     raise ValueError("no cube fits the query")  # unreachable: the quarter cube fits every quarter-aligned range
 
-
-@lru_cache(maxsize=512)  # dashboards repeat their ranges: 744 hourly epochs and a gcd cost 0.18 ms a query
-def _boundaries_step(boundaries: tuple[datetime, ...]) -> int:
-    """The largest UTC grain (seconds) every boundary is a multiple of; 0 when one has microseconds."""
-    return 0 if any(b.microsecond for b in boundaries) else gcd(*(int(b.timestamp()) for b in boundaries))
 
 
 def dimensions_needed(query: KpiQuery, scope: DepartmentScope, record_type: str) -> set[str]:
@@ -197,7 +185,7 @@ def scope_cube_choose(*, query: KpiQuery, scope: DepartmentScope, record_type: s
     """The cube serving one department's part of the query for `record_type`, among the type's cubes
     (`cubes_kept`) and, when given, the table's (`kept`)."""
     start, end = boundaries[0], boundaries[-1]
-    nesting = {grain: boundaries_get(start=start, end=end, zone=query.tz, granularity=grain)
+    nesting = {grain: tuple(boundaries_get(start=start, end=end, zone=query.tz, granularity=grain))
                for dimension, grain in TIME_DIMENSIONS.items() if dimension in query.group_by}
     type_cubes = frozenset(c.key for c in cubes_kept(record_type))
     return cube_choose(needed=dimensions_needed(query, scope, record_type), boundaries=boundaries,
