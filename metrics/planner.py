@@ -166,8 +166,9 @@ def cube_choose(*, needed: set[str], boundaries: list[datetime], department_zone
             continue
         if all(cube.aligned(b, dept_tz) for b in boundaries):
             return cube
-    raise ValueError("no cube fits the query")  # unreachable: the quarter cube fits every quarter-aligned range
-
+    # Unreachable: the quarter cube fits any periods on the quarter-hours, and the query parser refuses others
+    # (metrics.periods.OffGrid).
+    raise ValueError("no cube fits the query")
 
 
 def dimensions_needed(query: KpiQuery, scope: DepartmentScope, record_type: str) -> set[str]:
