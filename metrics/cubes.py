@@ -133,15 +133,30 @@ class Cube:
         return merge_intervals(widened)
 
 
-@lru_cache(maxsize=512)  # dashboards repeat their ranges
-def _epochs_spread(boundaries: tuple[datetime, ...]) -> tuple[int, int] | None:
-    """(the first boundary's epoch second, the gcd of every boundary's distance from it), None when one has
-    microseconds: every boundary lies on a grain of `seconds` from `offset` exactly when the first does and the
-    gcd is a multiple of `seconds`."""
+# Boundaries and what is derived from them are cached per range (dashboards repeat theirs), but a long tuple
+# of them — an hour-of-day grouping over years: 87,600 local hours, ~5 MB — only among a few: a cache of 512
+# such ranges grew a process by 2.7 GB (540 MB for 100 of them, measured).
+LONG_BOUNDARIES = 1_000
+LONG_CACHED = 4
+
+
+def _epochs_spread_compute(boundaries: tuple[datetime, ...]) -> tuple[int, int] | None:
     if any(b.microsecond for b in boundaries):
         return None
     first = int(boundaries[0].timestamp())
     return first, gcd(*(int(b.timestamp()) - first for b in boundaries))
+
+
+_epochs_spread_short = lru_cache(maxsize=512)(_epochs_spread_compute)
+_epochs_spread_long = lru_cache(maxsize=LONG_CACHED)(_epochs_spread_compute)
+
+
+def _epochs_spread(boundaries: tuple[datetime, ...]) -> tuple[int, int] | None:
+    """(the first boundary's epoch second, the gcd of every boundary's distance from it), None when one has
+    microseconds: every boundary lies on a grain of `seconds` from `offset` exactly when the first does and the
+    gcd is a multiple of `seconds`. Cached (`LONG_BOUNDARIES`)."""
+    long = len(boundaries) > LONG_BOUNDARIES
+    return (_epochs_spread_long if long else _epochs_spread_short)(boundaries)
 
 
 def merge_intervals(intervals) -> list[tuple[datetime, datetime]]:

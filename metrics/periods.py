@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from metrics.cubes import QUARTER_SECONDS, is_local_midnight, local_midnight
+from metrics.cubes import LONG_BOUNDARIES, LONG_CACHED, QUARTER_SECONDS, is_local_midnight, local_midnight
 
 
 class Granularity:
@@ -53,7 +53,9 @@ def boundaries_get(*, start: datetime, end: datetime, zone: ZoneInfo, granularit
     """[start, ..., end]: the range's ends and every period boundary strictly between them, as UTC
     instants. A range whose ends are not period boundaries gets clipped first and last periods.
     `OffGrid` when a boundary between the ends (an hour: any instant of the range) is off the quarter-hours."""
-    return list(_boundaries(start, end, zone, granularity))
+    length = _GRAIN_LENGTH.get(granularity)
+    long = length is not None and end - start > length * LONG_BOUNDARIES  # more boundaries than that (about)
+    return list((_boundaries_long if long else _boundaries)(start, end, zone, granularity))
 
 
 def period_floor(moment: datetime, zone: ZoneInfo, granularity: str) -> datetime:
@@ -72,8 +74,7 @@ def period_floor(moment: datetime, zone: ZoneInfo, granularity: str) -> datetime
     return floor if floor <= moment else moment
 
 
-@lru_cache(maxsize=512)  # dashboards repeat the same ranges; a year by day is 366 zone conversions
-def _boundaries(start: datetime, end: datetime, zone: ZoneInfo, granularity: str) -> tuple[datetime, ...]:
+def _boundaries_compute(start: datetime, end: datetime, zone: ZoneInfo, granularity: str) -> tuple[datetime, ...]:
     out: list[datetime] = [start]
     if granularity == Granularity.HOUR:
         # Every instant where a local hour starts (twice the same wall hour when clocks go back).
@@ -111,6 +112,14 @@ def _boundaries(start: datetime, end: datetime, zone: ZoneInfo, granularity: str
                 out.append(moment)
     out.append(end)
     return tuple(out)
+
+
+# Dashboards repeat the same ranges (a year by day is 366 zone conversions); a long tuple of boundaries is kept
+# only among a few (metrics.cubes.LONG_BOUNDARIES).
+_boundaries = lru_cache(maxsize=512)(_boundaries_compute)
+_boundaries_long = lru_cache(maxsize=LONG_CACHED)(_boundaries_compute)
+_GRAIN_LENGTH = {Granularity.HOUR: timedelta(hours=1), Granularity.DAY: timedelta(days=1),
+                 Granularity.WEEK: timedelta(days=7), Granularity.MONTH: timedelta(days=28)}
 
 
 @lru_cache(maxsize=512)

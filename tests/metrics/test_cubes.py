@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metrics.cubes import CUBES
+from metrics.cubes import CUBES, LONG_CACHED, _epochs_spread_long, _epochs_spread_short
 
 UTC_GRAINS = [c for c in CUBES if c.seconds is not None]  # hour, hour from :30, quarter-hour
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -27,3 +27,13 @@ def test_on_grain_all_over_a_year_of_hours_in_asia_kolkata_fits_the_hours_from_h
     hours = tuple(datetime(2025, 1, 1, 0, 30, tzinfo=UTC) + timedelta(hours=h) for h in range(8_760))
     assert {c.key for c in UTC_GRAINS if c.on_grain_all(hours)} == {
         c.key for c in UTC_GRAINS if c.offset == 1800 or c.seconds == 900}
+
+
+def test_a_long_boundary_tuple_is_cached_among_a_few():
+    _epochs_spread_short.cache_clear()
+    _epochs_spread_long.cache_clear()
+    for i in range(LONG_CACHED + 3):
+        hours = tuple(BASE + timedelta(days=i, hours=h) for h in range(8_760))
+        assert UTC_GRAINS[0].on_grain_all(hours) and UTC_GRAINS[0].on_grain_all(hours[:24])
+    assert _epochs_spread_long.cache_info().currsize == LONG_CACHED
+    assert _epochs_spread_short.cache_info().currsize == LONG_CACHED + 3

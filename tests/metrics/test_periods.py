@@ -6,10 +6,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from metrics.periods import OffGrid, boundaries_get, is_quarter
+from metrics.cubes import LONG_CACHED
+from metrics.periods import OffGrid, _boundaries, _boundaries_long, boundaries_get, is_quarter
 from tests.metrics.records import interaction_build, records_store
 
 APIA = ZoneInfo("Pacific/Apia")  # skipped 2011-12-30 when it moved west of the date line
+UTC_ZONE = ZoneInfo("UTC")
 
 
 def _reference_day_starts(first: datetime, last: datetime, zone: ZoneInfo) -> list[datetime]:
@@ -54,6 +56,20 @@ def test_an_hour_series_starts_at_every_local_hour(zone, year):
     start, end = datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
     bounds = boundaries_get(start=start, end=end, zone=tz, granularity="hour")
     assert bounds == [start, *_reference_hour_starts(start, end, tz), end]
+
+
+def test_long_boundary_tuples_are_cached_among_a_few():
+    """A year of hours (an hour-of-day grouping's nesting) is ~0.5 MB, ten years 5 MB: such tuples must not
+    fill the 512 places the short ones have."""
+    _boundaries.cache_clear()
+    _boundaries_long.cache_clear()
+    for i in range(LONG_CACHED + 3):
+        start = datetime(2020, 1, 1, tzinfo=UTC) + timedelta(days=i)
+        hours = boundaries_get(start=start, end=start + timedelta(days=365), zone=UTC_ZONE, granularity="hour")
+        days = boundaries_get(start=start, end=start + timedelta(days=365), zone=UTC_ZONE, granularity="day")
+        assert (len(hours), len(days)) == (8761, 366)
+    assert _boundaries_long.cache_info().currsize == LONG_CACHED
+    assert _boundaries.cache_info().currsize == LONG_CACHED + 3  # the days
 
 
 SINGAPORE = ZoneInfo("Asia/Singapore")  # +07:00 until 1933, +07:20 until 1941-09-01, +07:30 after
