@@ -3,7 +3,7 @@
 24-byte array header. A day × agent row's four sketches (~5 bins each) go from ~220 to ~80 bytes.
 
 PostgreSQL: each sketch table is rewritten once (`ALTER COLUMN … TYPE bytea USING`, the conversion a
-temporary function), and the bytes functions (`metrics.measures.PG_SKETCH_SQL`: build from raw bins,
+temporary function), and the bytes functions (`_sketch_v2`: build from raw bins,
 the merge aggregate) replace the bigint[] ones (`_sketch_v1`). SQLite (development): the JSON lists are
 rewritten as bytes in place (the column keeps its declared type; SQLite stores bytes as they are).
 Backwards: the reverse, exactly (a count split over pairs is added up again).
@@ -15,8 +15,8 @@ from sys import byteorder
 
 from django.db import migrations, models
 
-import metrics.measures
 from metrics.migrations._sketch_v1 import PG_SKETCH_DROP_SQL_V1, PG_SKETCH_SQL_V1
+from metrics.migrations._sketch_v2 import PG_SKETCH_DROP_SQL_V2, PG_SKETCH_SQL_V2
 
 COLUMNS = {
     "metrics_interactionsketchbucket": ["first_response_seconds_sketch", "resolution_seconds_sketch",
@@ -98,7 +98,7 @@ def sketches_to_pairs(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         _sqlite_rewrite(schema_editor, lambda text: _pairs(json.loads(text)) or None)
         return
-    _pg_rewrite(schema_editor, create=metrics.measures.PG_SKETCH_SQL, converter=(_TO_PAIRS, _PG_TO_PAIRS), column_type="bytea",
+    _pg_rewrite(schema_editor, create=PG_SKETCH_SQL_V2, converter=(_TO_PAIRS, _PG_TO_PAIRS), column_type="bytea",
                 drop=PG_SKETCH_DROP_SQL_V1)
 
 
@@ -107,7 +107,7 @@ def sketches_to_v1(apps, schema_editor):
         _sqlite_rewrite(schema_editor, lambda value: json.dumps(_entries(bytes(value))))
         return
     _pg_rewrite(schema_editor, create=PG_SKETCH_SQL_V1, converter=(_TO_V1, _PG_TO_V1), column_type="bigint[]",
-                drop=metrics.measures.PG_SKETCH_DROP_SQL)
+                drop=PG_SKETCH_DROP_SQL_V2)
 
 
 class Migration(migrations.Migration):

@@ -8,6 +8,8 @@ import pytest
 
 from metrics.catalog import MEASURES_BY_KEY, quantile
 from metrics.measures import (
+    BYTE_MAX,
+    COMPACT_TAG,
     COUNT,
     LINEAR_BINS,
     MAX_BIN,
@@ -15,9 +17,9 @@ from metrics.measures import (
     QUANTILE,
     SUM,
     sketch_bin,
+    sketch_bins_counts,
     sketch_counts,
     sketch_pack,
-    sketch_pairs,
     sketch_quantile,
     sketch_representative,
 )
@@ -69,19 +71,34 @@ def test_sketch_quantile_of_nothing_is_null():
     assert quantile("first_response_seconds_sketch", 0.9).evaluate({}) == (None, 0)
 
 
-def test_sketch_pack_is_big_endian_pairs_of_bin_and_count_in_bin_order():
-    # Hand-written bytes: bin 3 twice, bin 700 once; PostgreSQL writes the same with int2send.
-    assert sketch_pack({700: 1, 3: 2}) == bytes([0, 3, 0, 2, 2, 188, 0, 1])
-    assert list(sketch_pairs(sketch_pack({700: 1, 3: 2}))) == [3, 2, 700, 1]
+def test_sketch_pack_is_byte_pairs_of_step_and_count_where_counts_are_small():
+    # Hand-written bytes: the tag, bin 3 twice (step 3 from bin 0), bin 200 once (step 197), bin 700 once
+    # (step 500: a step of 255 with no count, then 245). 9 bytes where the wide layout takes 12.
+    packed = sketch_pack({700: 1, 3: 2, 200: 1})
+    assert packed == bytes([COMPACT_TAG, 3, 2, 197, 1, 255, 0, 245, 1])
+    assert sketch_bins_counts(packed) == ([3, 200, 455, 700], bytes([2, 1, 0, 1]))
+    assert sketch_pack({1: 255, 2: 1}) == bytes([COMPACT_TAG, 1, 255, 1, 1])  # a count of a byte at most
     assert sketch_pack({}) == b"" and sketch_pack({5: 0}) == b""
     assert sketch_pack([0, 2, 0, 1]) == sketch_pack({1: 2, 3: 1})  # a list indexed by bin
+
+
+def test_sketch_pack_is_big_endian_pairs_of_bin_and_count_where_that_is_shorter():
+    # Bin 3 counts 1,000 and bin 700 counts 2: four byte pairs and three steps would take 15 bytes, the wide
+    # layout 8. PostgreSQL writes the same with int2send.
+    assert sketch_pack({700: 2, 3: 1000}) == bytes([0, 3, 3, 232, 2, 188, 0, 2])
+    bins, counts = sketch_bins_counts(sketch_pack({700: 2, 3: 1000}))
+    assert (list(bins), list(counts)) == ([3, 700], [1000, 2])
+    # A count above a byte (300, beside counts of 1): wide. One bin at step 700: the tag and three byte pairs
+    # would take 7 bytes, the wide pair 4.
+    assert sketch_pack({0: 300, 1: 1, 2: 1}) == bytes([0, 0, 1, 44, 0, 1, 0, 1, 0, 2, 0, 1])
+    assert sketch_pack({700: 1}) == bytes([2, 188, 0, 1])
 
 
 def test_a_count_above_a_pair_is_split_and_read_back_exactly():
     counts = {0: 1, 10: PAIR_MAX, 11: PAIR_MAX + 1, MAX_BIN: 5 * PAIR_MAX + 7, 600: 2_000_000_000}
     packed = sketch_pack(counts)
     assert sketch_counts(packed) == counts and sketch_quantile(packed, 0.5)[1] == sum(counts.values())
-    assert all(c <= PAIR_MAX for c in sketch_pairs(packed)[1::2])
+    assert packed[0] != COMPACT_TAG and all(c <= PAIR_MAX for c in sketch_bins_counts(packed)[1])
     n = sum(counts.values())
     for q in (0.0001, 0.5, 0.99, 1.0):
         rank = max(math.ceil(q * n - 1e-9), 1)
@@ -100,7 +117,7 @@ def test_kinds_merge_as_their_meaning():
     a, b = _packed([1.0, 150.0, 150.0]), _packed([150.0, 9000.0])
     merged = QUANTILE.merge([a, b, QUANTILE.empty()])
     assert sketch_counts(merged) == sketch_counts(_packed([1.0, 150.0, 150.0, 150.0, 9000.0]))
-    bins = list(sketch_pairs(merged)[::2])
+    bins = list(sketch_bins_counts(merged)[0])
     assert bins == sorted(set(bins))  # canonical: one pair per bin, in bin order
     assert QUANTILE.load(None) == b"" and QUANTILE.load(memoryview(a)) == a
     # A cube row read as stored (`read_is_state`) is None where its bucket had no duration: empty.
@@ -168,3 +185,30 @@ def test_the_sample_size_adds_the_counts_exactly():
         packed = sketch_pack(counts)
         assert sketch_quantile(packed, 0.5)[1] == sum(counts.values())
         assert QUANTILE.merge([packed, packed]) == sketch_pack({b: 2 * c for b, c in counts.items()})
+
+
+def test_either_layout_reads_back_the_counts_and_the_quantile_of_the_plain_sort():
+    """Drawn sketches from a few values to bins of thousands: each packs in the shorter layout, whose counts
+    and nearest-rank quantiles are those of the values sorted."""
+    rng = random.Random(11)
+    layouts = set()
+    for case in range(400):
+        size = rng.choice([1, 3, 20, 300, 5000])
+        spread = rng.choice([5, 60, 900])
+        values = [rng.uniform(0, 10) * spread + rng.choice([0, 0, 10_000 * rng.random()]) for _ in range(size)]
+        counts: dict[int, int] = {}
+        for v in values:
+            counts[sketch_bin(v)] = counts.get(sketch_bin(v), 0) + 1
+        packed = sketch_pack(counts)
+        layouts.add(packed[0] == COMPACT_TAG)
+        assert sketch_counts(packed) == counts, case
+        bins, pair_counts = sketch_bins_counts(packed)
+        assert max(pair_counts) <= (BYTE_MAX if packed[0] == COMPACT_TAG else PAIR_MAX)
+        wide_size = 4 * sum(-(-c // PAIR_MAX) for c in counts.values())
+        assert len(packed) <= wide_size and (packed[0] == COMPACT_TAG) == (max(counts.values()) <= BYTE_MAX
+                                                                           and len(packed) < wide_size)
+        ordered = sorted(sketch_bin(v) for v in values)
+        for q in (0.01, 0.5, 0.9, 1.0):
+            rank = max(math.ceil(q * len(values) - 1e-9), 1)
+            assert sketch_quantile(packed, q) == (sketch_representative(ordered[rank - 1]), len(values)), (case, q)
+    assert layouts == {True, False}
