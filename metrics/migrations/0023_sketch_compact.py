@@ -1,6 +1,6 @@
 """Quantile sketches in the shorter of two layouts (`metrics.measures.sketch_pack`): the wide one of 0019 (a
-pair of 16-bit integers (bin, count) per bin, 4 bytes) or, where every count fits a byte, a compact one (a
-tag byte, then a pair of bytes (step from the previous bin, count) per bin, 2 bytes). Most bins of a day × agent or day × channel sketch
+pair of 16-bit integers (bin, count) per bin, 4 bytes) or, where every count is at most 64, a compact one (a
+tag byte, then a 16-bit word (bin << 6 | count - 1) per bin, 2 bytes). Most bins of a day × agent or day × channel sketch
 count a few values: the interaction sketches at 1M interactions go from 71 to 36 MB of sketch bytes.
 
 PostgreSQL: the functions of `metrics.measures.PG_SKETCH_SQL` (build from raw bins, and a merge over the
@@ -28,38 +28,29 @@ COLUMNS = {
 # the code after it).
 PAIR_MAX = 32767
 COMPACT_TAG = 0xFE
-BYTE_MAX = 255
+COMPACT_COUNT_MAX = 64
 
 _TO_WIDE = "pg_temp.cskpi_sketch_wide"
 _PG_TO_WIDE = f"""CREATE FUNCTION {_TO_WIDE}(s bytea) RETURNS bytea
 LANGUAGE sql IMMUTABLE STRICT AS $$
   SELECT CASE WHEN substring(s FROM 1 FOR 1) <> '\\x{COMPACT_TAG:02x}'::bytea THEN s ELSE (
-    SELECT string_agg(int2send(b::int2) || int2send(least(total - k::bigint * {PAIR_MAX}, {PAIR_MAX})::int2), ''
-                      ORDER BY b, k)
-    FROM (SELECT b, sum(c) AS total
-          FROM (SELECT sum(get_byte(s, i)) OVER (ORDER BY i) AS b, get_byte(s, i + 1) AS c
-                FROM generate_series(1, length(s) - 2, 2) AS i) pairs
-          GROUP BY b HAVING sum(c) > 0) grouped
-    CROSS JOIN LATERAL generate_series(0, ((total - 1) / {PAIR_MAX})::int) AS k) END
+    SELECT string_agg(int2send((get_byte(s, i) * 4 + get_byte(s, i + 1) / 64)::int2)
+                      || int2send((get_byte(s, i + 1) % 64 + 1)::int2), '' ORDER BY i)
+    FROM generate_series(1, length(s) - 2, 2) AS i) END
 $$"""
 
 
 def _counts(state: bytes) -> dict[int, int]:
     """Counts per bin of a state in either layout."""
-    counts: dict[int, int] = {}
-    if not state:
-        return counts
-    if state[0] == COMPACT_TAG:
-        b = 0
-        for i in range(1, len(state), 2):
-            b += state[i]
-            if state[i + 1]:
-                counts[b] = counts.get(b, 0) + state[i + 1]
-        return counts
     values = array("H")
-    values.frombytes(state)
+    values.frombytes(state[1:] if state[:1] == bytes((COMPACT_TAG,)) else state)
     if byteorder == "little":
         values.byteswap()
+    counts: dict[int, int] = {}
+    if state[:1] == bytes((COMPACT_TAG,)):
+        for word in values:
+            counts[word >> 6] = (word & 63) + 1
+        return counts
     for b, c in zip(values[::2], values[1::2], strict=True):
         counts[b] = counts.get(b, 0) + c
     return counts
@@ -78,18 +69,14 @@ def _wide(counts: dict[int, int]) -> bytes:
 
 def _shorter(counts: dict[int, int]) -> bytes:
     """The stored form of `counts` in the layout metrics.measures.sketch_pack chooses: compact where every
-    count fits a byte and it is shorter."""
+    count is at most COMPACT_COUNT_MAX."""
     items = [(b, c) for b, c in sorted(counts.items()) if c]
-    compact, previous = bytearray((COMPACT_TAG,)), 0
-    for b, c in items:
-        if c > BYTE_MAX:
-            return _wide(counts)
-        step, previous = b - previous, b
-        while step > BYTE_MAX:
-            compact += bytes((BYTE_MAX, 0))
-            step -= BYTE_MAX
-        compact += bytes((step, c))
-    return bytes(compact) if items and len(compact) < 4 * len(items) else _wide(counts)
+    if not items or any(c > COMPACT_COUNT_MAX for _, c in items):
+        return _wide(counts)
+    words = array("H", (b << 6 | (c - 1) for b, c in items))
+    if byteorder == "little":
+        words.byteswap()
+    return bytes((COMPACT_TAG,)) + words.tobytes()
 
 
 def _sqlite_rewrite(schema_editor, convert) -> None:

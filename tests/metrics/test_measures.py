@@ -8,7 +8,7 @@ import pytest
 
 from metrics.catalog import MEASURES_BY_KEY, quantile
 from metrics.measures import (
-    BYTE_MAX,
+    COMPACT_COUNT_MAX,
     COMPACT_TAG,
     COUNT,
     LINEAR_BINS,
@@ -71,27 +71,22 @@ def test_sketch_quantile_of_nothing_is_null():
     assert quantile("first_response_seconds_sketch", 0.9).evaluate({}) == (None, 0)
 
 
-def test_sketch_pack_is_byte_pairs_of_step_and_count_where_counts_are_small():
-    # Hand-written bytes: the tag, bin 3 twice (step 3 from bin 0), bin 200 once (step 197), bin 700 once
-    # (step 500: a step of 255 with no count, then 245). 9 bytes where the wide layout takes 12.
-    packed = sketch_pack({700: 1, 3: 2, 200: 1})
-    assert packed == bytes([COMPACT_TAG, 3, 2, 197, 1, 255, 0, 245, 1])
-    assert sketch_bins_counts(packed) == ([3, 200, 455, 700], bytes([2, 1, 0, 1]))
-    assert sketch_pack({1: 255, 2: 1}) == bytes([COMPACT_TAG, 1, 255, 1, 1])  # a count of a byte at most
+def test_sketch_pack_is_words_of_bin_and_count_where_every_count_is_small():
+    # Hand-written bytes: the tag, then bin 3 twice (3 << 6 | 1 = 0x00C1), bin 700 once (700 << 6 | 0 =
+    # 0xAF00), bin 1023 sixty-four times (0xFFFF). PostgreSQL writes the same with int4send.
+    packed = sketch_pack({700: 1, 3: 2, MAX_BIN: COMPACT_COUNT_MAX})
+    assert packed == bytes([COMPACT_TAG, 0x00, 0xC1, 0xAF, 0x00, 0xFF, 0xFF])
+    bins, counts = sketch_bins_counts(packed)
+    assert (list(bins), list(counts)) == ([3, 700, MAX_BIN], [2, 1, COMPACT_COUNT_MAX])
     assert sketch_pack({}) == b"" and sketch_pack({5: 0}) == b""
     assert sketch_pack([0, 2, 0, 1]) == sketch_pack({1: 2, 3: 1})  # a list indexed by bin
 
 
-def test_sketch_pack_is_big_endian_pairs_of_bin_and_count_where_that_is_shorter():
-    # Bin 3 counts 1,000 and bin 700 counts 2: four byte pairs and three steps would take 15 bytes, the wide
-    # layout 8. PostgreSQL writes the same with int2send.
-    assert sketch_pack({700: 2, 3: 1000}) == bytes([0, 3, 3, 232, 2, 188, 0, 2])
+def test_sketch_pack_is_big_endian_pairs_of_bin_and_count_where_a_count_is_larger():
+    # Bin 3 counts 65 (one more than a word holds) and bin 700 counts 2. PostgreSQL writes the same with int2send.
+    assert sketch_pack({700: 2, 3: COMPACT_COUNT_MAX + 1}) == bytes([0, 3, 0, 65, 2, 188, 0, 2])
     bins, counts = sketch_bins_counts(sketch_pack({700: 2, 3: 1000}))
     assert (list(bins), list(counts)) == ([3, 700], [1000, 2])
-    # A count above a byte (300, beside counts of 1): wide. One bin at step 700: the tag and three byte pairs
-    # would take 7 bytes, the wide pair 4.
-    assert sketch_pack({0: 300, 1: 1, 2: 1}) == bytes([0, 0, 1, 44, 0, 1, 0, 1, 0, 2, 0, 1])
-    assert sketch_pack({700: 1}) == bytes([2, 188, 0, 1])
 
 
 def test_a_count_above_a_pair_is_split_and_read_back_exactly():
@@ -188,8 +183,8 @@ def test_the_sample_size_adds_the_counts_exactly():
 
 
 def test_either_layout_reads_back_the_counts_and_the_quantile_of_the_plain_sort():
-    """Drawn sketches from a few values to bins of thousands: each packs in the shorter layout, whose counts
-    and nearest-rank quantiles are those of the values sorted."""
+    """Drawn sketches from a few values to bins of thousands: each packs in its layout, whose counts and
+    nearest-rank quantiles are those of the values sorted."""
     rng = random.Random(11)
     layouts = set()
     for case in range(400):
@@ -203,10 +198,10 @@ def test_either_layout_reads_back_the_counts_and_the_quantile_of_the_plain_sort(
         layouts.add(packed[0] == COMPACT_TAG)
         assert sketch_counts(packed) == counts, case
         bins, pair_counts = sketch_bins_counts(packed)
-        assert max(pair_counts) <= (BYTE_MAX if packed[0] == COMPACT_TAG else PAIR_MAX)
-        wide_size = 4 * sum(-(-c // PAIR_MAX) for c in counts.values())
-        assert len(packed) <= wide_size and (packed[0] == COMPACT_TAG) == (max(counts.values()) <= BYTE_MAX
-                                                                           and len(packed) < wide_size)
+        assert max(pair_counts) <= (COMPACT_COUNT_MAX if packed[0] == COMPACT_TAG else PAIR_MAX)
+        assert (packed[0] == COMPACT_TAG) == (max(counts.values()) <= COMPACT_COUNT_MAX)
+        assert len(packed) == (1 + 2 * len(counts) if packed[0] == COMPACT_TAG
+                               else 4 * sum(-(-c // PAIR_MAX) for c in counts.values()))
         ordered = sorted(sketch_bin(v) for v in values)
         for q in (0.01, 0.5, 0.9, 1.0):
             rank = max(math.ceil(q * len(values) - 1e-9), 1)
