@@ -1,9 +1,8 @@
 """metrics 0019 stores quantile sketches as bytes of (bin, count) pairs: every sketch keeps its counts,
 forwards and backwards, and the database's percentile reads agree with the converted rows."""
 
-from array import array
+import importlib
 from datetime import UTC, datetime
-from sys import byteorder
 
 import pytest
 from django.db import connection
@@ -24,16 +23,9 @@ SKETCHES = {
 }
 
 
-def _wide(counts):
-    """The canonical bytes 0019 writes: big-endian (bin, count) pairs in bin order, a count split at PAIR_MAX."""
-    pairs = array("H")
-    for b, c in sorted(counts.items()):
-        while c > 0:
-            pairs.extend((b, min(c, PAIR_MAX)))
-            c -= min(c, PAIR_MAX)
-    if byteorder == "little":
-        pairs.byteswap()
-    return pairs.tobytes()
+# The canonical bytes 0019 writes: big-endian (bin, count) pairs in bin order, a count split at PAIR_MAX (the
+# wide layout, frozen in 0023).
+_wide = importlib.import_module("metrics.migrations.0023_sketch_compact")._wide
 
 
 def _v1(counts):
