@@ -2,7 +2,7 @@
 a compact one (a tag byte, then a 16-bit word (bin << 6 | count - 1) per bin, 2 bytes), else the wide one of
 0019 (a pair of 16-bit integers (bin, count) per bin, 4 bytes). Most bins of a day × agent or day × channel
 sketch count a few values: the interaction sketches at 1M interactions go from 71 to 36 MB of sketch bytes
-(the table 113 → 77 MB), rewritten in 52 s (97 s at 5M).
+(the table 113 → 77 MB), rewritten in 39 s (68 s at 5M).
 
 PostgreSQL: the functions of `metrics.measures.PG_SKETCH_SQL` (build from raw bins, and a merge over the
 group's gathered states, `cskpi_sketch_merge(bytea[])`; made from the current code, as 0019 did, and to be
