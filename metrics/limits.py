@@ -24,7 +24,7 @@ from metrics.cubes import (
     EXACT_CUBE,
 )
 from metrics.models import BUCKET_MODELS, CUBE_TABLES, MEASURE_TABLES
-from metrics.periods import boundaries_get
+from metrics.periods import boundaries_get, boundaries_tuple
 from metrics.planner import DEPARTMENT, HOUR_OF_DAY, RECORD_DIMENSIONS, WEEKDAY, cubes_kept, scope_cube_choose
 from metrics.reader import cube_rows, from_raw, raw_dimension, raw_rows
 
@@ -35,8 +35,8 @@ def result_cells_check(*, query) -> int:
     """The answer's cell count; 400 `result_too_large` when it is over CSKPI_MAX_RESULT_CELLS, or when
     a grouped query would read more than CSKPI_MAX_READ_ROWS rows of a local-day cube."""
     cap = settings.CSKPI_MAX_RESULT_CELLS
-    periods = len(boundaries_get(start=query.start, end=query.end, zone=query.tz,
-                                 granularity=query.granularity)) - 1
+    periods = len(boundaries_tuple(start=query.start, end=query.end, zone=query.tz,
+                                   granularity=query.granularity)) - 1
     record_types = list(dict.fromkeys(rt for kpi in query.kpis for rt in kpi.record_types))
     dims = [d for d in DIMENSIONS if d in query.group_by]
     by_department = DEPARTMENT in query.group_by

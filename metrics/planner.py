@@ -21,7 +21,7 @@ from metrics.cubes import (
     TOPIC,
     Cube,
 )
-from metrics.periods import Granularity, boundaries_get
+from metrics.periods import Granularity, boundaries_get, boundaries_tuple
 
 DEPARTMENT = "department"
 WEEKDAY = "weekday"  # ISO weekday of the record's time in the query zone, 1 = Monday … 7
@@ -186,7 +186,7 @@ def scope_cube_choose(*, query: KpiQuery, scope: DepartmentScope, record_type: s
     """The cube serving one department's part of the query for `record_type`, among the type's cubes
     (`cubes_kept`) and, when given, the table's (`kept`)."""
     start, end = boundaries[0], boundaries[-1]
-    nesting = {grain: tuple(boundaries_get(start=start, end=end, zone=query.tz, granularity=grain))
+    nesting = {grain: boundaries_tuple(start=start, end=end, zone=query.tz, granularity=grain)
                for dimension, grain in TIME_DIMENSIONS.items() if dimension in query.group_by}
     type_cubes = frozenset(c.key for c in cubes_kept(record_type))
     return cube_choose(needed=dimensions_needed(query, scope, record_type), boundaries=boundaries,

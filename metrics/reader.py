@@ -25,7 +25,7 @@ from ingestion.presence import segment_seconds
 from metrics.cubes import AGENT, DIMENSION_COLUMNS, DIMENSIONS, EXACT_CUBE, Cube, LocalPart, PeriodIndex
 from metrics.measures import ElementList, Measure, bounded_source, state_intervals_read
 from metrics.models import MEASURE_TABLES, CubeTable
-from metrics.periods import Granularity, boundaries_get
+from metrics.periods import Granularity, boundaries_tuple
 from metrics.planner import (
     DEPARTMENT,
     HOUR_OF_DAY,
@@ -457,7 +457,7 @@ def _intervals_read(*, measures: list[Measure], query: KpiQuery, scope: Departme
     edges = set(boundaries)
     for name, grain in TIME_DIMENSIONS.items():
         if name in names:
-            edges.update(boundaries_get(start=start, end=end, zone=zone, granularity=grain))
+            edges.update(boundaries_tuple(start=start, end=end, zone=zone, granularity=grain))
     edges = sorted(edges)
     owner_column = DIMENSION_COLUMNS[AGENT]  # a state record's only dimension (the others are '')
     owner_at = names.index(owner_column) if owner_column in names and owner_column in spec.dimensions else None

@@ -20,7 +20,7 @@ from metrics.periods import (
     Granularity,
     OffGrid,
     add_months,
-    boundaries_get,
+    boundaries_tuple,
     is_quarter,
     previous_range,
 )
@@ -209,7 +209,7 @@ class KpiQueryInputSerializer(QueryParametersSerializer):
                     if not is_quarter(edge):
                         raise OffGrid(edge, query.tz)
                 for grain in grains:
-                    boundaries_get(start=start, end=end, zone=query.tz, granularity=grain)
+                    boundaries_tuple(start=start, end=end, zone=query.tz, granularity=grain)
         except OffGrid as off:
             local = off.moment.astimezone(query.tz)
             raise _invalid("timezone", f"{query.zone}'s local hours and days around {local.isoformat()} do not "
