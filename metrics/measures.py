@@ -366,8 +366,9 @@ def sketch_representative(index: int) -> float:
     return LINEAR_LIMIT * 2 * GAMMA ** (index - LINEAR_BINS) / (GAMMA + 1)
 
 
-def _wide_pairs(state) -> array:
-    """A wide state's 16-bit integers in machine order: bins at even places, counts at odd ones."""
+def _uint16s(state) -> array:
+    """Bytes' big-endian 16-bit integers in machine order: a wide state's bins and counts (bins at even places,
+    counts at odd ones), or a compact state's words after its tag."""
     pairs = array("H")
     pairs.frombytes(state)
     if _SWAP:
@@ -379,9 +380,9 @@ def sketch_bins_counts(state) -> tuple:
     """(bins, counts) of a non-empty stored state, pair by pair, in bin order (a bin repeats where its count is
     split)."""
     if state[0] == COMPACT_TAG:
-        words = _wide_pairs(state[1:])
+        words = _uint16s(state[1:])
         return [w >> 6 for w in words], state[2::2].translate(_COMPACT_COUNTS)
-    pairs = _wide_pairs(state)
+    pairs = _uint16s(state)
     return pairs[::2], pairs[1::2]
 
 
@@ -427,7 +428,7 @@ def sketch_quantile(state, q: float) -> tuple[float | None, int]:
     if not state:
         return None, 0
     compact = state[0] == COMPACT_TAG
-    pairs = None if compact else _wide_pairs(state)
+    pairs = None if compact else _uint16s(state)
     running = list(accumulate(state[2::2].translate(_COMPACT_COUNTS) if compact else pairs[1::2]))
     n = running[-1]
     if n == 0:

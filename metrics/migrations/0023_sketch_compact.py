@@ -44,12 +44,13 @@ $$"""
 
 def _counts(state: bytes) -> dict[int, int]:
     """Counts per bin of a state in either layout."""
+    compact = state[:1] == bytes((COMPACT_TAG,))
     values = array("H")
-    values.frombytes(state[1:] if state[:1] == bytes((COMPACT_TAG,)) else state)
+    values.frombytes(state[1:] if compact else state)
     if byteorder == "little":
         values.byteswap()
     counts: dict[int, int] = {}
-    if state[:1] == bytes((COMPACT_TAG,)):
+    if compact:
         for word in values:
             counts[word >> 6] = (word & 63) + 1
         return counts

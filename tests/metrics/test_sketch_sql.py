@@ -9,12 +9,13 @@ from django.db.models import F
 
 from cskpi.models import Department
 from metrics.measures import MAX_BIN, PAIR_MAX, QUANTILE, _SketchBuild, _SketchMerge, sketch_bin, sketch_pack
-from metrics.models import CUBE_TABLES
+from metrics.models import MEASURE_TABLES
 
 pytestmark = pytest.mark.django_db
 
 T0 = datetime(2026, 5, 4, 17, tzinfo=UTC)
-COUNTS, SKETCHES = (t.model for t in CUBE_TABLES["interaction"][:2])
+COUNTS = MEASURE_TABLES["interactions"].model
+SKETCHES = MEASURE_TABLES["first_response_seconds_sketch"].model
 
 
 def test_the_database_merges_drawn_sketches_as_python_does():
