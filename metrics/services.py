@@ -365,7 +365,7 @@ def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, source:
     dimensions = [DIMENSION_COLUMNS[d] for d in DIMENSIONS]
     qn = connection.ops.quote_name
     columns = ", ".join(qn(m.key) for m in measures)
-    values = ", ".join(f"s.{qn('c_' + m.key)}" for m in measures)
+    values = ", ".join(m.kind.stored(f"s.{qn('c_' + m.key)}") for m in measures)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {qn(table.model._meta.db_table)} (cube, department_id, bucket_start, "
@@ -464,7 +464,8 @@ def _intervals_build(*, record_type: str, table: CubeTable, cubes: list[Cube], d
         for (bucket, owner), by_state in seconds[n].items():
             states = [m.kind.from_seconds(m, by_state) for m in table.measures]
             if any(states):  # time wholly offline adds nothing to any measure: no row, as for no event
-                rows.append((cube.key, department.id, bucket, owner, *([""] * len(others)), *states))
+                rows.append((cube.key, department.id, bucket, owner, *([""] * len(others)),
+                             *(m.kind.dump(state) for m, state in zip(table.measures, states, strict=True))))
         _rows_write(table.model._meta.db_table, columns, rows)
 
 

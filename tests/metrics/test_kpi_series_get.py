@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from ingestion.models import Cashout, Interaction, RecordChange, SurveyResponse
 from metrics.catalog import KPIS
-from metrics.models import BUCKET_MODELS, CustomerFirstContact
+from metrics.models import BUCKET_MODELS, CustomerFirstContact, InteractionBucket
 from metrics.selectors import DepartmentScope, KpiQuery, kpi_series_get, query_plan
 from tests.factories import DepartmentFactory
 from tests.metrics.records import (
@@ -299,6 +299,26 @@ def test_kpi_series_get_hand_computed_day_series(department):
     assert by_kpi["first_response_time"]["value"] == 60.0
     assert by_kpi["average_wait_time"]["value"] == 30.0
     assert by_kpi["abandonment_rate"]["value"] == pytest.approx(100 / 3)
+
+
+@pytest.mark.parametrize("granularity", ["day", "total"])  # one cube row per period as stored; rows summed
+def test_a_count_of_zero_stored_as_null_reads_as_the_integer_zero(department, granularity):
+    tz = ZoneInfo("Asia/Ho_Chi_Minh")
+    day = datetime(2026, 5, 4, tzinfo=tz)
+    records_store([interaction_build(department=department, created_at=day + timedelta(days=d, hours=9),
+                                     status="resolved") for d in (0, 0, 1)])
+    assert InteractionBucket.objects.filter(missed__isnull=True).exists()
+    query = KpiQuery(kpis=(KPIS["missed_calls"], KPIS["abandonment_rate"], KPIS["interactions"]),
+                     scopes=(DepartmentScope(department),), start=day.astimezone(UTC),
+                     end=(day + timedelta(days=2)).astimezone(UTC), zone="Asia/Ho_Chi_Minh", granularity=granularity)
+    assert set(query_plan(query=query).values()) == {"day"}
+    by_kpi = {r["kpi"]: r for r in kpi_series_get(query=query)["results"]}
+    missed = by_kpi["missed_calls"]
+    assert missed["value"] == 0 and type(missed["value"]) is int
+    assert by_kpi["abandonment_rate"]["value"] == 0.0 and by_kpi["abandonment_rate"]["sample_size"] == 3
+    if granularity == "day":
+        assert [p["value"] for p in missed["series"]] == [0, 0]
+        assert [p["value"] for p in by_kpi["interactions"]["series"]] == [2, 1]
 
 
 def test_a_percentile_over_departments_where_one_has_no_duration(department):

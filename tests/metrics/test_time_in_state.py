@@ -336,6 +336,21 @@ def test_an_interval_is_cut_exactly_at_period_edges(hcm, clock):
     assert [p["value"] for p in result["series"]] == [2400.0, 2400.0]
 
 
+def test_a_state_with_no_time_in_a_bucket_is_stored_as_null_and_read_as_zero(hcm, clock):
+    """Only busy time: every other state's column holds NULL, never a zero (metrics 0024), and reads 0.0."""
+    [presence] = BUCKET_MODELS["agent_event"]
+    zone = ZoneInfo("Asia/Ho_Chi_Minh")
+    clock.now = datetime(2026, 3, 3, tzinfo=zone)
+    day = datetime(2026, 3, 2, tzinfo=zone)
+    _ingest([_event("z1", day + timedelta(hours=8, minutes=50), "busy"),
+             _event("z2", day + timedelta(hours=10, minutes=10), "offline")])
+    rows = list(presence.objects.values("busy_seconds", "available_seconds", "away_seconds"))
+    assert rows and all(r["busy_seconds"] > 0 and r["available_seconds"] is None and r["away_seconds"] is None
+                        for r in rows)
+    [result] = _series(hcm, "agent_available_time", day + timedelta(hours=8), day + timedelta(hours=11))
+    assert result["value"] == 0.0 and [p["value"] for p in result["series"]] == [0.0, 0.0, 0.0]
+
+
 def test_no_quarter_rows_are_stored_and_a_query_no_cube_fits_cuts_the_raw_events(hcm, clock):
     """The raw events are the exact layer (metrics 0022): the recompute stores no quarter-hour rows, and
     the same 08:50-10:10 interval is read by agent × hour (hour × agent), by hour in a 45-minute zone (the
