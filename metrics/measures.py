@@ -16,7 +16,7 @@ The kinds the engine is written for:
 
 | kind | state per bucket | merge | shipped |
 |---|---|---|---|
-| additive count / sum | a number | + | yes (`Count`, `Sum`) |
+| additive count / sum | a number (zero stored as NULL) | + | yes (`Count`, `Sum`) |
 | quantile | a sparse histogram with ~1 % bins | add counts per bin | yes (`Quantile`) |
 | gap to the predecessor (sum / count) | a number | + | yes (`GapSum`, `GapCount`: system-check intervals) |
 | exact distinct set | a set of ids (roaring bitmap) | union (in Python) | yes (`DistinctSet`, `FirstContactSet`) |
@@ -655,6 +655,42 @@ def state_intervals_read(kind, events: models.QuerySet, *, spans: list[tuple[dat
 # roaring bitmap: ~2 bytes per id in a dense range, far less in runs), merged by union. The ids come
 # from `metrics.CustomerKey` (one per customer string, every department), assigned when the buckets
 # holding a customer are first recomputed (`metrics.customers.customer_ids_get`).
+#
+# Stored in one of two layouts (`set_pack`, migration 0025): roaring's portable serialization, or, where
+# it is shorter, a small set as a tag byte and each id as a little-endian uint32, ascending. Roaring pays
+# 8 bytes of header and 8 a container (a 16-bit high part of the ids) before 2 bytes an id, so a set of a
+# few ids spread over the id space — a fine bucket's customers: an hour of a department, a day of an
+# agent — takes 18–50 bytes there and 5–21 here (the 1M benchmark's sets: 38 → 30 MB of bitmaps). A
+# roaring serialization starts with its cookie (0x3A or 0x3B), never with the tag.
+SET_SMALL_TAG = 0x01
+SET_SMALL_MAX = 64  # ids: past this roaring is the shorter for any spread the ids can have at 2^32
+
+
+def set_pack(state: BitMap) -> bytes | None:
+    """The stored bytes of a set (None: the empty set): the shorter layout."""
+    if not state:
+        return None
+    roaring = state.serialize()
+    if len(state) <= SET_SMALL_MAX and 1 + 4 * len(state) < len(roaring):
+        ids = array("I", state)
+        if sys.byteorder == "big":
+            ids.byteswap()
+        return bytes((SET_SMALL_TAG,)) + ids.tobytes()
+    return roaring
+
+
+def set_unpack(stored) -> BitMap:
+    """The set of stored bytes in either layout (None: the empty set)."""
+    if stored is None:
+        return BitMap()
+    stored = bytes(stored)
+    if stored[:1] != bytes((SET_SMALL_TAG,)):
+        return BitMap.deserialize(stored)
+    ids = array("I")
+    ids.frombytes(stored[1:])
+    if sys.byteorder == "big":
+        ids.byteswap()
+    return BitMap(ids)
 
 
 def _customer_id(field: str) -> Subquery:
@@ -711,10 +747,10 @@ class DistinctSet(MeasureKind):
         raise NotImplementedError("distinct sets are merged in Python")
 
     def load(self, value):
-        return BitMap() if value is None else BitMap.deserialize(bytes(value))
+        return set_unpack(value)
 
     def dump(self, state):
-        return state.serialize() if state else None
+        return set_pack(state)
 
     def merge(self, states):
         states = [s for s in states if s]

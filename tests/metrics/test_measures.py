@@ -5,6 +5,7 @@ import math
 import random
 
 import pytest
+from pyroaring import BitMap
 
 from metrics.catalog import MEASURES_BY_KEY, quantile
 from metrics.measures import (
@@ -15,7 +16,11 @@ from metrics.measures import (
     MAX_BIN,
     PAIR_MAX,
     QUANTILE,
+    SET_SMALL_MAX,
+    SET_SMALL_TAG,
     SUM,
+    set_pack,
+    set_unpack,
     sketch_bin,
     sketch_bins_counts,
     sketch_counts,
@@ -206,4 +211,28 @@ def test_either_layout_reads_back_the_counts_and_the_quantile_of_the_plain_sort(
         for q in (0.01, 0.5, 0.9, 1.0):
             rank = max(math.ceil(q * len(values) - 1e-9), 1)
             assert sketch_quantile(packed, q) == (sketch_representative(ordered[rank - 1]), len(values)), (case, q)
+    assert layouts == {True, False}
+
+
+def test_set_pack_is_a_tag_and_little_endian_ids_where_that_is_shorter_than_roaring():
+    # Two ids in two roaring containers: 28 bytes there, 9 here.
+    assert set_pack(BitMap([1, 70_000])) == bytes([SET_SMALL_TAG, 1, 0, 0, 0, 0x70, 0x11, 1, 0])
+    assert set_pack(BitMap()) is None and set_unpack(None) == BitMap()
+    dense = BitMap(range(100, 140))  # 40 ids in one container: 96 bytes by roaring, 161 as uint32s
+    assert set_pack(dense) == dense.serialize()
+    spread = BitMap(range(0, (SET_SMALL_MAX + 1) << 16, 1 << 16))  # one id a container, one id too many
+    assert set_pack(spread) == spread.serialize()
+    assert set_pack(BitMap(list(spread)[:-1]))[:1] == bytes([SET_SMALL_TAG])
+
+
+def test_either_set_layout_reads_back_the_ids_and_is_the_shorter():
+    rng = random.Random(25)
+    layouts = set()
+    for _ in range(400):
+        top = rng.choice([200, 70_000, 1 << 20, (1 << 32) - 1])
+        ids = BitMap(rng.sample(range(top), rng.randint(1, min(top, 90))))
+        stored = set_pack(ids)
+        assert set_unpack(stored) == ids and set_unpack(memoryview(stored)) == ids
+        assert len(stored) <= len(ids.serialize())
+        layouts.add(stored[:1] == bytes([SET_SMALL_TAG]))
     assert layouts == {True, False}

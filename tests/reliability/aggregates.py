@@ -10,18 +10,16 @@ def canonical(value, column: str = ""):
     """A cube column's value in a comparable form: a quantile sketch (a column of a `Quantile` measure) as
     its sorted (bin, count) pairs (a count may be split over pairs), a distinct set as its sorted ids (two
     serialisations of one set may differ), a number as itself."""
-    if value is None:  # a sketch or set of no record
+    if value is None:  # a sketch or set of no record, a count or sum of zero (metrics 0024)
         return ()
     from metrics.catalog import MEASURES_BY_KEY
-    from metrics.measures import Quantile, sketch_counts
+    from metrics.measures import Quantile, set_unpack, sketch_counts
 
     measure = MEASURES_BY_KEY.get(column)
     if measure is not None and isinstance(measure.kind, Quantile):
         return tuple(sorted(sketch_counts(bytes(value)).items()))
     if isinstance(value, bytes | memoryview):
-        from pyroaring import BitMap
-
-        return tuple(BitMap.deserialize(bytes(value)))
+        return tuple(set_unpack(value))
     return value
 
 
