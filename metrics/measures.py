@@ -19,7 +19,7 @@ The kinds the engine is written for:
 | additive count / sum | a number (zero stored as NULL) | + | yes (`Count`, `Sum`) |
 | quantile | a sparse histogram with ~1 % bins | add counts per bin | yes (`Quantile`) |
 | gap to the predecessor (sum / count) | a number | + | yes (`GapSum`, `GapCount`: system-check intervals) |
-| exact distinct set | a set of ids (roaring bitmap) | union (in Python) | yes (`DistinctSet`, `FirstContactSet`) |
+| exact distinct set | a set of ids (roaring bitmap; a few ids as uint32s) | union (in Python) | yes (`DistinctSet`, `FirstContactSet`) |
 | time in state | seconds per state, cut at bucket edges | + | yes (`TimeInState`) |
 | stock | ins and outs per bucket; a level at t is the sum before t | + (then a prefix sum) | yes (`Stock`: the customer registry) |
 
