@@ -1,9 +1,11 @@
 """Each cube table's key index is packed full (fillfactor 100, PostgreSQL's default for a B-tree is 90): the
 rows of a cube are written in key order (a full rebuild ends by rewriting every table in key order,
-`manage.py cluster_aggregates`, which keeps an index's fillfactor) and a recompute replaces a span's rows
-with rows of the same keys, so the 10 % a leaf page kept free only ever served a key that was new to an old
-page. Where recomputes keep replacing rows (the last days), pages split as they would have; the years
-nobody recomputes stay packed. The 1M benchmark's interaction counts key index: 36 → 32 MB.
+`manage.py cluster_aggregates`, which keeps an index's fillfactor), and most of a cube's history is never
+written again. A recompute deletes a span's rows and inserts rows of the same keys in one transaction, so a
+leaf page it touches holds both until vacuum: at 90 % a page may take one small replacement without a split,
+at 100 % it splits on the first. Either way a page the recompute keeps touching (the last days) ends with the
+room it needs; what changes is the history nobody recomputes, which stays packed. The 1M benchmark's
+interaction counts key index: 36 → 32 MB.
 
 PostgreSQL only (an index option; SQLite has none), rebuilt once here (`REINDEX INDEX`: writes to the table
 wait, about a second a table at 1M interactions). Backwards: the default again, rebuilt.
