@@ -664,6 +664,8 @@ def state_intervals_read(kind, events: models.QuerySet, *, spans: list[tuple[dat
 # roaring serialization starts with its cookie (0x3A or 0x3B), never with the tag.
 SET_SMALL_TAG = 0x01
 SET_SMALL_MAX = 64  # ids: past this roaring is the shorter for any spread the ids can have at 2^32
+_SET_SMALL_PREFIX = bytes((SET_SMALL_TAG,))
+_SET_SWAP = sys.byteorder == "big"  # the ids are little-endian
 
 
 def set_pack(state: BitMap) -> bytes | None:
@@ -673,9 +675,9 @@ def set_pack(state: BitMap) -> bytes | None:
     roaring = state.serialize()
     if len(state) <= SET_SMALL_MAX and 1 + 4 * len(state) < len(roaring):
         ids = array("I", state)
-        if sys.byteorder == "big":
+        if _SET_SWAP:
             ids.byteswap()
-        return bytes((SET_SMALL_TAG,)) + ids.tobytes()
+        return _SET_SMALL_PREFIX + ids.tobytes()
     return roaring
 
 
@@ -684,11 +686,11 @@ def set_unpack(stored) -> BitMap:
     if stored is None:
         return BitMap()
     stored = bytes(stored)
-    if stored[:1] != bytes((SET_SMALL_TAG,)):
+    if stored[:1] != _SET_SMALL_PREFIX:
         return BitMap.deserialize(stored)
     ids = array("I")
     ids.frombytes(stored[1:])
-    if sys.byteorder == "big":
+    if _SET_SWAP:
         ids.byteswap()
     return BitMap(ids)
 
