@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers
 
 from cskpi.access import Access, agent_detail_check, read_level_check, read_scopes_resolve
@@ -354,12 +355,19 @@ class PreviousSerializer(serializers.Serializer):
                                        "may have one period more or less.")
 
 
+@extend_schema_field({"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]})
+class _GroupValueField(serializers.Field):
+    """A group's value of one dimension, as the answer holds it: a string (department, agent, channel, …), an
+    integer for the time dimensions (weekday 1–7, hour_of_day 0–23), or null."""
+
+
 class KpiResultSerializer(serializers.Serializer):
     kpi = serializers.CharField()
     unit = serializers.ChoiceField(choices=Unit.ALL)
     group = serializers.DictField(
-        child=serializers.CharField(allow_null=True),
-        help_text="The group's dimension values (`{}` without group_by; a record without agent/channel: null).",
+        child=_GroupValueField(allow_null=True),
+        help_text=("The group's dimension values (`{}` without group_by; a record without agent/channel: null; "
+                   "weekday 1 = Monday … 7 and hour_of_day 0–23 as integers)."),
     )
     value = serializers.FloatField(allow_null=True, help_text="Over the whole range, from summed components.")
     sample_size = serializers.IntegerField()

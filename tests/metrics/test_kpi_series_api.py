@@ -254,3 +254,20 @@ def test_a_formula_across_record_types_refuses_a_dimension_one_side_lacks(depart
     assert error["field"] == "group_by" and error["code"] == "dimension_not_shared"
     assert "cashout" in error["message"] and "agent" in error["message"]
     assert _get(client, kpi=kpi.key, department=department.slug, group_by="channel").status_code == 200
+
+
+def test_time_dimension_groups_are_integers_the_schema_allows(traffic, staff_client, anon_client):
+    """weekday and hour_of_day are integers in the answer; the OpenAPI schema of a group value must accept
+    them (the contract fuzz found an hour_of_day group the schema refused)."""
+    from jsonschema import Draft202012Validator
+
+    response = _get(staff_client, kpi="interactions", department="cskh-hn", granularity="total",
+                    group_by="agent,weekday,hour_of_day")
+    assert response.status_code == 200, response.json()
+    groups = [r["group"] for r in response.json()["results"]]
+    assert {(g["agent"], g["weekday"], g["hour_of_day"]) for g in groups} == {
+        ("a-1", 1, 9), ("a-1", 1, 10), ("a-1", 1, 11), ("a-2", 1, 12), ("a-2", 1, 13)}
+    schema = anon_client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    validator = Draft202012Validator(schema["components"]["schemas"]["KpiResult"]["properties"]["group"])
+    for group in groups:
+        validator.validate(group)
