@@ -355,7 +355,7 @@ class PreviousSerializer(serializers.Serializer):
                                        "may have one period more or less.")
 
 
-@extend_schema_field({"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]})
+@extend_schema_field({"anyOf": [{"type": "string"}, {"type": "integer"}], "nullable": True})  # OpenAPI 3.0
 class _GroupValueField(serializers.Field):
     """A group's value of one dimension, as the answer holds it: a string (department, agent, channel, …), an
     integer for the time dimensions (weekday 1–7, hour_of_day 0–23), or null."""
