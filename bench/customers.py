@@ -63,8 +63,9 @@ SELECT date_trunc('month', first_at AT TIME ZONE %(zone)s) AS month, count(*)
 FROM firsts WHERE first_at >= %(start)s AND first_at < %(end)s
 GROUP BY GROUPING SETS ((1), ()) ORDER BY 1 NULLS LAST
 """
-SET_TABLES = ("metrics_interactionsetbucket", "metrics_interactionfirstcontactbucket", "metrics_customerkey",
-              "metrics_customerfirstcontact")
+SET_TABLES = ("metrics_customerkey", "metrics_customerfirstcontact")
+# The interaction cube table's columns holding sets (metrics.models: one table per record type since 0027).
+SET_COLUMNS = ("customers", "first_contact_customers")
 
 
 def bench_data_ensure(*, records: int, n_departments: int, regenerate: bool) -> dict:
@@ -98,8 +99,7 @@ def bench_data_ensure(*, records: int, n_departments: int, regenerate: bool) -> 
                 print(f"  raw interactions: {min(lo + CHUNK, records):,}/{records:,}", flush=True)
             cursor.execute("ANALYZE ingestion_interaction")
         info["generate_seconds"] = time.perf_counter() - started
-    set_model = BUCKET_MODELS["interaction"][2]
-    if not set_model.objects.exists():
+    if not BUCKET_MODELS["interaction"][0].objects.exists():
         started = time.perf_counter()
         for i, department in enumerate(departments):
             department_cubes_rebuild(department=department, chunk_days=31)
@@ -123,11 +123,12 @@ def storage_print(raw: int) -> None:
             cursor.execute(f"SELECT count(*), pg_total_relation_size('{table}') FROM {table}")
             rows, size = cursor.fetchone()
             print(f"  {table:<52} {rows:>11,} {size / 2**20:>18.1f} {size / 2**20 * per_million:>23.1f}")
-        for table in SET_TABLES[:2]:
-            cursor.execute(f"SELECT cube, count(*), sum(pg_column_size(t.*)) FROM {table} t GROUP BY 1 ORDER BY 2")
+        for column in SET_COLUMNS:
+            cursor.execute(f"SELECT cube, count({column}), sum(pg_column_size({column})) FROM metrics_interactionbucket "
+                           f"GROUP BY 1 HAVING count({column}) > 0 ORDER BY 2")
             for cube, rows, size in cursor.fetchall():
-                print(f"    {cube:<50} {rows:>11,} {size / 2**20:>18.1f} {size / 2**20 * per_million:>23.1f}"
-                      "  (heap only)")
+                print(f"    {column + ': ' + cube:<50} {rows:>11,} {size / 2**20:>18.1f} {size / 2**20 * per_million:>23.1f}"
+                      "  (the column's bytes)")
         cursor.execute("SELECT count(*), sum(pg_column_size(t.*)) FROM metrics_interactionbucket t "
                        "WHERE cube = 'day_region_segment'")
         rows, size = cursor.fetchone()

@@ -43,7 +43,7 @@ from metrics.cubes import (
     span_filter,
 )
 from metrics.measures import ElementList, bounded_source, state_intervals_read
-from metrics.models import BUCKET_MODELS, CUBE_TABLES, CubeTable, RecomputeStamp
+from metrics.models import BUCKET_MODELS, CUBE_TABLES, ROW_TABLES, CubeTable, RecomputeStamp
 from metrics.planner import cubes_kept
 
 logger = logging.getLogger(__name__)
@@ -102,8 +102,8 @@ _CHUNK_INTERVALS = 200
 
 def cube_buckets_rebuild(*, record_type: str, department, intervals: list[tuple[datetime, datetime]],
                          tables: Iterable[CubeTable] | None = None) -> None:
-    """Recompute every cube bucket that overlaps `intervals` (of `tables`, default every cube table of
-    the record type).
+    """Recompute every cube bucket that overlaps `intervals` (of the tables holding `tables`, default every
+    store of the record type; a store not given keeps its states, see `_rows_rebuild`).
 
     Each cube widens the intervals to its own buckets (a quarter, its UTC hour, its local day or
     month), deletes those rows and inserts them again with INSERT ... SELECT ... GROUP BY. A cube is
@@ -113,34 +113,90 @@ def cube_buckets_rebuild(*, record_type: str, department, intervals: list[tuple[
     state, stocks, gaps), otherwise the raw records themselves. Run inside a transaction holding
     `_recompute_lock`, so the result is exact and idempotent.
     """
+    chosen = set(CUBE_TABLES[record_type] if tables is None else tables)
+    for stores in ROW_TABLES[record_type]:  # in order: a set store's `prepare` before the first contacts'
+        if chosen.intersection(stores):
+            _rows_rebuild(record_type=record_type, stores=stores, recomputed=[s for s in stores if s in chosen],
+                          department=department, intervals=intervals)
+
+
+def table_sources(record_type: str, stores: tuple[CubeTable, ...]) -> dict[Cube, Cube]:
+    """{cube: the cube its SQL-merged states are merged from (the exact layer: built from it)} for one table
+    of the record type. Its first store keeps every cube the others keep (it owns the rows); the others
+    merged in SQL are read from the same source, so one INSERT … SELECT writes them all (checked)."""
+    type_cubes = cubes_kept(record_type)
+    owner = stores[0]
+    kept = {s: {c.key for c in type_cubes if s.keeps(c)} for s in stores}
+    if not owner.kind.sql_merge or any(not kept[s] <= kept[owner] for s in stores):
+        raise ValueError(f"{record_type}: the first store of a table is merged in SQL and keeps every cube")
+    sources = {}
+    for cube in (c for c in type_cubes if c.key in kept[owner]):
+        sources[cube] = cube_source(cube, kept[owner]) if cube is not EXACT_CUBE else EXACT_CUBE
+        for store in stores:
+            if store.kind.sql_merge and cube.key in kept[store] and cube is not EXACT_CUBE \
+                    and cube_source(cube, kept[store]) is not sources[cube]:
+                raise ValueError(f"{record_type}: {store.kind.name} states of {cube.key} would be merged from "
+                                 f"another cube than the table's other states")
+        for store in stores:
+            if store.kind.department_wide and cube.key in kept[store] and cube.dims:
+                raise ValueError(f"{record_type}: a department-wide kind keeps only cubes without a dimension")
+    return sources
+
+
+def _rows_rebuild(*, record_type: str, stores: tuple[CubeTable, ...], recomputed: list[CubeTable], department,
+                  intervals) -> None:
+    """Replace one table's rows over `intervals`, cube by cube from the finest: the stores merged in SQL
+    with INSERT … SELECT, and in the same statement the states of the stores merged in Python (distinct
+    sets), computed before: from one read of the raw records for the cubes built from them, from the
+    table's rows of their source for the others. A store merged in Python that is not `recomputed` keeps
+    the states its rows held (a change of the calendar moves counts, not customers); the rows themselves
+    are the SQL stores' (every key of another store is a key of theirs), so those are always recomputed.
+    A record type that holds state builds its finest cubes from the state intervals in Python."""
     zone = ZoneInfo(department.timezone)
     type_cubes = cubes_kept(record_type)
-    chosen = CUBE_TABLES[record_type] if tables is None else set(tables)
-    # in order: a set table's `prepare` before the first contacts
-    for table in (t for t in CUBE_TABLES[record_type] if t in chosen):
-        kept = {c.key for c in type_cubes if table.keeps(c)}
-        # The exact layer first, then each cube after the one it is merged from.
-        cubes = sorted((c for c in type_cubes if c.key in kept), key=cube_depth)
-        sources = {cube: cube_source(cube, kept) for cube in cubes if cube is not EXACT_CUBE}
-        if not table.kind.sql_merge or table.kind.intervals:
-            # The exact layer (if stored) and every cube built from it, from one read of the raw records.
-            from_raw = [cube for cube in cubes if cube is EXACT_CUBE or sources[cube] is EXACT_CUBE]
-            build = _intervals_build if table.kind.intervals else _sets_build
-            build(record_type=record_type, table=table, cubes=from_raw, department=department, intervals=intervals)
-            cubes = [cube for cube in cubes if cube not in from_raw]
-            if not table.kind.sql_merge:
-                for cube in cubes:
-                    _sets_merge(table=table, cubes=[cube], source=sources[cube], department=department,
-                                intervals=intervals)
-                continue
-        for cube in cubes:
-            source = sources.get(cube)
-            spans = cube.spans(intervals, zone)
-            for i in range(0, len(spans), _CHUNK_INTERVALS):
-                chunk = spans[i:i + _CHUNK_INTERVALS]
-                _cube_rows_delete(table=table, cube=cube, department=department, spans=chunk)
-                _cube_rows_insert(record_type=record_type, table=table, cube=cube, source=source,
-                                  department=department, spans=chunk)
+    owner = stores[0]
+    sources = table_sources(record_type, stores)
+    kept = {s: {c.key for c in type_cubes if s.keeps(c)} for s in stores}
+    cubes = sorted(sources, key=cube_depth)  # the exact layer first, then each cube after its source
+    if owner.kind.intervals:
+        # The exact layer (if stored) and every cube built from it, from one read of the raw events.
+        from_raw = [cube for cube in cubes if sources[cube] is EXACT_CUBE]
+        _intervals_build(record_type=record_type, table=owner, cubes=from_raw, department=department,
+                         intervals=intervals)
+        cubes = [cube for cube in cubes if cube not in from_raw]
+    in_python = [s for s in stores if not s.kind.sql_merge]
+    built: dict[tuple[CubeTable, Cube], dict[tuple, list]] = {}
+    for store in (s for s in in_python if s in recomputed):
+        from_raw = [c for c in cubes if c.key in kept[store] and cube_source(c, kept[store]) is EXACT_CUBE]
+        built.update({(store, cube): states for cube, states in _sets_build(
+            record_type=record_type, table=store, cubes=from_raw, department=department,
+            intervals=intervals).items()})
+    for cube in cubes:
+        source = None if cube is EXACT_CUBE else sources[cube]
+        measures = [m for s in stores if s.kind.sql_merge and cube.key in kept[s] for m in s.measures]
+        merged = [s for s in in_python if cube.key in kept[s]]
+        spans = cube.spans(intervals, zone)
+        width = sum(len(s.measures) for s in merged)
+        for i in range(0, len(spans), _CHUNK_INTERVALS):
+            chunk = spans[i:i + _CHUNK_INTERVALS]
+            states: dict[tuple, list] = defaultdict(lambda width=width: [None] * width)
+            at = 0
+            for store in merged:
+                if store not in recomputed:
+                    found = _states_carried(table=store, cube=cube, department=department, spans=chunk)
+                elif (store, cube) in built:
+                    lo, hi = chunk[0][0], chunk[-1][1]
+                    found = {key: values for key, values in built[(store, cube)].items() if lo <= key[0] < hi}
+                else:
+                    found = _sets_merge(table=store, cube=cube, source=cube_source(cube, kept[store]),
+                                        department=department, spans=chunk)
+                for key, values in found.items():
+                    states[key][at:at + len(values)] = values
+                at += len(store.measures)
+            _cube_rows_delete(table=owner, cube=cube, department=department, spans=chunk)
+            _cube_rows_insert(record_type=record_type, table=owner, measures=measures, cube=cube, source=source,
+                              department=department, spans=chunk,
+                              joined=([m.key for s in merged for m in s.measures], states))
 
 
 def _bucket_rebuilt(cube: Cube, moment: datetime, *, zone: ZoneInfo, spans, starts) -> datetime | None:
@@ -187,46 +243,46 @@ class _CubeFold:
                 elif value is not None:
                     gathered.append(value)
 
-    def write(self, *, table: CubeTable, department, state_of) -> None:
-        """Replace each cube's rows of the chunk by the folded states (`state_of(values)` per measure). A
-        department-wide kind keeps no row without a state."""
-        kind, model = table.kind, table.model
-        columns = ["cube", "department_id", "bucket_start", *(DIMENSION_COLUMNS[d] for d in DIMENSIONS),
-                   *(m.key for m in table.measures)]
-        for cube, collected in self.collected.items():
-            if not self.inside[cube]:
-                continue
-            model.objects.filter(cube=cube.key, department_id=department.id).filter(
-                span_filter("bucket_start", self.inside[cube])).delete()
-            kept = self.kept[cube]
-            states = ((key, [state_of(values) for values in lists]) for key, lists in collected.items())
-            _rows_write(model._meta.db_table, columns, [
-                (cube.key, department.id, key[0], *(key[1 + kept.index(d)] if d in kept else "" for d in DIMENSIONS),
-                 *(kind.dump(state) for state in merged))
-                for key, merged in states if not kind.department_wide or any(merged)
-            ])
+    def states(self, cube: Cube, *, kind, state_of) -> dict[tuple, list]:
+        """{the cube row's key (bucket start, every dimension's value, '' where it keeps none): the stored
+        state of each measure (`kind.dump(state_of(values))`)}, for the keys holding a state."""
+        kept = self.kept[cube]
+        found = {}
+        for key, lists in self.collected[cube].items():
+            stored = [kind.dump(state_of(values)) for values in lists]
+            if any(v is not None for v in stored):
+                found[(key[0], *(key[1 + kept.index(d)] if d in kept else "" for d in DIMENSIONS))] = stored
+        return found
 
 
-def _sets_merge(*, table: CubeTable, cubes: list[Cube], source: Cube, department, intervals) -> None:
-    """Replace the rows of `cubes` (each merged from `source`, a cube the table stores) over `intervals`,
-    for a kind merged in Python: the source's rows are read and loaded once for all of them."""
+def _sets_merge(*, table: CubeTable, cube: Cube, source: Cube, department, spans) -> dict[tuple, list]:
+    """The stored states of `cube`'s buckets in `spans` (whole buckets of it) for a store merged in Python:
+    its states in the rows of `source` (a cube it keeps, already rebuilt), loaded and merged per bucket."""
     zone = ZoneInfo(department.timezone)
     kind, model = table.kind, table.model
     keys = [m.key for m in table.measures]
     columns = [DIMENSION_COLUMNS[d] for d in DIMENSIONS]
     dims = () if kind.department_wide else DIMENSIONS
-    spans_by_cube = {cube: cube.spans(intervals, zone) for cube in cubes}
-    union = merge_intervals(span for spans in spans_by_cube.values() for span in spans)
-    for i in range(0, len(union), _CHUNK_INTERVALS):
-        chunk = union[i:i + _CHUNK_INTERVALS]
-        fold = _CubeFold(spans_by_cube=spans_by_cube, chunk=chunk, zone=zone, dims=dims, width=len(keys))
-        rows = (model.objects.filter(cube=source.key, department_id=department.id)
-                .filter(span_filter("bucket_start", chunk)).order_by()
-                .values_list("bucket_start", *columns, *keys))
-        width = 1 + len(columns)
-        for row in rows.iterator(chunk_size=10_000):
-            fold.add(row[0], row, [None if v is None else kind.load(v) for v in row[width:]])
-        fold.write(table=table, department=department, state_of=kind.merge)
+    fold = _CubeFold(spans_by_cube={cube: spans}, chunk=spans, zone=zone, dims=dims, width=len(keys))
+    rows = (model.objects.filter(cube=source.key, department_id=department.id)
+            .filter(span_filter("bucket_start", spans)).order_by()
+            .values_list("bucket_start", *columns, *keys))
+    width = 1 + len(columns)
+    for row in rows.iterator(chunk_size=10_000):
+        fold.add(row[0], row, [None if v is None else kind.load(v) for v in row[width:]])
+    return fold.states(cube, kind=kind, state_of=kind.merge)
+
+
+def _states_carried(*, table: CubeTable, cube: Cube, department, spans) -> dict[tuple, list]:
+    """What the rows of `cube` in `spans` hold in the store's columns, as stored (kept by a rebuild that
+    does not recompute the store)."""
+    keys = [m.key for m in table.measures]
+    rows = (table.model.objects.filter(cube=cube.key, department_id=department.id)
+            .filter(span_filter("bucket_start", spans)).order_by()
+            .values_list("bucket_start", *(DIMENSION_COLUMNS[d] for d in DIMENSIONS), *keys))
+    width = 1 + len(DIMENSIONS)
+    return {row[:width]: [bytes(v) if isinstance(v, memoryview) else v for v in row[width:]]
+            for row in rows.iterator() if any(v is not None for v in row[width:])}
 
 
 def _cube_rows_delete(*, table: CubeTable, cube: Cube, department, spans) -> None:
@@ -323,18 +379,18 @@ def _dimension(*, record_type: str, cube: Cube, name: str):
     return Value("", output_field=CharField())
 
 
-def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, source: Cube | None, department,
-                      spans) -> None:
-    """INSERT ... SELECT one table's rows of the cube for `spans`: its measures' states per bucket ×
-    dimensions, built from the raw records for the exact layer and merged from it for every other
-    cube (each measure's kind supplies the aggregate). Every table of a record type holds the same
-    keys (a bucket with records but no duration has NULL sketches), so any KPI finds the same groups."""
-    if any(m.kind.opening() for m in table.measures):
+def _cube_rows_insert(*, record_type: str, table: CubeTable, measures: list, cube: Cube, source: Cube | None,
+                      department, spans, joined: tuple[list[str], dict[tuple, list]] = ([], {})) -> None:
+    """INSERT ... SELECT one table's rows of the cube for `spans`: the states of `measures` (those of its
+    stores merged in SQL that keep the cube) per bucket × dimensions, built from the raw records for the
+    exact layer and merged from it for every other cube (each measure's kind supplies the aggregate), and
+    `joined`: (columns, {row key: their stored values}) computed in Python, written in the same rows (a
+    column of a store that does not keep the cube, or of a key `joined` lacks, is NULL)."""
+    if any(m.kind.opening() for m in measures):
         _stock_rows_insert(record_type=record_type, table=table, cube=cube, source=source, department=department,
                            spans=spans)
         return
     kind = RECORD_KINDS[record_type]
-    measures = table.measures
     source_key = None if source is None else source.key
     from_raw = cube is EXACT_CUBE or (source is EXACT_CUBE and not table.exact_stored)
 
@@ -364,22 +420,44 @@ def _cube_rows_insert(*, record_type: str, table: CubeTable, cube: Cube, source:
     sql, params = _compiled(shape, select, department_id=department.id, spans=spans)
     dimensions = [DIMENSION_COLUMNS[d] for d in DIMENSIONS]
     qn = connection.ops.quote_name
-    columns = ", ".join(qn(m.key) for m in measures)
-    values = ", ".join(m.kind.stored(f"s.{qn('c_' + m.key)}") for m in measures)
+    table_name = qn(table.model._meta.db_table)
+    extra, states = joined
+    postgres_join = bool(states) and connection.vendor == "postgresql"
+    columns = ", ".join(qn(c) for c in [*(m.key for m in measures), *(extra if postgres_join else [])])
+    values = ", ".join([*(m.kind.stored(f"s.{qn('c_' + m.key)}") for m in measures),
+                        *(f"p.{qn('j_' + c)}" for c in (extra if postgres_join else []))])
+    join, join_params = "", []
+    if postgres_join:
+        # The Python states as arrays, one per key column and state column, joined on the key.
+        keys = list(states)
+        named = ["k_bucket", *(f"k_{c}" for c in dimensions), *(f"j_{c}" for c in extra)]
+        join = (f" LEFT JOIN unnest(%s::timestamptz[], {', '.join(['%s::text[]'] * len(dimensions))}, "
+                f"{', '.join(['%s::bytea[]'] * len(extra))}) AS p({', '.join(qn(n) for n in named)}) ON "
+                + " AND ".join(f"p.{qn(n)} = s.{qn(n)}" for n in named[:1 + len(dimensions)]))
+        join_params = [[key[n] for key in keys] for n in range(1 + len(dimensions))] + [
+            [states[key][n] for key in keys] for n in range(len(extra))]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {qn(table.model._meta.db_table)} (cube, department_id, bucket_start, "
-            f"{', '.join(dimensions)}, {columns}) "
-            f"SELECT %s, %s, s.k_bucket, {', '.join(f's.k_{c}' for c in dimensions)}, {values} FROM ({sql}) s",
-            [cube.key, department.id, *params],
+            f"INSERT INTO {table_name} (cube, department_id, bucket_start, {', '.join(dimensions)}, {columns}) "
+            f"SELECT %s, %s, s.k_bucket, {', '.join(f's.k_{c}' for c in dimensions)}, {values} FROM ({sql}) s{join}",
+            [cube.key, department.id, *params, *join_params],
         )
+        if states and not postgres_join:  # SQLite: the rows just written get their Python states
+            adapt = connection.ops.adapt_datetimefield_value
+            cursor.executemany(
+                f"UPDATE {table_name} SET {', '.join(f'{qn(c)} = %s' for c in extra)} WHERE cube = %s AND "
+                f"department_id = %s AND bucket_start = %s AND {' AND '.join(f'{qn(c)} = %s' for c in dimensions)}",
+                [(*values, cube.key, department.id, adapt(key[0]), *key[1:]) for key, values in states.items()],
+            )
 
 
-def _sets_build(*, record_type: str, table: CubeTable, cubes: list[Cube], department, intervals) -> None:
-    """Replace the rows of `cubes` over `intervals` from the raw records, for a kind the database cannot
-    merge: each raw record's element (None: it adds none) is added to its bucket of every cube, from one
-    read of the raw records of the union of the cubes' buckets (whole local days for the day cubes).
-    Before, the kind makes ready what its elements read (`prepare`: customer ids, first contacts)."""
+def _sets_build(*, record_type: str, table: CubeTable, cubes: list[Cube], department,
+                intervals) -> dict[Cube, dict[tuple, list]]:
+    """{cube: {row key: stored states}} of `cubes` over `intervals` from the raw records, for a store the
+    database cannot merge: each raw record's element (None: it adds none) is added to its bucket of every
+    cube, from one read of the raw records of the union of the cubes' buckets (whole local days for the day
+    cubes). Before, the kind makes ready what its elements read (`prepare`: customer ids, first contacts),
+    reading what the rows being replaced hold (they are replaced after)."""
     zone = ZoneInfo(department.timezone)
     kind = RECORD_KINDS[record_type]
     measures, measure_kind, model = table.measures, table.kind, table.model
@@ -390,6 +468,7 @@ def _sets_build(*, record_type: str, table: CubeTable, cubes: list[Cube], depart
         d for d in DIMENSIONS if DIMENSION_COLUMNS[d] in raw_fields and any(d in c.dims for c in cubes))
     spans_by_cube = {cube: cube.spans(intervals, zone) for cube in cubes}
     union = merge_intervals(span for spans in spans_by_cube.values() for span in spans)
+    built: dict[Cube, dict[tuple, list]] = {cube: {} for cube in cubes}
     for i in range(0, len(union), _CHUNK_INTERVALS):
         chunk = union[i:i + _CHUNK_INTERVALS]
         fold = _CubeFold(spans_by_cube=spans_by_cube, chunk=chunk, zone=zone, dims=dims, width=len(keys))
@@ -419,7 +498,9 @@ def _sets_build(*, record_type: str, table: CubeTable, cubes: list[Cube], depart
         width = 1 + len(dims)
         for row in rows.iterator(chunk_size=10_000):
             fold.add(row[0], row, row[width:], many=True)
-        fold.write(table=table, department=department, state_of=measure_kind.of_elements)
+        for cube in cubes:
+            built[cube].update(fold.states(cube, kind=measure_kind, state_of=measure_kind.of_elements))
+    return built
 
 
 def _intervals_build(*, record_type: str, table: CubeTable, cubes: list[Cube], department, intervals) -> None:
@@ -697,10 +778,14 @@ def _claims_recompute(*, record_type: str, department, claims: list[dict]) -> in
             _recompute_lock(record_type=record_type, department_id=department.id)
             # Under the lock, the zone as committed now (a zone change takes the same lock).
             department.refresh_from_db(fields=["timezone"])
-            for table in CUBE_TABLES[record_type]:  # each table over the quarters whose change can move it
-                quarters = [c["quarter_start"] for c in claims if table in scope_tables(record_type, c["scope"])]
-                if quarters:
-                    cube_buckets_rebuild(record_type=record_type, department=department, tables=[table],
+            # Each store over the quarters whose change can move it: the quarters of one set of stores at once
+            # (the stores of a table are rebuilt in one pass over its rows).
+            by_stores: dict[frozenset[CubeTable], list[datetime]] = defaultdict(list)
+            for claim in claims:
+                by_stores[scope_tables(record_type, claim["scope"])].append(claim["quarter_start"])
+            for stores, quarters in by_stores.items():
+                if stores:
+                    cube_buckets_rebuild(record_type=record_type, department=department, tables=stores,
                                          intervals=merge_intervals((q, q + QUARTER) for q in quarters))
             RecordChange.objects.filter(_claimed(claims)).delete()
             RecomputeStamp.objects.bulk_create(
@@ -853,8 +938,8 @@ def cube_tables_cluster() -> list[tuple[str, float, str | None]]:
         return []
     quote = connection.ops.quote_name
     done = []
-    for tables in CUBE_TABLES.values():
-        for table in tables:
+    for groups in ROW_TABLES.values():
+        for table in (stores[0] for stores in groups):
             started = monotonic()
             name = table.model._meta.db_table
             key = table.key_index

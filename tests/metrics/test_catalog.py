@@ -8,7 +8,9 @@ from django.core.management import call_command
 
 from metrics.catalog import KPIS, MEASURES, MEASURES_BY_KEY, Unit
 from metrics.cubes import DIMENSION_COLUMNS, DIMENSIONS
-from metrics.models import BUCKET_MODELS, CUBE_TABLES
+from metrics.models import BUCKET_MODELS, CUBE_TABLES, ROW_TABLES
+from metrics.planner import cubes_kept
+from metrics.services import table_sources
 
 SPEC_KEYS = [
     "interactions", "tickets_handled", "first_response_time", "resolution_time", "fcr_rate",
@@ -126,10 +128,26 @@ def test_bucket_columns_are_the_catalog_measures():
         columns = {f.name for model in models for f in model._meta.concrete_fields} - {
             "id", "cube", "department", "bucket_start", "since", *(DIMENSION_COLUMNS[d] for d in DIMENSIONS)}
         assert columns == {c for m in MEASURES[record_type] for c in m.columns}
-    # Sketches live apart from counts and sums (the common reads never touch their pages).
-    assert [m.__name__ for m in BUCKET_MODELS["interaction"]] == [
-        "InteractionBucket", "InteractionSketchBucket", "InteractionSetBucket", "InteractionFirstContactBucket"]
+    # Every store of a record type in one table (a key stored once), a stock's in its own.
+    assert [m.__name__ for m in BUCKET_MODELS["interaction"]] == ["InteractionBucket"]
     assert [m.__name__ for m in BUCKET_MODELS["survey"]] == ["SurveyBucket"]
+    assert [m.__name__ for m in BUCKET_MODELS["customer"]] == ["CustomerStockBucket"]
+    assert [[t.kind.store for t in stores] for stores in ROW_TABLES["interaction"]] == [
+        ["", "sketch", "set", "first_contact"]]
+
+
+def test_every_table_writes_each_row_once_from_one_source_per_cube():
+    """The first store of a table keeps every cube the others keep; the stores merged in SQL share each cube's
+    source; a department-wide store keeps no cube with a dimension (`metrics.services.table_sources`)."""
+    for record_type, groups in ROW_TABLES.items():
+        for stores in groups:
+            sources = table_sources(record_type, stores)
+            assert {c.key for c in sources} == {c.key for c in cubes_kept(record_type) if stores[0].keeps(c)}
+    counts, sketches, sets, _ = CUBE_TABLES["interaction"]
+    with pytest.raises(ValueError, match="keeps every cube"):  # the sketches keep no hour cube
+        table_sources("interaction", (sketches, counts))
+    with pytest.raises(ValueError, match="keeps every cube"):  # a set store cannot own the rows
+        table_sources("interaction", (sets,))
 
 
 def test_bucket_columns_are_laid_out_widest_fixed_width_first():

@@ -2,12 +2,15 @@
 
 import io
 import threading
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
+from pyroaring import BitMap
 
 from cskpi.services import department_upsert
 from ingestion.changes import quarter_floor, record_changes_mark
@@ -15,7 +18,7 @@ from ingestion.choices import ChangeScope, RecordType
 from ingestion.models import Interaction, RecordChange
 from metrics import services
 from metrics.cubes import CUBES
-from metrics.measures import _Additive
+from metrics.measures import _Additive, set_pack, set_unpack
 from metrics.models import BUCKET_MODELS, CUBE_TABLES, InteractionBucket, RecomputeStamp
 from metrics.planner import cubes_kept
 from metrics.services import dirty_buckets_recompute, scope_tables
@@ -98,25 +101,30 @@ def test_a_service_level_change_moves_only_the_tables_reading_service_level_colu
 
 
 @pytest.mark.django_db
-def test_a_service_level_mark_recomputes_the_counts_and_leaves_the_other_tables(department):
-    records_store(_some_traffic(department))
-    [counts, *others] = CUBE_TABLES[RecordType.INTERACTION]
-    others = [t for t in others if t.model.objects.filter(department=department, cube="day").exists()]
-    assert others  # the sketches, the sets and the first contacts
-    # Delete the day rows of each table: only what the mark's scope can move is recomputed.
-    for table in (counts, *others):
-        table.model.objects.filter(department=department, cube="day").delete()
+def test_a_service_level_mark_recomputes_the_counts_and_carries_the_sets_over(department):
+    records_store([interaction_build(department=department, created_at=T0 + timedelta(minutes=37 * i),
+                                     customer=f"c-{i % 7}", agent=f"a-{i % 3}") for i in range(40)])
+    day = InteractionBucket.objects.filter(department=department, cube="day")
+    stale = set_pack(BitMap([999_999]))
+    # Stale counts and stale sets: a service-level mark recomputes what it can move (counts, sketches) and
+    # keeps the sets and first contacts as stored (they cannot move with a calendar).
+    day.update(interactions=1, customers=stale, first_contact_customers=stale)
     record_changes_mark(record_type="interaction", scope=ChangeScope.SERVICE_LEVELS,
                         marks=[(department.id, r.created_at) for r in Interaction.objects.all()])
     dirty_buckets_recompute()
-    assert counts.model.objects.filter(department=department, cube="day").exists()
-    for table in others:
-        assert not table.model.objects.filter(department=department, cube="day").exists(), table
+    by_day = Counter(r.created_at.astimezone(ZoneInfo(department.timezone)).date() for r in Interaction.objects.all())
+    assert sorted(day.values_list("interactions", flat=True)) == sorted(by_day.values())
+    assert {bytes(v) for v in day.values_list("customers", flat=True)} == {stale}
+    assert {bytes(v) for v in day.values_list("first_contact_customers", flat=True)} == {stale}
     record_changes_mark(record_type="interaction",
                         marks=[(department.id, r.created_at) for r in Interaction.objects.all()])
     dirty_buckets_recompute()
-    for table in others:
-        assert table.model.objects.filter(department=department, cube="day").exists(), table
+    customers = {}
+    for r in Interaction.objects.all():
+        customers.setdefault(r.created_at.astimezone(ZoneInfo(department.timezone)).date(), set()).add(r.customer)
+    assert sorted(len(set_unpack(v)) for v in day.values_list("customers", flat=True)) == sorted(
+        len(c) for c in customers.values())
+    assert sum(len(set_unpack(v)) for v in day.values_list("first_contact_customers", flat=True)) == 7
 
 
 @pytest.mark.django_db
@@ -211,7 +219,7 @@ def test_rebuild_aggregates_restores_the_cubes(department, other_department):
 
 def _in_key_order(model) -> bool:
     """Whether the table's rows lie in the order of its key (heap position by heap position)."""
-    (table,) = (t for tables in CUBE_TABLES.values() for t in tables if t.model is model)
+    table = next(t for tables in CUBE_TABLES.values() for t in tables if t.model is model)
     key = ", ".join(connection.ops.quote_name(model._meta.get_field(f).column) for f in table.key)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT ctid::text FROM {model._meta.db_table} ORDER BY {key}")
@@ -264,7 +272,7 @@ def test_cluster_aggregates_skips_a_table_whose_lock_it_does_not_get(department,
     finally:
         reader.close()
     assert f"skipped {InteractionBucket._meta.db_table}: its lock was not granted within 0.2 s" in err.getvalue()
-    assert "clustered metrics_interactionsketchbucket in" in out.getvalue()
+    assert "clustered metrics_surveybucket in" in out.getvalue()
 
 
 @pytest.mark.postgres
