@@ -462,10 +462,10 @@ def _sets_build(*, record_type: str, table: CubeTable, cubes: list[Cube], depart
     kind = RECORD_KINDS[record_type]
     measures, measure_kind, model = table.measures, table.kind, table.model
     keys = [m.key for m in measures]
-    raw_fields = {f.name for f in kind.model._meta.get_fields()}
-    # The dimensions a raw row carries for these cubes (none for a department-wide kind).
+    # The dimensions a raw row carries for these cubes (none for a department-wide kind): those the record type
+    # declares, as the INSERT … SELECT these states are joined into keys its rows (`_dimension`).
     dims = () if measure_kind.department_wide else tuple(
-        d for d in DIMENSIONS if DIMENSION_COLUMNS[d] in raw_fields and any(d in c.dims for c in cubes))
+        d for d in DIMENSIONS if DIMENSION_COLUMNS[d] in kind.dimensions and any(d in c.dims for c in cubes))
     spans_by_cube = {cube: cube.spans(intervals, zone) for cube in cubes}
     union = merge_intervals(span for spans in spans_by_cube.values() for span in spans)
     built: dict[Cube, dict[tuple, list]] = {cube: {} for cube in cubes}
