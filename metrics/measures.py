@@ -94,9 +94,9 @@ class MeasureKind(ABC):
     # False: `build` aggregates the raw records of a bucket. True: the kind is built from the state
     # intervals of a record type that holds state (`from_seconds`), see TimeInState.
     intervals: bool = False
-    # Which cube table of the record type holds this kind's states ("": the main one, "sketch": the
-    # `<Type>SketchBucket` table). Sketches are wide: kept apart, so a query of counts and sums never
-    # reads their pages.
+    # The store of the record type's cube table holding this kind's states (`metrics.models.CubeTable`: its
+    # columns, the cubes it keeps, how they are built and read); every store of a record type but a stock's
+    # shares one table, one row per key (migration 0027). "": the counts and sums, which keep every cube.
     store: str = ""
     # Whether SQL merges the states (`rollup`/`read` are SQL aggregates); False: Python does (`merge`).
     sql_merge: bool = True
@@ -782,7 +782,7 @@ class FirstContactSet(DistinctSet):
     leaves (a backfill of older history moves it earlier; both quarters are recomputed)."""
 
     name = "first_contact_set"
-    store = "first_contact"  # its own table: read department-wide, it keeps no dimension and three cubes
+    store = "first_contact"  # its own store: read department-wide, it keeps three cubes without a dimension
     department_wide = True
     prepare_previous = True
     cubes = frozenset({"month", "day", "hour", EXACT_CUBE.key})  # the exact layer: the raw records
