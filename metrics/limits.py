@@ -125,7 +125,7 @@ def groups_count(*, query, record_type: str, dims: list[str], by_department: boo
         [cube] = planned
     else:
         cube = next((c for c in cubes_kept(record_type) if c.local_day and needed <= c.dims), EXACT_CUBE)
-    model = BUCKET_MODELS[record_type][0]  # every table of a record type holds the same keys: the counts one
+    model = BUCKET_MODELS[record_type][0]  # the record type's table, whose keys every store shares
     if from_raw(CUBE_TABLES[record_type][0], cube):
         return _raw_groups_count(query=query, record_type=record_type, dims=dims, by_department=by_department,
                                  row_limit=row_limit)

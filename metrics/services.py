@@ -258,31 +258,33 @@ class _CubeFold:
 def _sets_merge(*, table: CubeTable, cube: Cube, source: Cube, department, spans) -> dict[tuple, list]:
     """The stored states of `cube`'s buckets in `spans` (whole buckets of it) for a store merged in Python:
     its states in the rows of `source` (a cube it keeps, already rebuilt), loaded and merged per bucket."""
-    zone = ZoneInfo(department.timezone)
-    kind, model = table.kind, table.model
-    keys = [m.key for m in table.measures]
-    columns = [DIMENSION_COLUMNS[d] for d in DIMENSIONS]
+    kind = table.kind
     dims = () if kind.department_wide else DIMENSIONS
-    fold = _CubeFold(spans_by_cube={cube: spans}, chunk=spans, zone=zone, dims=dims, width=len(keys))
-    rows = (model.objects.filter(cube=source.key, department_id=department.id)
-            .filter(span_filter("bucket_start", spans)).order_by()
-            .values_list("bucket_start", *columns, *keys))
-    width = 1 + len(columns)
-    for row in rows.iterator(chunk_size=10_000):
-        fold.add(row[0], row, [None if v is None else kind.load(v) for v in row[width:]])
+    fold = _CubeFold(spans_by_cube={cube: spans}, chunk=spans, zone=ZoneInfo(department.timezone), dims=dims,
+                     width=len(table.measures))
+    for row in _store_rows(table=table, cube=source, department=department, spans=spans):
+        fold.add(row[0], row, [None if v is None else kind.load(v) for v in row[_KEY_WIDTH:]])
     return fold.states(cube, kind=kind, state_of=kind.merge)
 
 
 def _states_carried(*, table: CubeTable, cube: Cube, department, spans) -> dict[tuple, list]:
     """What the rows of `cube` in `spans` hold in the store's columns, as stored (kept by a rebuild that
     does not recompute the store)."""
-    keys = [m.key for m in table.measures]
+    return {row[:_KEY_WIDTH]: [bytes(v) if isinstance(v, memoryview) else v for v in row[_KEY_WIDTH:]]
+            for row in _store_rows(table=table, cube=cube, department=department, spans=spans)
+            if any(v is not None for v in row[_KEY_WIDTH:])}
+
+
+_KEY_WIDTH = 1 + len(DIMENSIONS)  # a row of `_store_rows`: its bucket start and dimensions, then the states
+
+
+def _store_rows(*, table: CubeTable, cube: Cube, department, spans):
+    """(bucket start, every dimension's value, the store's states...) of the department's rows of `cube` in
+    `spans`, as stored."""
     rows = (table.model.objects.filter(cube=cube.key, department_id=department.id)
             .filter(span_filter("bucket_start", spans)).order_by()
-            .values_list("bucket_start", *(DIMENSION_COLUMNS[d] for d in DIMENSIONS), *keys))
-    width = 1 + len(DIMENSIONS)
-    return {row[:width]: [bytes(v) if isinstance(v, memoryview) else v for v in row[width:]]
-            for row in rows.iterator() if any(v is not None for v in row[width:])}
+            .values_list("bucket_start", *(DIMENSION_COLUMNS[d] for d in DIMENSIONS), *(m.key for m in table.measures)))
+    return rows.iterator(chunk_size=10_000)
 
 
 def _cube_rows_delete(*, table: CubeTable, cube: Cube, department, spans) -> None:
@@ -423,9 +425,10 @@ def _cube_rows_insert(*, record_type: str, table: CubeTable, measures: list, cub
     table_name = qn(table.model._meta.db_table)
     extra, states = joined
     postgres_join = bool(states) and connection.vendor == "postgresql"
-    columns = ", ".join(qn(c) for c in [*(m.key for m in measures), *(extra if postgres_join else [])])
+    in_select = extra if postgres_join else []  # SQLite: set by an UPDATE after the INSERT
+    columns = ", ".join(qn(c) for c in [*(m.key for m in measures), *in_select])
     values = ", ".join([*(m.kind.stored(f"s.{qn('c_' + m.key)}") for m in measures),
-                        *(f"p.{qn('j_' + c)}" for c in (extra if postgres_join else []))])
+                        *(f"p.{qn('j_' + c)}" for c in in_select)])
     join, join_params = "", []
     if postgres_join:
         # The Python states as arrays, one per key column and state column, joined on the key.
